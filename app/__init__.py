@@ -1,0 +1,33 @@
+"""Smart Union (智慧工会): the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from app.config import Config, load_config
+
+
+def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    cfg = config or load_config(overrides=overrides)
+    app = Flask(__name__, instance_relative_config=False)
+    app.config["SU"] = cfg
+    app.config["SECRET_KEY"] = cfg.app.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = cfg.app.max_request_bytes
+    app.json.ensure_ascii = False
+    logging.basicConfig(level=cfg.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from app import errors, unit_of_work
+    from app.api import register_blueprints
+    from app.extensions import build_redis, db
+    from app.wechat.client import build_wechat_clients
+
+    db.init_app(app, cfg)
+    app.extensions["redis"] = build_redis(cfg)
+    app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
+    unit_of_work.init_app(app)
+    errors.init_app(app)
+    register_blueprints(app)
+    return app

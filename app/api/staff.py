@@ -1,0 +1,179 @@
+"""Officer endpoints for the roster: list, add, edit, roles, unbinding, bind codes, audience previews."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask import Blueprint, current_app, g
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.auth import mask_phone
+from app.api.endpoint import AuthLevel, endpoint
+from app.errors import Conflict, Forbidden
+from app.services import audiences, permissions, roster
+from models import Role, Staff, StaffStatus
+
+bp = Blueprint("staff", __name__)
+OFFICER = AuthLevel.OFFICER
+
+
+class StaffOut(BaseModel):
+    employee_no: str
+    name: str
+    gender: str | None
+    department: str
+    sub_union_id: int | None
+    sub_union: str | None
+    status: str
+    phone: str | None
+    birthday: date | None
+
+
+class StaffPage(BaseModel):
+    items: list[StaffOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class StaffQuery(BaseModel):
+    q: str = Field(default="", max_length=64, description="工号或姓名")
+    sub_union_id: int | None = None
+    status: StaffStatus | None = None
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+class StaffCreate(roster.StaffFields):
+    employee_no: str = Field(pattern=roster.EMPLOYEE_NO_PATTERN, description="工号（保留前导零）")
+
+
+class StaffPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    department: str | None = Field(default=None, max_length=128)
+    sub_union: str | None = Field(default=None, max_length=64)
+    phone: str | None = None
+    status: StaffStatus | None = None
+    birthday: date | None = None
+
+
+class RoleChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Role
+    sub_union_id: int | None = None
+
+
+class Done(BaseModel):
+    changed: bool
+
+
+class BindCodeOut(BaseModel):
+    code: str = Field(description="一次性绑定码，仅显示这一次")
+    valid_days: int
+
+
+class SubUnionOut(BaseModel):
+    id: int
+    name: str
+    kind: str
+
+
+class AudienceIn(BaseModel):
+    audience: audiences.Audience
+
+
+class AudiencePreview(BaseModel):
+    count: int
+    description: str
+
+
+def staff_out(staff: Staff) -> StaffOut:
+    return StaffOut(employee_no=staff.employee_no, name=staff.name, department=staff.department,
+                    gender=roster.GENDER_LABELS.get(staff.gender), sub_union_id=staff.sub_union_id,
+                    sub_union=staff.sub_union.name if staff.sub_union else None,
+                    status=roster.STATUS_LABELS[staff.status], phone=mask_phone(staff.phone), birthday=staff.birthday)
+
+
+def _managed_staff(employee_no: str) -> Staff:
+    staff = roster.get_staff(employee_no)
+    permissions.ensure_covers_sub_union(g.staff, staff.sub_union_id)
+    return staff
+
+
+@bp.get("/officer/staff")
+@endpoint("教职工名册（按管理范围）", auth=OFFICER, query=StaffQuery, response=StaffPage, tags=("officer",))
+def list_staff(query: StaffQuery):
+    rows, total = roster.list_staff(permissions.officer_sub_unions(g.staff), query.q, query.sub_union_id,
+                                    query.status, query.page, query.page_size)
+    return StaffPage(items=[staff_out(s) for s in rows], total=total, page=query.page, page_size=query.page_size)
+
+
+@bp.post("/officer/staff")
+@endpoint("新增教职工", auth=OFFICER, body=StaffCreate, response=StaffOut, status=201, tags=("officer",))
+def create_staff(body: StaffCreate):
+    permissions.ensure_union_officer(g.staff)
+    if roster.find_staff(body.employee_no):
+        raise Conflict("staff_exists", "该工号已存在")
+    staff, _ = roster.upsert_staff(body.employee_no, roster.StaffFields(**body.model_dump(exclude={"employee_no"})),
+                                   actor=g.staff)
+    return staff_out(staff)
+
+
+@bp.patch("/officer/staff/<employee_no>")
+@endpoint("修改教职工信息", auth=OFFICER, body=StaffPatch, response=StaffOut, tags=("officer",))
+def edit_staff(employee_no: str, body: StaffPatch):
+    staff = _managed_staff(employee_no)
+    changes = body.model_dump(exclude_unset=True)
+    if "sub_union" in changes and not permissions.is_union_officer(g.staff):
+        raise Forbidden("仅校工会工作人员可以调整所属分工会", code="union_officer_only")
+    fields = roster.StaffFields(**{**roster.staff_fields_of(staff).model_dump(), **changes})
+    roster.upsert_staff(employee_no, fields, actor=g.staff)
+    return staff_out(staff)
+
+
+@bp.post("/officer/staff/<employee_no>/roles/grant")
+@endpoint("授予分工会干部角色", auth=OFFICER, body=RoleChange, response=Done, tags=("officer",))
+def grant_role(employee_no: str, body: RoleChange):
+    _ensure_may_change_role(body.role)
+    return Done(changed=roster.grant_role(roster.get_staff(employee_no), body.role, body.sub_union_id, actor=g.staff))
+
+
+@bp.post("/officer/staff/<employee_no>/roles/revoke")
+@endpoint("撤销分工会干部角色", auth=OFFICER, body=RoleChange, response=Done, tags=("officer",))
+def revoke_role(employee_no: str, body: RoleChange):
+    _ensure_may_change_role(body.role)
+    return Done(changed=roster.revoke_role(roster.get_staff(employee_no), body.role, body.sub_union_id,
+                                           actor=g.staff))
+
+
+def _ensure_may_change_role(role: Role) -> None:
+    permissions.ensure_union_officer(g.staff)
+    if role is not Role.SUB_UNION_OFFICER:
+        raise Forbidden("校工会干部和管理员角色只能在服务器命令行授予", code="cli_only_role")
+
+
+@bp.post("/officer/staff/<employee_no>/unbind")
+@endpoint("解除教职工的微信绑定", auth=OFFICER, response=Done, tags=("officer",))
+def unbind(employee_no: str):
+    return Done(changed=roster.unbind(_managed_staff(employee_no), actor=g.staff))
+
+
+@bp.post("/officer/staff/<employee_no>/bind-code")
+@endpoint("为无手机号的教职工生成一次性绑定码", auth=OFFICER, response=BindCodeOut, status=201, tags=("officer",))
+def issue_bind_code(employee_no: str):
+    code = roster.issue_bind_code(_managed_staff(employee_no), actor=g.staff)
+    return BindCodeOut(code=code, valid_days=current_app.config["SU"].auth.bind_code_ttl_seconds // 86400)
+
+
+@bp.get("/officer/sub-unions")
+@endpoint("分工会列表", auth=OFFICER, tags=("officer",))
+def list_sub_unions():
+    items = [SubUnionOut(id=s.id, name=s.name, kind=s.kind.value).model_dump() for s in roster.list_sub_unions()]
+    return {"items": items}
+
+
+@bp.post("/officer/audiences/preview")
+@endpoint("预览受众人数", auth=OFFICER, body=AudienceIn, response=AudiencePreview, tags=("officer",))
+def preview_audience(body: AudienceIn):
+    return AudiencePreview(count=audiences.count_audience(body.audience), description=body.audience.describe())

@@ -1,0 +1,75 @@
+"""The `smart-union` command. Commands are thin: they parse options and call app.services in one unit of work."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from app.commands import Context, demo, pass_ctx, staff
+from app.config import ConfigError
+from app.errors import ApiError
+
+
+@click.group(help="智慧工会后端 Smart Union backend")
+def cli() -> None:
+    pass
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    except ApiError as exc:
+        click.echo(f"错误：{exc.message}", err=True)
+        sys.exit(1)
+
+
+@cli.command("check-config", help="校验配置并退出")
+@pass_ctx
+def check_config(ctx: Context) -> None:
+    click.echo(f"配置有效：数据库 {ctx.config.database.url.split('@')[-1]}")
+
+
+# --- database ---------------------------------------------------------------------------------------------
+
+@cli.group(help="数据库结构（Alembic 迁移）")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="把数据库升级到最新结构")
+@click.option("--revision", default="head")
+@pass_ctx
+def db_upgrade(ctx: Context, revision: str) -> None:
+    from app import migrations
+
+    migrations.upgrade(ctx.config, revision)
+    click.echo(f"数据库已升级到 {migrations.current_revision(ctx.config)}")
+
+
+@db.command("current", help="显示数据库当前的迁移版本")
+@pass_ctx
+def db_current(ctx: Context) -> None:
+    from app import migrations
+
+    click.echo(migrations.current_revision(ctx.config) or "（空数据库）")
+
+
+# --- the fake WeChat server -----------------------------------------------------------------------------------
+
+@cli.command("fake-wechat", help="启动本项目自带的模拟微信 API 服务器（测试、演示、压测用）")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=0, type=int)
+@pass_ctx
+def fake_wechat(ctx: Context, host: str, port: int) -> None:
+    from app.fakewechat import serve
+
+    serve(ctx.config, host, port)
+
+
+cli.add_command(staff.staff)
+cli.add_command(demo.demo)
+cli.add_command(demo.serve)

@@ -1,0 +1,27 @@
+"""Command-line areas of `smart-union` (see app/cli.py). Commands parse options and call app.services."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import click
+from flask import Flask
+
+from app.config import Config, load_config
+
+
+class Context:
+    """Loads the config (and the app) only when a command needs it, so `--help` works without a config."""
+
+    @cached_property
+    def config(self) -> Config:
+        return load_config()
+
+    @cached_property
+    def app(self) -> Flask:
+        from app import create_app
+
+        return create_app(self.config)
+
+
+pass_ctx = click.make_pass_decorator(Context, ensure=True)

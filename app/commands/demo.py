@@ -1,0 +1,38 @@
+"""`smart-union demo` (the embedded default, everything in one process) and `smart-union serve`."""
+
+from __future__ import annotations
+
+import click
+from werkzeug.serving import run_simple
+
+from app.commands import Context, pass_ctx
+from app.config import load_config
+
+
+@click.command(help="一条命令体验：SQLite + 内置 Redis + 模拟微信服务器 + 演示数据")
+@click.option("--port", type=int, default=None, help="服务端口（默认取配置 demo.port）")
+@pass_ctx
+def demo(ctx: Context, port: int | None) -> None:
+    from app import create_app, migrations
+    from app.demo_data import print_try_it, seed_demo_data
+    from app.fakewechat import FakeWeChatServer
+
+    base = ctx.config
+    fake = FakeWeChatServer.from_config(base, host="127.0.0.1", port=base.demo.fake_wechat_port)
+    fake.start()
+    config = load_config(overrides={"wechat.api_base_url": fake.url})
+    migrations.upgrade(config)
+    app = create_app(config)
+    with app.app_context():
+        seed_demo_data()
+    port = port if port is not None else config.demo.port
+    print_try_it(f"http://{config.demo.host}:{port}", fake.url)
+    run_simple(config.demo.host, port, app, threaded=True, use_reloader=False)
+
+
+@click.command(help="开发用：以单进程运行 API（生产请用 gunicorn -c gunicorn.conf.py）")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", type=int, default=5000)
+@pass_ctx
+def serve(ctx: Context, host: str, port: int) -> None:
+    run_simple(host, port, ctx.app, threaded=True, use_reloader=False)

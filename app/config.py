@@ -1,0 +1,143 @@
+"""Configuration: built-in defaults, a TOML file, then environment overrides; validated once at start.
+
+The file is the one named by SMART_UNION_CONFIG. An environment variable SMART_UNION__SECTION__KEY (or
+SMART_UNION__SECTION__SUB__KEY for nested tables) overrides one key; its value is read as TOML when it parses
+(numbers, booleans, arrays) and as a plain string otherwise, so secrets can stay out of the file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "SMART_UNION__"
+CONFIG_PATH_ENV = "SMART_UNION_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded as one line that names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppSection(Section):
+    secret_key: str = "dev-only-change-me"
+    token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=60)
+    max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=1024)
+    timezone: str = "Asia/Shanghai"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class DatabaseSection(Section):
+    url: str = "sqlite:///instance/smart-union.db"
+    pool_size: int = Field(default=10, ge=1, le=90)
+    max_overflow: int = Field(default=5, ge=0, le=90)
+    pool_timeout_seconds: float = Field(default=10, gt=0)
+    pool_recycle_seconds: int = Field(default=1800, ge=60)
+    echo: bool = False
+
+
+class RedisSection(Section):
+    url: str = ""
+    embedded_path: str = "instance/redis.db"
+    key_prefix: str = "su:"
+
+
+class MiniProgramSection(Section):
+    appid: str = "wxminidemo0000001"
+    secret: str = "mini-secret-demo"
+
+
+class OfficialAccountSection(Section):
+    appid: str = "wxmpdemo000000001"
+    secret: str = "mp-secret-demo"
+    token: str = "smartunion"
+    encoding_aes_key: str = ""
+    message_mode: Literal["plaintext", "compatible", "safe"] = "plaintext"
+
+
+class WeChatSection(Section):
+    api_base_url: str = "https://api.weixin.qq.com/"
+    timeout_seconds: float = Field(default=5, gt=0)
+    token_lock_seconds: float = Field(default=10, gt=0)
+    force_refresh_min_interval_seconds: int = Field(default=30, ge=30)
+    miniprogram: MiniProgramSection = MiniProgramSection()
+    official_account: OfficialAccountSection = OfficialAccountSection()
+
+
+class AuthSection(Section):
+    bind_max_failures: int = Field(default=5, ge=1)
+    bind_failure_window_seconds: int = Field(default=3600, ge=60)
+    bind_code_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
+
+
+class DemoSection(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=0, le=65535)
+    fake_wechat_port: int = Field(default=0, ge=0, le=65535)
+
+
+class Config(Section):
+    app: AppSection = AppSection()
+    database: DatabaseSection = DatabaseSection()
+    redis: RedisSection = RedisSection()
+    wechat: WeChatSection = WeChatSection()
+    auth: AuthSection = AuthSection()
+    demo: DemoSection = DemoSection()
+
+
+def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
+                overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults < TOML file < environment < overrides (used by tests and the demo)."""
+    environ = os.environ if environ is None else environ
+    path = path or environ.get(CONFIG_PATH_ENV)
+    data: dict[str, Any] = _read_toml(Path(path)) if path else {}
+    for key, raw in environ.items():
+        if key.startswith(ENV_PREFIX):
+            _set_dotted(data, key[len(ENV_PREFIX):].lower().split("__"), _parse_env_value(raw))
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(data, dotted.split("."), value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"配置错误：找不到配置文件 {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"配置错误：{path} 不是合法的 TOML（{exc}）") from None
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _set_dotted(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        node = data.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"配置错误：{'.'.join(parts)}：{part} 不是配置段")
+        data = node
+    data[parts[-1]] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    key = ".".join(str(p) for p in err["loc"])
+    if err["type"] == "extra_forbidden":
+        return f"配置错误：{key}：未知的配置项"
+    return f"配置错误：{key}：{err['msg']}（当前值 {err.get('input')!r}）"

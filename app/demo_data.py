@@ -1,0 +1,62 @@
+"""Demo data for the embedded default: a few sub-unions, about 50 staff and one officer. Idempotent."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+
+import click
+from sqlalchemy import func, select
+
+from app.extensions import unit_of_work
+from app.services import roster
+from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus
+
+SUB_UNIONS = ["机关分工会", "信息工程学院分工会", "外国语学院分工会", "后勤分工会", "离退休工作处直属小组"]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
+OFFICER = {"employee_no": "000001", "name": "张工会", "phone": "13800000001"}
+DEMO_STAFF = {"employee_no": "000002", "name": "李老师", "phone": "13800000002"}
+
+
+def seed_demo_data(count: int = 50) -> None:
+    with unit_of_work() as session:
+        if session.scalar(select(func.count()).select_from(Staff)):
+            return
+        rng = random.Random(2026)
+        _add(OFFICER["employee_no"], OFFICER["name"], OFFICER["phone"], SUB_UNIONS[0], Gender.FEMALE, rng)
+        _add(DEMO_STAFF["employee_no"], DEMO_STAFF["name"], DEMO_STAFF["phone"], SUB_UNIONS[1], Gender.MALE, rng)
+        for n in range(3, count + 1):
+            gender = rng.choice(list(Gender))
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+            _add(f"{n:06d}", name, f"139{n:08d}", rng.choice(SUB_UNIONS), gender, rng)
+        officer = roster.get_staff(OFFICER["employee_no"])
+        roster.grant_role(officer, Role.UNION_OFFICER, actor_label="demo")
+
+
+def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender, rng: random.Random) -> None:
+    retired = sub_union.startswith("离退休")
+    fields = roster.StaffFields(
+        name=name, gender=gender, phone=phone, sub_union=sub_union, department=sub_union.removesuffix("分工会"),
+        birthday=date(rng.randint(1950 if retired else 1965, 1958 if retired else 2000), rng.randint(1, 12),
+                      rng.randint(1, 28)),
+        birthday_calendar=BirthdayCalendar.LUNAR if rng.random() < 0.2 else BirthdayCalendar.SOLAR,
+        status=StaffStatus.RETIRED if retired else StaffStatus.ACTIVE)
+    roster.upsert_staff(employee_no, fields, actor_label="demo")
+
+
+def print_try_it(base_url: str, fake_url: str) -> None:
+    def login_and_bind(who: dict, label: str) -> str:
+        return (f"# {label}：登录（模拟微信 code）→ 绑定（模拟手机号授权）→ 我的资料\n"
+                f"TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/login -H 'Content-Type: application/json' "
+                f"-d '{{\"code\": \"code:demo-{who['employee_no']}\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"token\"])')\n"
+                f"TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/bind -H \"Authorization: Bearer $TOKEN\" "
+                f"-H 'Content-Type: application/json' -d '{{\"employee_no\": \"{who['employee_no']}\", "
+                f"\"name\": \"{who['name']}\", \"phone_code\": \"phone:{who['phone']}\"}}' "
+                f"| python3 -c 'import sys,json;print(json.load(sys.stdin)[\"token\"])')\n"
+                f"curl -s {base_url}/api/v1/me -H \"Authorization: Bearer $TOKEN\"\n")
+
+    click.echo(f"\n智慧工会演示已启动：{base_url}   API 文档：{base_url}/api/v1/docs   模拟微信：{fake_url}\n")
+    click.echo(login_and_bind(DEMO_STAFF, "教职工 李老师"))
+    click.echo(login_and_bind(OFFICER, "校工会干部 张工会"))
+    click.echo(f"curl -s '{base_url}/api/v1/officer/staff?page_size=5' -H \"Authorization: Bearer $TOKEN\"\n")

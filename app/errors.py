@@ -1,0 +1,80 @@
+"""Every error the API answers is JSON: {"error": {"code": "...", "message": "<Chinese>"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """A refusal a person should understand. `code` is stable English; `message` is Chinese."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, status: int | None = None, **detail):
+        super().__init__(code)
+        self.code = code
+        self.message = message
+        self.detail = detail
+        if status is not None:
+            self.status = status
+
+
+class NotFound(ApiError):
+    status = 404
+
+    def __init__(self, message: str = "您要找的内容不存在", code: str = "not_found"):
+        super().__init__(code, message)
+
+
+class Forbidden(ApiError):
+    status = 403
+
+    def __init__(self, message: str = "您没有权限进行此操作", code: str = "forbidden"):
+        super().__init__(code, message)
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+# Chinese wording for the HTTP errors Flask itself raises (routing, size limit, methods).
+HTTP_MESSAGES = {
+    400: ("bad_request", "请求格式不正确"),
+    401: ("unauthorized", "请先登录"),
+    403: ("forbidden", "您没有权限进行此操作"),
+    404: ("not_found", "您要找的内容不存在"),
+    405: ("method_not_allowed", "不支持该请求方法"),
+    413: ("payload_too_large", "提交的内容过大"),
+    415: ("unsupported_media_type", "请以 JSON 格式提交"),
+    429: ("too_many_requests", "操作过于频繁，请稍后再试"),
+}
+
+
+def error_response(code: str, message: str, status: int, **detail):
+    body = {"error": {"code": code, "message": message, **({"detail": detail} if detail else {})}}
+    return jsonify(body), status
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error_response(exc.code, exc.message, exc.status, **exc.detail)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code, message = HTTP_MESSAGES.get(exc.code or 500, ("error", "请求无法处理"))
+        return error_response(code, message, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("unhandled error")
+        return error_response("internal_error", "服务器开小差了，请稍后再试", 500)

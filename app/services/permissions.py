@@ -1,0 +1,48 @@
+"""Who may do what: roles and their scopes, in one place for every area."""
+
+from __future__ import annotations
+
+from app.errors import Forbidden
+from models import Role, Staff
+
+ALL = "all"
+
+
+def scope_key(sub_union_id: int | None) -> str:
+    return ALL if sub_union_id is None else f"sub_union:{sub_union_id}"
+
+
+def has_role(staff: Staff, role: Role) -> bool:
+    return any(r.role is role for r in staff.roles)
+
+
+def is_union_officer(staff: Staff) -> bool:
+    """Union-wide officers; an admin may do everything an officer may."""
+    return has_role(staff, Role.UNION_OFFICER) or has_role(staff, Role.ADMIN)
+
+
+def is_officer(staff: Staff) -> bool:
+    return is_union_officer(staff) or has_role(staff, Role.SUB_UNION_OFFICER)
+
+
+def officer_sub_unions(staff: Staff) -> set[int] | None:
+    """The sub-unions an officer acts for: None means the whole union."""
+    if is_union_officer(staff):
+        return None
+    return {r.sub_union_id for r in staff.roles if r.role is Role.SUB_UNION_OFFICER and r.sub_union_id}
+
+
+def ensure_officer(staff: Staff) -> None:
+    if not is_officer(staff):
+        raise Forbidden("仅工会工作人员可以进行此操作", code="officer_only")
+
+
+def ensure_union_officer(staff: Staff) -> None:
+    if not is_union_officer(staff):
+        raise Forbidden("仅校工会工作人员可以进行此操作", code="union_officer_only")
+
+
+def ensure_covers_sub_union(officer: Staff, sub_union_id: int | None) -> None:
+    scope = officer_sub_unions(officer)
+    if scope is not None and sub_union_id not in scope:
+        raise Forbidden("超出您所在分工会的管理范围", code="out_of_scope")

@@ -1,0 +1,242 @@
+"""The roster: staff records, sub-unions, roles and WeChat bindings. Every change to them goes through here."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated
+
+from flask import current_app
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+from sqlalchemy.orm import selectinload
+
+from app.errors import ApiError, Conflict, NotFound
+from app.extensions import db
+from app.services import audit
+from app.services.permissions import scope_key
+from models import (
+    BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
+    WeChatIdentity,
+)
+
+GENDER_LABELS = {Gender.MALE: "男", Gender.FEMALE: "女"}
+STATUS_LABELS = {StaffStatus.ACTIVE: "在职", StaffStatus.RETIRED: "退休", StaffStatus.LEFT: "离职"}
+ROLE_LABELS = {Role.UNION_OFFICER: "校工会干部", Role.SUB_UNION_OFFICER: "分工会干部", Role.ADMIN: "系统管理员"}
+EMPLOYEE_NO_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,31}$"
+PHONE_PATTERN = r"^1\d{10}$"
+
+
+def normalize_phone(raw: str | None) -> str | None:
+    """Keeps the 11 digits of a mainland mobile number: drops spaces, dashes and a +86/86 prefix."""
+    if raw is None:
+        return None
+    digits = "".join(ch for ch in str(raw) if ch.isdigit())
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]
+    return digits or None
+
+
+Phone = Annotated[str | None, AfterValidator(normalize_phone)]
+
+
+class StaffFields(BaseModel):
+    """What the roster keeps about a person (工号 aside). Used by the import, the CLI and the officer API."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    gender: Gender | None = None
+    birthday: date | None = None
+    birthday_calendar: BirthdayCalendar | None = None
+    department: str = Field(default="", max_length=128)
+    sub_union: str | None = Field(default=None, max_length=64, description="分工会名称；不存在时自动创建")
+    phone: Phone = Field(default=None, pattern=PHONE_PATTERN)
+    status: StaffStatus = StaffStatus.ACTIVE
+    member_since: date | None = None
+
+
+def find_staff(employee_no: str) -> Staff | None:
+    return db.session.scalar(select(Staff).where(Staff.employee_no == employee_no))
+
+
+def get_staff(employee_no: str) -> Staff:
+    staff = find_staff(employee_no)
+    if staff is None:
+        raise NotFound("找不到该工号的教职工", code="staff_not_found")
+    return staff
+
+
+def load_staff_for_auth(staff_id: int) -> Staff | None:
+    return db.session.scalar(select(Staff).where(Staff.id == staff_id).options(selectinload(Staff.roles)))
+
+
+def ensure_sub_union(name: str) -> tuple[SubUnion, bool]:
+    """The sub-union of that name, created when missing; the flag says whether it was created."""
+    sub_union = db.session.scalar(select(SubUnion).where(SubUnion.name == name))
+    if sub_union:
+        return sub_union, False
+    sub_union = SubUnion(name=name)
+    db.session.add(sub_union)
+    db.session.flush()
+    return sub_union, True
+
+
+def upsert_staff(employee_no: str, fields: StaffFields, actor: Staff | None = None,
+                 actor_label: str = "") -> tuple[Staff, bool]:
+    """Creates or updates one staff member; returns (staff, changed). Unchanged records are not touched."""
+    sub_union_id = ensure_sub_union(fields.sub_union)[0].id if fields.sub_union else None
+    staff = find_staff(employee_no)
+    created = staff is None
+    if created:
+        staff = Staff(employee_no=employee_no, auth_version=1)
+        db.session.add(staff)
+    changes = _apply_fields(staff, fields, sub_union_id)
+    if not created and not changes:
+        return staff, False
+    db.session.flush()
+    audit.record(actor, "staff.create" if created else "staff.update", "staff", employee_no,
+                 actor_label=actor_label, fields=sorted(changes))
+    return staff, True
+
+
+def _apply_fields(staff: Staff, fields: StaffFields, sub_union_id: int | None) -> set[str]:
+    wanted = fields.model_dump(exclude={"sub_union", "birthday_calendar"})
+    wanted["sub_union_id"] = sub_union_id
+    if fields.birthday_calendar is not None:
+        wanted["birthday_calendar"] = fields.birthday_calendar
+    changed = {key for key, value in wanted.items() if getattr(staff, key) != value}
+    if "status" in changed and staff.id is not None:
+        staff.auth_version += 1   # a status change (above all 离职) ends every session at once
+    for key in changed:
+        setattr(staff, key, wanted[key])
+    return changed
+
+
+def set_status(staff: Staff, status: StaffStatus, actor: Staff | None = None, actor_label: str = "") -> None:
+    if staff.status is status:
+        return
+    audit.record(actor, "staff.status", "staff", staff.employee_no, actor_label=actor_label,
+                 old=staff.status.value, new=status.value)
+    staff.status = status
+    staff.auth_version += 1
+
+
+def set_birthday_calendar(staff: Staff, calendar: BirthdayCalendar) -> None:
+    staff.birthday_calendar = calendar
+
+
+def grant_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor: Staff | None = None,
+               actor_label: str = "") -> bool:
+    """Grants a role (idempotent); returns False when the staff member already held it."""
+    _check_role_scope(role, sub_union_id)
+    key = scope_key(sub_union_id)
+    if any(r.role is role and r.scope_key == key for r in staff.roles):
+        return False
+    staff.roles.append(RoleAssignment(role=role, sub_union_id=sub_union_id, scope_key=key))
+    staff.auth_version += 1
+    audit.record(actor, "role.grant", "staff", staff.employee_no, actor_label=actor_label,
+                 role=role.value, scope=key)
+    return True
+
+
+def revoke_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor: Staff | None = None,
+                actor_label: str = "") -> bool:
+    key = scope_key(sub_union_id)
+    held = [r for r in staff.roles if r.role is role and r.scope_key == key]
+    if not held:
+        return False
+    for assignment in held:
+        staff.roles.remove(assignment)
+    staff.auth_version += 1
+    audit.record(actor, "role.revoke", "staff", staff.employee_no, actor_label=actor_label,
+                 role=role.value, scope=key)
+    return True
+
+
+def _check_role_scope(role: Role, sub_union_id: int | None) -> None:
+    if role is Role.SUB_UNION_OFFICER:
+        if sub_union_id is None or db.session.get(SubUnion, sub_union_id) is None:
+            raise ApiError("invalid_scope", "分工会干部必须指定所在的分工会")
+    elif sub_union_id is not None:
+        raise ApiError("invalid_scope", "该角色不区分分工会")
+
+
+def mini_identity_of(staff: Staff) -> WeChatIdentity | None:
+    return db.session.scalar(select(WeChatIdentity).where(
+        WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.staff_id == staff.id))
+
+
+def unbind(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> bool:
+    """Releases the staff member's mini-program WeChat account so another may bind; ends their sessions."""
+    identity = mini_identity_of(staff)
+    if identity is None:
+        return False
+    identity.staff_id = None
+    identity.bound_at = None
+    staff.auth_version += 1
+    audit.record(actor, "staff.unbind", "staff", staff.employee_no, actor_label=actor_label)
+    return True
+
+
+def _hash_bind_code(code: str) -> str:
+    secret = current_app.config["SU"].app.secret_key
+    return hashlib.sha256(f"{secret}:bind:{code}".encode()).hexdigest()
+
+
+def issue_bind_code(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> str:
+    """A fresh one-time code (8 digits) for staff without a phone on the roster; older codes stop working."""
+    if staff.status is StaffStatus.LEFT:
+        raise Conflict("staff_left", "该教职工已离职，不能绑定")
+    now = datetime.now(timezone.utc)
+    db.session.execute(update(BindCode).where(BindCode.staff_id == staff.id, BindCode.used_at.is_(None))
+                       .values(expires_at=now))
+    code = f"{secrets.randbelow(10**8):08d}"
+    ttl = current_app.config["SU"].auth.bind_code_ttl_seconds
+    db.session.add(BindCode(staff_id=staff.id, code_hash=_hash_bind_code(code), expires_at=now + timedelta(seconds=ttl),
+                            created_by_id=actor.id if actor else None))
+    audit.record(actor, "staff.bind_code", "staff", staff.employee_no, actor_label=actor_label)
+    return code
+
+
+def consume_bind_code(staff: Staff, code: str) -> bool:
+    """Uses the code exactly once: a conditional UPDATE, so two binds racing with one code cannot both win."""
+    now = datetime.now(timezone.utc)
+    result = db.session.execute(
+        update(BindCode)
+        .where(BindCode.staff_id == staff.id, BindCode.code_hash == _hash_bind_code(code),
+               BindCode.used_at.is_(None), BindCode.expires_at > now)
+        .values(used_at=now)
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def staff_fields_of(staff: Staff) -> StaffFields:
+    return StaffFields(name=staff.name, gender=staff.gender, birthday=staff.birthday,
+                       birthday_calendar=staff.birthday_calendar, department=staff.department,
+                       sub_union=staff.sub_union.name if staff.sub_union else None, phone=staff.phone,
+                       status=staff.status, member_since=staff.member_since)
+
+
+def list_staff(sub_union_ids: set[int] | None, search: str = "", sub_union_id: int | None = None,
+               status: StaffStatus | None = None, page: int = 1, page_size: int = 20) -> tuple[list[Staff], int]:
+    """A page of the roster within an officer's scope (None = whole union), with the total count."""
+    from sqlalchemy import func, or_
+
+    stmt = select(Staff)
+    if sub_union_ids is not None:
+        stmt = stmt.where(Staff.sub_union_id.in_(sub_union_ids))
+    if sub_union_id is not None:
+        stmt = stmt.where(Staff.sub_union_id == sub_union_id)
+    if status is not None:
+        stmt = stmt.where(Staff.status == status)
+    if search:
+        stmt = stmt.where(or_(Staff.employee_no == search, Staff.name.contains(search, autoescape=True)))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Staff.employee_no).limit(page_size).offset((page - 1) * page_size))
+    return list(rows.unique()), total
+
+
+def list_sub_unions() -> list[SubUnion]:
+    return list(db.session.scalars(select(SubUnion).order_by(SubUnion.name)))

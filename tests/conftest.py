@@ -1,0 +1,170 @@
+"""Test fixtures: the real database chosen by SMART_UNION_TEST_DB, real Redis, the project's fake WeChat server.
+
+Each test starts from empty tables and an empty Redis database, so tests may also drive the app over real HTTP
+or from subprocesses (no transaction to hide their writes in).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import delete
+from werkzeug.serving import make_server
+
+from app import create_app
+from app.config import Config, load_config
+from app.fakewechat import FakeWeChatServer
+from models import Base
+
+BACKEND = os.environ.get("SMART_UNION_TEST_DB", "postgresql")
+DATABASE_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4",
+}
+REDIS_URL = os.environ.get("SMART_UNION_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def pytest_report_header(config):
+    return f"smart-union test database: {BACKEND}"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "postgresql_only" in item.keywords and BACKEND != "postgresql":
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL behaviour; this run is on {BACKEND}"))
+        if "row_locks" in item.keywords and BACKEND == "sqlite":
+            item.add_marker(pytest.mark.skip(reason="SQLite has no row locks (SELECT ... FOR UPDATE SKIP LOCKED)"))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory) -> str:
+    if BACKEND == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    return DATABASE_URLS[BACKEND]
+
+
+@pytest.fixture(scope="session")
+def fake_wechat() -> FakeWeChatServer:
+    server = FakeWeChatServer.from_config(load_config(environ={}))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def settings(database_url, fake_wechat) -> dict[str, Any]:
+    """The overrides every test app uses; a test may add its own on top with `make_app`."""
+    return {
+        "database.url": database_url,
+        "redis.url": REDIS_URL,
+        "redis.key_prefix": "sutest:",
+        "wechat.api_base_url": fake_wechat.url,
+        "app.secret_key": "test-secret-key",
+        "app.log_level": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def config(settings) -> Config:
+    return load_config(environ={}, overrides=settings)
+
+
+@pytest.fixture(scope="session")
+def migrated(config) -> None:
+    from app.migrations import drop_everything, upgrade
+
+    drop_everything(config)
+    upgrade(config)
+
+
+@pytest.fixture(scope="session")
+def app(config, migrated):
+    return create_app(config)
+
+
+@pytest.fixture
+def make_app(settings, migrated):
+    """Builds an app with extra config overrides (same database and Redis)."""
+    def _make(**overrides):
+        return create_app(load_config(environ={}, overrides={**settings, **overrides}))
+    return _make
+
+
+@pytest.fixture
+def redis_client() -> redis_lib.Redis:
+    return redis_lib.Redis.from_url(REDIS_URL)
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request, redis_client):
+    """Empty tables, an empty Redis DB and a fresh fake WeChat server before each test."""
+    redis_client.flushdb()
+    if "app" in request.fixturenames or "make_app" in request.fixturenames:
+        application = request.getfixturevalue("app")
+        with application.app_context():
+            from app.extensions import db
+
+            with db.engine.begin() as conn:
+                for table in reversed(Base.metadata.sorted_tables):
+                    conn.execute(delete(table))
+    if "fake_wechat" in request.fixturenames:
+        request.getfixturevalue("fake_wechat").reset()
+    yield
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class LiveServer:
+    def __init__(self, app, threaded: bool = True):
+        self._server = make_server("127.0.0.1", 0, app, threaded=threaded)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> "LiveServer":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(5)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on loopback by a threaded WSGI server."""
+    server = LiveServer(app).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def subprocess_env(settings) -> dict[str, str]:
+    """Environment for a `smart-union ...` subprocess that talks to the same database, Redis and fake WeChat."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
+    env.pop("SMART_UNION_CONFIG", None)
+    for dotted, value in settings.items():
+        section, key = dotted.split(".")
+        env[f"SMART_UNION__{section.upper()}__{key.upper()}"] = str(value)
+    return env
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
