@@ -45,7 +45,7 @@ def pytest_collection_modifyitems(config, items):
 def database_url(tmp_path_factory) -> str:
     if BACKEND == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    return DATABASE_URLS[BACKEND]
+    return os.environ.get("SMART_UNION_TEST_DATABASE_URL") or DATABASE_URLS[BACKEND]
 
 
 @pytest.fixture(scope="session")
@@ -168,3 +168,87 @@ def subprocess_env(settings) -> dict[str, str]:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- factories -----------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_staff(app):
+    """Creates a committed staff member through the roster service; returns its id."""
+    from app.extensions import unit_of_work
+    from app.services import roster
+    from models import Gender, StaffStatus
+
+    counter = iter(range(1, 1_000_000))
+
+    def _make(employee_no: str | None = None, name: str = "测试员工", phone: str | None = None,
+              sub_union: str | None = "机关分工会", gender: Gender = Gender.FEMALE,
+              status: StaffStatus = StaffStatus.ACTIVE, **extra) -> int:
+        employee_no = employee_no or f"T{next(counter):05d}"
+        with app.app_context(), unit_of_work():
+            fields = roster.StaffFields(name=name, phone=phone, sub_union=sub_union, gender=gender,
+                                        status=status, **extra)
+            staff, _ = roster.upsert_staff(employee_no, fields, actor_label="test")
+            return staff.id
+    return _make
+
+
+@pytest.fixture
+def grant(app):
+    """Grants a role to a staff id (sub_union by name for sub_union_officer)."""
+    from app.extensions import db, unit_of_work
+    from app.services import roster
+    from models import Role, Staff
+
+    def _grant(staff_id: int, role: str, sub_union: str | None = None) -> None:
+        with app.app_context(), unit_of_work():
+            scope = roster.ensure_sub_union(sub_union)[0].id if sub_union else None
+            roster.grant_role(db.session.get(Staff, staff_id), Role(role), scope, actor_label="test")
+    return _grant
+
+
+@pytest.fixture
+def token_for(app):
+    """A bearer token for a staff id, as if they had logged in and bound through the mini-program."""
+    from app.extensions import db, unit_of_work
+    from app.services import auth
+    from models import Staff, WeChatApp, WeChatIdentity
+
+    def _token(staff_id: int) -> str:
+        with app.app_context(), unit_of_work():
+            staff = db.session.get(Staff, staff_id)
+            identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"openid-{staff_id}", staff_id=staff_id)
+            db.session.add(identity)
+            db.session.flush()
+            return auth.issue_token(identity, staff)
+    return _token
+
+
+class QueryCounter:
+    def __init__(self, engine):
+        self.engine = engine
+        self.statements: list[str] = []
+
+    def _record(self, conn, cursor, statement, *args):
+        self.statements.append(statement)
+
+    def __enter__(self):
+        from sqlalchemy import event
+
+        event.listen(self.engine, "before_cursor_execute", self._record)
+        return self
+
+    def __exit__(self, *exc):
+        from sqlalchemy import event
+
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@pytest.fixture
+def count_queries(app):
+    """`with count_queries() as q: ...; q.count` counts the SQL statements the app sends."""
+    return lambda: QueryCounter(app.extensions["db.engine"])

@@ -99,5 +99,7 @@ def _validate(model: type[BaseModel], data: Any) -> BaseModel:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "请求"
         reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
+        if err["type"] == "value_error":   # our validators word their reasons in Chinese
+            reason = str(err["ctx"]["error"])
         raise ApiError("invalid_request", f"参数 {field} {reason}", 422,
                        fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None

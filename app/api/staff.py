@@ -53,7 +53,7 @@ class StaffPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=64)
     department: str | None = Field(default=None, max_length=128)
     sub_union: str | None = Field(default=None, max_length=64)
-    phone: str | None = None
+    phone: roster.Phone = None
     status: StaffStatus | None = None
     birthday: date | None = None
 

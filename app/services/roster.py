@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated
 
 from flask import current_app
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
@@ -38,7 +39,15 @@ def normalize_phone(raw: str | None) -> str | None:
     return digits or None
 
 
-Phone = Annotated[str | None, AfterValidator(normalize_phone)]
+def _valid_phone(raw: str | None) -> str | None:
+    phone = normalize_phone(raw)
+    if phone is not None and not re.fullmatch(PHONE_PATTERN, phone):
+        raise ValueError("手机号应为 11 位大陆手机号码")
+    return phone
+
+
+Phone = Annotated[str | None, BeforeValidator(lambda v: None if v in ("", None) else str(v)),
+                  AfterValidator(_valid_phone)]
 
 
 class StaffFields(BaseModel):
@@ -52,7 +61,7 @@ class StaffFields(BaseModel):
     birthday_calendar: BirthdayCalendar | None = None
     department: str = Field(default="", max_length=128)
     sub_union: str | None = Field(default=None, max_length=64, description="分工会名称；不存在时自动创建")
-    phone: Phone = Field(default=None, pattern=PHONE_PATTERN)
+    phone: Phone = None
     status: StaffStatus = StaffStatus.ACTIVE
     member_since: date | None = None
 

@@ -1,0 +1,146 @@
+"""The application shell: factory, configuration, health, error shape, OpenAPI and docs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app import create_app
+from app.config import ConfigError, load_config
+
+SMART_UNION = str(Path(sys.executable).parent / "smart-union")
+
+
+def test_factory_builds_an_app_from_config(config):
+    app = create_app(config)
+    assert app.config["SU"].database.url == config.database.url
+    assert app.config["MAX_CONTENT_LENGTH"] == config.app.max_request_bytes
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[database]\npool_sze = 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"database\.pool_sze"):
+        load_config(path, environ={})
+
+
+def test_bad_config_value_is_named():
+    with pytest.raises(ConfigError, match=r"database\.pool_size"):
+        load_config(environ={"SMART_UNION__DATABASE__POOL_SIZE": "many"})
+
+
+def test_environment_overrides_the_file(tmp_path):
+    path = tmp_path / "ok.toml"
+    path.write_text('[wechat.miniprogram]\nappid = "from-file"\n', encoding="utf-8")
+    cfg = load_config(path, environ={"SMART_UNION__WECHAT__MINIPROGRAM__SECRET": "from-env",
+                                     "SMART_UNION__DATABASE__POOL_SIZE": "7"})
+    assert cfg.wechat.miniprogram.appid == "from-file"
+    assert cfg.wechat.miniprogram.secret == "from-env"
+    assert cfg.database.pool_size == 7
+
+
+def test_config_example_is_valid_and_complete():
+    """config.example.toml documents every key: loading it must give exactly the defaults."""
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    assert load_config(example, environ={}) == load_config(environ={})
+
+
+def test_bad_config_stops_the_program_with_one_line(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[redis]\nurll = 'x'\n", encoding="utf-8")
+    result = subprocess.run([SMART_UNION, "check-config"], env={"SMART_UNION_CONFIG": str(path), "PATH": ""},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["配置错误：redis.urll：未知的配置项"]
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"] == {"database": True, "redis": True}
+
+
+def test_readyz_reports_unreachable_redis(make_app):
+    app = make_app(**{"redis.url": "redis://127.0.0.1:1/0"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "not_ready"
+    assert response.json["error"]["detail"]["checks"] == {"database": True, "redis": False}
+
+
+def test_unknown_route_and_method_are_json_errors(client):
+    missing = client.get("/api/v1/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json["error"]["message"] == "您要找的内容不存在"
+    wrong = client.delete("/api/v1/auth/login")
+    assert wrong.status_code == 405
+    assert wrong.json["error"]["code"] == "method_not_allowed"
+
+
+def test_non_json_and_broken_json_bodies_are_refused_clearly(client):
+    form = client.post("/api/v1/auth/login", data="code=x", content_type="application/x-www-form-urlencoded")
+    assert form.status_code == 415
+    broken = client.post("/api/v1/auth/login", data="{nope", content_type="application/json")
+    assert broken.status_code == 400
+    assert broken.json["error"]["code"] == "invalid_json"
+
+
+def test_oversized_body_is_refused(client, config):
+    body = b'{"code": "' + b"x" * (config.app.max_request_bytes + 10) + b'"}'
+    response = client.post("/api/v1/auth/login", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["error"]["code"] == "payload_too_large"
+
+
+def test_internal_error_hides_details(make_app):
+    app = make_app()
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("secret internals")
+
+    response = app.test_client().get("/boom")
+    assert response.status_code == 500
+    assert response.json == {"error": {"code": "internal_error", "message": "服务器开小差了，请稍后再试"}}
+
+
+def test_openapi_document_describes_the_api(client):
+    doc = client.get("/api/v1/openapi.json").json
+    assert doc["openapi"].startswith("3.")
+    bind = doc["paths"]["/api/v1/auth/bind"]["post"]
+    assert bind["requestBody"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/BindIn"}
+    assert "employee_no" in doc["components"]["schemas"]["BindIn"]["properties"]
+    assert "security" not in doc["paths"]["/api/v1/auth/login"]["post"]
+    assert doc["paths"]["/api/v1/me"]["get"]["security"] == [{"bearer": []}]
+    assert "/api/v1/officer/staff/{employee_no}/unbind" in doc["paths"]
+
+
+def test_docs_page_works_without_internet(client):
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "openapi.json" in html
+    assert "http://" not in html and "https://" not in html   # nothing fetched from a CDN
+
+
+def test_config_example_names_every_key():
+    import tomllib
+
+    from app.config import Config
+
+    example = Path(__file__).resolve().parent.parent / "config.example.toml"
+    data = tomllib.loads(example.read_text(encoding="utf-8"))
+
+    def missing(model, node, prefix=""):
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
+                yield from missing(annotation, node.get(name, {}), f"{prefix}{name}.")
+            elif name not in node:
+                yield prefix + name
+
+    assert list(missing(Config, data)) == []
