@@ -162,9 +162,9 @@ def _count_attempt(openid: str, employee_no: str) -> None:
     cfg = current_app.config["SU"].auth
     pipe = get_redis().pipeline()
     for key in _attempt_keys(openid, employee_no):
+        pipe.set(key, 0, ex=cfg.bind_failure_window_seconds, nx=True)   # the window starts at the first attempt
         pipe.incr(key)
-        pipe.expire(key, cfg.bind_failure_window_seconds, nx=True)
-    counts = pipe.execute()[::2]
+    counts = pipe.execute()[1::2]
     if max(counts) > cfg.bind_max_failures:
         minutes = max(1, cfg.bind_failure_window_seconds // 60)
         raise ApiError("bind_rate_limited", f"尝试次数过多，请 {minutes} 分钟后再试", 429)

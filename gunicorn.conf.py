@@ -1,0 +1,21 @@
+"""gunicorn settings for Smart Union. Override any of them on the command line or with the environment below.
+
+Connections: every worker keeps up to database.pool_size + database.max_overflow connections, so
+workers x (pool_size + max_overflow) must stay well under the database's limit (PostgreSQL: 100).
+"""
+
+import multiprocessing
+import os
+
+wsgi_app = os.environ.get("SMART_UNION_WSGI_APP", "app.wsgi:app")
+bind = os.environ.get("SMART_UNION_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("SMART_UNION_WORKERS", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("SMART_UNION_THREADS", 4))
+timeout = 30            # WeChat gives up after 5 s; a request stuck for 30 s is a bug worth a restart
+graceful_timeout = 20
+keepalive = 5
+max_requests = 5000     # recycle workers now and then, with jitter so they don't restart together
+max_requests_jitter = 500
+accesslog = os.environ.get("SMART_UNION_ACCESS_LOG", "-")
+errorlog = "-"

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# One command: install everything, bring up PostgreSQL, MariaDB and Redis if they are not running, and run the
+# whole suite on PostgreSQL, then SQLite, then MariaDB. Extra arguments go to pytest (e.g. -k auth, -x).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/bootstrap.sh" || exit 1
+"$ROOT/scripts/services.sh" --mariadb || exit 1
+cd "$ROOT"
+status=0
+for backend in ${SMART_UNION_TEST_BACKENDS:-postgresql sqlite mariadb}; do
+  echo "=== test suite on $backend ==="
+  SMART_UNION_TEST_DB=$backend "$ROOT/.venv/bin/python" -m pytest "$@" || status=1
+done
+exit $status

@@ -1,0 +1,78 @@
+"""`smart-union staff ...` from a real shell: roles only the command line may grant, unbinding, single edits."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from models import Role, RoleAssignment, Staff
+
+SMART_UNION = str(Path(sys.executable).parent / "smart-union")
+
+
+@pytest.fixture
+def cli(subprocess_env, app):
+    def _run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SMART_UNION, *args], env=subprocess_env, capture_output=True, text=True, timeout=60)
+    return _run
+
+
+def _roles(app, employee_no: str) -> set[tuple[str, str]]:
+    with app.app_context():
+        rows = db.session.execute(select(RoleAssignment.role, RoleAssignment.scope_key).join(Staff)
+                                  .where(Staff.employee_no == employee_no)).all()
+    return {(role.value, scope) for role, scope in rows}
+
+
+def test_grant_and_revoke_union_officer(cli, app, make_staff):
+    make_staff("000321", name="周老师")
+    granted = cli("staff", "grant", "000321", "union_officer")
+    assert granted.returncode == 0, granted.stderr
+    assert "已授予" in granted.stdout
+    assert _roles(app, "000321") == {("union_officer", "all")}
+    assert "已撤销" in cli("staff", "revoke", "000321", "union_officer").stdout
+    assert _roles(app, "000321") == set()
+
+
+def test_grant_sub_union_officer_needs_scope(cli, app, make_staff):
+    make_staff("000322", name="吴老师", sub_union="后勤分工会")
+    refused = cli("staff", "grant", "000322", "sub_union_officer")
+    assert refused.returncode == 1
+    assert "必须指定所在的分工会" in refused.stderr
+    ok = cli("staff", "grant", "000322", "sub_union_officer", "--scope", "后勤分工会")
+    assert ok.returncode == 0, ok.stderr
+    assert [scope for role, scope in _roles(app, "000322")][0].startswith("sub_union:")
+
+
+def test_unknown_staff_or_role_is_a_clear_error(cli, make_staff):
+    missing = cli("staff", "grant", "999999", "admin")
+    assert missing.returncode == 1
+    assert "找不到该工号的教职工" in missing.stderr
+    make_staff("000323")
+    bad_role = cli("staff", "grant", "000323", "king")
+    assert bad_role.returncode != 0
+    assert "未知角色" in bad_role.stderr
+
+
+def test_add_then_edit_one_staff_member_keeps_leading_zeros(cli, app):
+    assert cli("staff", "add", "000007", "--name", "钱老师", "--sub-union", "机关分工会",
+               "--phone", "13900000007").returncode == 0
+    assert cli("staff", "add", "000007", "--status", "退休").returncode == 0
+    with app.app_context():
+        staff = db.session.scalar(select(Staff).where(Staff.employee_no == "000007"))
+        assert (staff.name, staff.status.value, staff.phone) == ("钱老师", "retired", "13900000007")
+
+
+def test_unbind_from_cli(cli, app, make_staff, token_for, client):
+    from tests.helpers import bearer
+
+    staff_id = make_staff("000324")
+    token = token_for(staff_id)
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
+    assert "已解绑" in cli("staff", "unbind", "000324").stdout
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
