@@ -96,7 +96,16 @@ def upsert_staff(employee_no: str, fields: StaffFields, actor: Staff | None = No
                  actor_label: str = "") -> tuple[Staff, bool]:
     """Creates or updates one staff member; returns (staff, changed). Unchanged records are not touched."""
     sub_union_id = ensure_sub_union(fields.sub_union)[0].id if fields.sub_union else None
-    staff = find_staff(employee_no)
+    staff, changed = save_staff(find_staff(employee_no), employee_no, fields, sub_union_id, actor, actor_label)
+    if changed:
+        db.session.flush()
+    return staff, changed
+
+
+def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_union_id: int | None,
+               actor: Staff | None = None, actor_label: str = "") -> tuple[Staff, bool]:
+    """Applies fields to a staff member already looked up (None: a new one) and audits the change; no flush,
+    so bulk callers (the HR import) can write many at once."""
     created = staff is None
     if created:
         staff = Staff(employee_no=employee_no, auth_version=1)
@@ -104,7 +113,6 @@ def upsert_staff(employee_no: str, fields: StaffFields, actor: Staff | None = No
     changes = _apply_fields(staff, fields, sub_union_id)
     if not created and not changes:
         return staff, False
-    db.session.flush()
     audit.record(actor, "staff.create" if created else "staff.update", "staff", employee_no,
                  actor_label=actor_label, fields=sorted(changes))
     return staff, True
