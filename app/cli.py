@@ -73,3 +73,11 @@ def fake_wechat(ctx: Context, host: str, port: int) -> None:
 cli.add_command(staff.staff)
 cli.add_command(demo.demo)
 cli.add_command(demo.serve)
+
+
+@cli.command("sender", help="发送进程：把待发通知发到微信（可同时运行多个）")
+@pass_ctx
+def sender(ctx: Context) -> None:
+    from jobs.sender import run_sender_process
+
+    run_sender_process(ctx.app)

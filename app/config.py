@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "SMART_UNION__"
 CONFIG_PATH_ENV = "SMART_UNION_CONFIG"
@@ -77,6 +77,66 @@ class AuthSection(Section):
     bind_code_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
 
 
+class ChannelLimits(Section):
+    daily_quota: int = Field(default=0, ge=0)          # 0 = no limit of ours
+    rate_per_second: float = Field(default=0, ge=0)    # 0 = no limit of ours
+
+
+class MessageTemplate(Section):
+    template_id: str
+    fields: dict[str, str]          # WeChat data key -> name of a value the notice carries
+    page: str | None = None         # mini-program page opened from the message; may use {placeholders}
+
+
+class NoticeKind(Section):
+    channels: list[Literal["template", "subscribe"]] = []   # tried in this order; the inbox always holds it
+    template: MessageTemplate | None = None
+    subscribe: MessageTemplate | None = None
+
+
+DEFAULT_NOTICE_KINDS: dict[str, dict] = {
+    "announcement": {
+        "channels": ["template", "subscribe"],
+        "template": {"template_id": "TPL-MP-ANNOUNCEMENT", "fields": {"thing1": "title", "time2": "time"},
+                     "page": "pages/announcements/detail?id={announcement_id}"},
+        "subscribe": {"template_id": "TPL-MINI-ANNOUNCEMENT", "fields": {"thing1": "title", "time2": "time"},
+                      "page": "pages/announcements/detail?id={announcement_id}"},
+    },
+    "service": {
+        "channels": ["template", "subscribe"],
+        "template": {"template_id": "TPL-MP-SERVICE", "fields": {"thing1": "title", "thing2": "summary",
+                                                                 "time3": "time"}},
+        "subscribe": {"template_id": "TPL-MINI-SERVICE", "fields": {"thing1": "title", "thing2": "summary",
+                                                                    "time3": "time"}},
+    },
+    "greeting": {
+        "channels": ["subscribe"],
+        "subscribe": {"template_id": "TPL-MINI-GREETING", "fields": {"thing1": "title", "thing2": "summary"}},
+    },
+}
+
+
+class NotificationsSection(Section):
+    fanout_batch: int = Field(default=1000, ge=1, le=20000)
+    claim_batch: int = Field(default=50, ge=1, le=1000)
+    in_flight: int = Field(default=8, ge=1, le=256)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_seconds: float = Field(default=30, gt=0)
+    # A row left "sending" this long is taken back: a template message is resent (WeChat drops the repeat by
+    # client_msg_id within 10 minutes, so this must stay well below 600), a subscribe message becomes "unknown".
+    lease_seconds: int = Field(default=120, ge=5, le=480)
+    poll_seconds: float = Field(default=1.0, gt=0)
+    template: ChannelLimits = ChannelLimits(daily_quota=100_000)
+    subscribe: ChannelLimits = ChannelLimits()
+    kinds: dict[str, NoticeKind] = Field(default_factory=lambda: {
+        k: NoticeKind.model_validate(v) for k, v in DEFAULT_NOTICE_KINDS.items()})
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _keep_default_kinds(cls, value: dict) -> dict:
+        return {**DEFAULT_NOTICE_KINDS, **value}
+
+
 class DemoSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -89,6 +149,7 @@ class Config(Section):
     redis: RedisSection = RedisSection()
     wechat: WeChatSection = WeChatSection()
     auth: AuthSection = AuthSection()
+    notifications: NotificationsSection = NotificationsSection()
     demo: DemoSection = DemoSection()
 
 

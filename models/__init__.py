@@ -15,8 +15,12 @@ from models.roster import (
     WeChatIdentity,
 )
 from models.audit import AuditLog
+from models.notifications import (
+    Channel, DeliveryStatus, Notice, NoticeStatus, Notification, SubscriptionConsent,
+)
 
 __all__ = [
+    "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",
 ]

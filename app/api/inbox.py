@@ -1,0 +1,125 @@
+"""The in-app inbox, subscribe-message consents, and officers' delivery reports."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from flask import Blueprint, g
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.api.endpoint import AuthLevel, endpoint
+from app.services import notifications, permissions
+from app.services.audiences import Audience
+
+bp = Blueprint("inbox", __name__)
+
+
+class InboxQuery(BaseModel):
+    before: int | None = Field(default=None, ge=1, description="上一页最后一条的 id（翻页用）")
+    limit: int = Field(default=20, ge=1, le=50)
+
+
+class InboxItemOut(BaseModel):
+    id: int
+    kind: str
+    title: str
+    body: str
+    page: str | None
+    created_at: datetime
+    read: bool
+
+
+class InboxPage(BaseModel):
+    items: list[InboxItemOut]
+    next_before: int | None
+    unread: int
+
+
+class UnreadOut(BaseModel):
+    unread: int
+
+
+class SubscriptionsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    results: dict[str, Literal["accept", "reject", "ban", "filter"]] = Field(
+        min_length=1, max_length=10, description="wx.requestSubscribeMessage 的返回：模板 id → accept/reject/ban")
+
+
+class SubscriptionsOut(BaseModel):
+    remaining: dict[str, int]
+
+
+class ReportOut(BaseModel):
+    notice_id: int
+    occasion: str
+    title: str
+    counts: dict[str, int]
+    reasons: list[dict]
+    fanout_done: bool
+
+
+class RequeueOut(BaseModel):
+    requeued: int
+
+
+@bp.get("/inbox")
+@endpoint("我的消息（最新在前）", query=InboxQuery, response=InboxPage, tags=("inbox",))
+def inbox(query: InboxQuery):
+    items, next_before = notifications.inbox_page(g.staff, query.before, query.limit)
+    return InboxPage(items=[InboxItemOut(id=i.notice.id, kind=i.notice.kind, title=i.notice.title,
+                                         body=i.notice.body, page=i.notice.page, created_at=i.notice.created_at,
+                                         read=i.read) for i in items],
+                     next_before=next_before, unread=notifications.unread_count(g.staff))
+
+
+@bp.get("/inbox/unread-count")
+@endpoint("未读消息数", response=UnreadOut, tags=("inbox",))
+def unread():
+    return UnreadOut(unread=notifications.unread_count(g.staff))
+
+
+@bp.post("/inbox/<int:notice_id>/read")
+@endpoint("标记一条消息已读", response=UnreadOut, tags=("inbox",))
+def mark_read(notice_id: int):
+    notifications.mark_read(g.staff, notice_id)
+    return UnreadOut(unread=notifications.unread_count(g.staff))
+
+
+@bp.post("/inbox/read-all")
+@endpoint("全部标为已读", response=UnreadOut, tags=("inbox",))
+def mark_all_read():
+    notifications.mark_all_read(g.staff)
+    return UnreadOut(unread=0)
+
+
+@bp.post("/subscriptions")
+@endpoint("记录订阅消息授权结果（每次同意可发送一条）", body=SubscriptionsIn, response=SubscriptionsOut,
+          tags=("inbox",))
+def record_subscriptions(body: SubscriptionsIn):
+    return SubscriptionsOut(remaining=notifications.record_subscribe_results(g.staff, body.results))
+
+
+def _reported_notice(notice_id: int):
+    notice = notifications.get_notice(notice_id)
+    scope = permissions.officer_sub_unions(g.staff)
+    if scope is not None:
+        audience = Audience.model_validate(notice.audience or {})
+        if not audience.sub_union_ids or not set(audience.sub_union_ids) <= scope:
+            permissions.ensure_union_officer(g.staff)
+    return notice
+
+
+@bp.get("/officer/notices/<int:notice_id>/report")
+@endpoint("通知送达情况（已发送 / 仅站内 / 跳过 / 失败 / 未知）", auth=AuthLevel.OFFICER, response=ReportOut,
+          tags=("officer",))
+def report(notice_id: int):
+    notice = _reported_notice(notice_id)
+    return ReportOut(notice_id=notice.id, occasion=notice.occasion, title=notice.title,
+                     **notifications.delivery_report(notice))
+
+
+@bp.post("/officer/notices/<int:notice_id>/requeue")
+@endpoint("重新发送失败的通知", auth=AuthLevel.OFFICER, response=RequeueOut, tags=("officer",))
+def requeue(notice_id: int):
+    return RequeueOut(requeued=notifications.requeue_failed(_reported_notice(notice_id)))

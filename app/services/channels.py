@@ -1,0 +1,252 @@
+"""WeChat channels for notifications: which one each person gets, what the message says (trimmed to WeChat's
+limits), the send itself, and what each WeChat answer means for the row.
+
+Per person, in the order the notice kind's config lists them: an official-account template message if the kind
+allows it and the person follows the account; else a mini-program subscribe message if they have a consent left
+for its template; else the inbox alone. Daily quotas, a 45009 pause and a send rate per channel live in Redis
+(derived and rebuildable: losing them at worst lets one more send through a limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import requests
+from flask import current_app
+from sqlalchemy import select, update
+from wechatpy.exceptions import WeChatClientException
+
+from app.extensions import db, get_redis, redis_key
+from app.wechat import mini_client, mp_client
+from models import (
+    Channel, Notification, Staff, StaffStatus, SubscriptionConsent, WeChatApp, WeChatIdentity,
+)
+
+log = logging.getLogger(__name__)
+
+# WeChat's length limits per data key type (subscribe and new-style template messages).
+VALUE_LIMITS = {"thing": 20, "character_string": 32, "number": 32, "letter": 32, "symbol": 5, "phrase": 5,
+                "name": 10, "phone_number": 17, "car_number": 8}
+RETRY_ERRCODES = {-1, 40001, 40014, 42001, None}
+
+
+def _tz() -> ZoneInfo:
+    return ZoneInfo(current_app.config["SU"].app.timezone)
+
+
+def next_day_start() -> datetime:
+    """Midnight of the next calendar day in the union's time zone, when WeChat's daily quotas reset."""
+    local = datetime.now(_tz())
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), _tz()).astimezone(timezone.utc)
+
+
+def trim_value(key: str, value: Any) -> str:
+    text = "" if value is None else str(value)
+    kind = key.rstrip("0123456789")
+    limit = VALUE_LIMITS.get(kind)
+    if limit is not None and len(text) > limit:
+        return text[: limit - 1] + "…"
+    return text
+
+
+class _Blank(dict):
+    def __missing__(self, key):
+        return ""
+
+
+@dataclass(frozen=True)
+class Message:
+    template_id: str
+    data: dict[str, dict[str, str]]
+    page: str | None
+
+
+def _values(row: Notification) -> dict[str, Any]:
+    notice = row.notice
+    created = notice.created_at.astimezone(_tz())
+    summary = (notice.body or "").strip().splitlines()[0] if (notice.body or "").strip() else notice.title
+    return {"title": notice.title, "summary": summary, "time": created.strftime("%Y-%m-%d %H:%M"),
+            "date": created.strftime("%Y-%m-%d"), **(notice.data or {}), **(row.data or {})}
+
+
+def render(row: Notification, template) -> Message:
+    values = _values(row)
+    data = {key: {"value": trim_value(key, values.get(name, ""))} for key, name in template.fields.items()}
+    page = row.notice.page or (template.page.format_map(_Blank(values)) if template.page else None)
+    return Message(template.template_id, data, page)
+
+
+# --- choosing a channel ------------------------------------------------------------------------------------------
+
+@dataclass
+class Decision:
+    channel: Channel = Channel.INBOX
+    openid: str = ""
+    message: Message | None = None
+    reason: str | None = None
+    postpone_until: datetime | None = None
+
+
+class Router:
+    """Decides the channel for a batch of claimed rows with a fixed number of queries."""
+
+    def __init__(self, rows: list[Notification]):
+        staff_ids = {r.staff_id for r in rows}
+        self.kinds = current_app.config["SU"].notifications.kinds
+        self.status = dict(db.session.execute(select(Staff.id, Staff.status).where(Staff.id.in_(staff_ids))).all())
+        identities = db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id.in_(staff_ids))).all()
+        self.followers = {i.staff_id: i.openid for i in identities
+                          if i.app is WeChatApp.OFFICIAL_ACCOUNT and i.following}
+        self.mini = {i.staff_id: i.openid for i in identities if i.app is WeChatApp.MINI_PROGRAM}
+        self.consents = {(c.staff_id, c.template_id): c.remaining for c in db.session.scalars(
+            select(SubscriptionConsent).where(SubscriptionConsent.staff_id.in_(staff_ids)))}
+
+    def decide(self, row: Notification) -> Decision:
+        if self.status.get(row.staff_id) is StaffStatus.LEFT:
+            return Decision(reason="已离职，不再发送")
+        kind = self.kinds.get(row.notice.kind)
+        excluded = set(row.excluded_channels.split(","))
+        for name in (kind.channels if kind else []):
+            if name in excluded:
+                continue
+            decision = self._try(Channel(name), row, getattr(kind, name))
+            if decision is not None:
+                return decision
+        return Decision(reason="未关注公众号且没有订阅授权，仅站内消息")
+
+    def _try(self, channel: Channel, row: Notification, template) -> Decision | None:
+        if template is None:
+            return None
+        openid = (self.followers if channel is Channel.TEMPLATE else self.mini).get(row.staff_id)
+        if openid is None:
+            return None
+        if channel is Channel.SUBSCRIBE and self.consents.get((row.staff_id, template.template_id), 0) <= 0:
+            return None
+        if channel_paused(channel) or not take_daily_quota(channel):
+            return Decision(postpone_until=next_day_start())
+        if channel is Channel.SUBSCRIBE and not _use_consent(row.staff_id, template.template_id):
+            return None
+        return Decision(channel=channel, openid=openid, message=render(row, template))
+
+
+def _use_consent(staff_id: int, template_id: str) -> bool:
+    """Spends one consent; a conditional UPDATE, so two senders can never spend the same one."""
+    result = db.session.execute(
+        update(SubscriptionConsent)
+        .where(SubscriptionConsent.staff_id == staff_id, SubscriptionConsent.template_id == template_id,
+               SubscriptionConsent.remaining > 0)
+        .values(remaining=SubscriptionConsent.remaining - 1).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+# --- limits in Redis -------------------------------------------------------------------------------------------
+
+def _limits(channel: Channel):
+    return getattr(current_app.config["SU"].notifications, channel.value)
+
+
+def channel_paused(channel: Channel) -> bool:
+    return bool(get_redis().exists(redis_key("notify", "paused", channel.value)))
+
+
+def pause_channel_until_tomorrow(channel: Channel) -> None:
+    seconds = max(1, int((next_day_start() - datetime.now(timezone.utc)).total_seconds()))
+    get_redis().set(redis_key("notify", "paused", channel.value), 1, ex=seconds)
+    log.warning("WeChat says the %s quota is used up (45009): paused until tomorrow", channel.value)
+
+
+def take_daily_quota(channel: Channel) -> bool:
+    quota = _limits(channel).daily_quota
+    if not quota:
+        return True
+    key = redis_key("notify", "quota", channel.value, datetime.now(_tz()).strftime("%Y%m%d"))
+    pipe = get_redis().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 2 * 86400)
+    used = pipe.execute()[0]
+    if used > quota:
+        get_redis().decr(key)
+        return False
+    return True
+
+
+def wait_for_send_rate(channel: Channel) -> None:
+    """A shared per-second budget per channel across all senders (fixed one-second windows)."""
+    rate = _limits(channel).rate_per_second
+    if not rate:
+        return
+    redis = get_redis()
+    while True:
+        now = time.time()
+        key = redis_key("notify", "rate", channel.value, int(now))
+        pipe = redis.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 2)
+        if pipe.execute()[0] <= rate:
+            return
+        time.sleep(max(0.0, int(now) + 1 - now))
+
+
+# --- sending -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class Outcome:
+    kind: str                     # sent / retry / not_allowed / quota / failed / unknown
+    reason: str | None = None
+    errcode: int | None = None
+    refund_consent: bool = field(default=False)
+
+
+def send(channel: Channel, row_id: int, openid: str, message: Message) -> Outcome:
+    wait_for_send_rate(channel)
+    try:
+        if channel is Channel.TEMPLATE:
+            mini = {"appid": current_app.config["SU"].wechat.miniprogram.appid, "pagepath": message.page} \
+                if message.page else None
+            mp_client().send_template_message(openid, message.template_id, message.data, mini_program=mini,
+                                              client_msg_id=f"su-{row_id}")
+        else:
+            mini_client().send_subscribe_message(openid, message.template_id, message.data, page=message.page)
+        return Outcome("sent")
+    except WeChatClientException as exc:
+        return _classify_error(channel, exc.errcode, exc.errmsg)
+    except (requests.ConnectTimeout, requests.ConnectionError) as exc:   # never reached WeChat
+        return Outcome("retry", f"网络错误：{type(exc).__name__}", refund_consent=channel is Channel.SUBSCRIBE)
+    except requests.Timeout:
+        if channel is Channel.TEMPLATE:   # a resend within 10 minutes is dropped by WeChat (client_msg_id)
+            return Outcome("retry", "微信响应超时")
+        return Outcome("unknown", "微信响应超时，可能已送达，不再重发")
+
+
+def _classify_error(channel: Channel, errcode: int | None, errmsg: Any) -> Outcome:
+    subscribe = channel is Channel.SUBSCRIBE
+    reason = f"微信错误 {errcode}：{errmsg}" if errcode is not None else "微信服务异常（HTTP 错误）"
+    if errcode == 43101 or errcode == 43004:          # no consent left / not following: try the next channel
+        return Outcome("not_allowed", reason, errcode)
+    if errcode == 45009:
+        pause_channel_until_tomorrow(channel)
+        return Outcome("quota", reason, errcode, refund_consent=subscribe)
+    if errcode in RETRY_ERRCODES:
+        return Outcome("retry", reason, errcode, refund_consent=subscribe)
+    return Outcome("failed", reason, errcode, refund_consent=subscribe)
+
+
+def apply_side_effects(row: Notification, channel: Channel, message: Message, outcome: Outcome) -> None:
+    """What a WeChat answer teaches us about the person: no consent left, no longer following, or a consent that
+    was spent on a send WeChat refused (it was not used up there, so it is given back)."""
+    consent = (SubscriptionConsent.staff_id == row.staff_id, SubscriptionConsent.template_id == message.template_id)
+    if outcome.errcode == 43101:
+        db.session.execute(update(SubscriptionConsent).where(*consent).values(remaining=0))
+    elif outcome.errcode == 43004:
+        db.session.execute(update(WeChatIdentity).where(
+            WeChatIdentity.staff_id == row.staff_id, WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT)
+            .values(following=False))
+    elif outcome.refund_consent:
+        db.session.execute(update(SubscriptionConsent).where(*consent)
+                           .values(remaining=SubscriptionConsent.remaining + 1))
+

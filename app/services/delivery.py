@@ -1,0 +1,170 @@
+"""The sender's side of the outbox: expand fan-outs, claim due rows, pick a channel per person, send through
+WeChat and record the outcome. Each step is its own short transaction, so any number of senders can run:
+row locks (SELECT ... FOR UPDATE SKIP LOCKED) decide who handles what, and nothing is sent twice.
+
+- Template messages carry client_msg_id = "su-<row id>": WeChat drops a repeat within 10 minutes, so a row whose
+  sender died mid-send is simply sent again after its lease.
+- A subscribe message cannot be deduplicated by WeChat: a row whose sender died while it was "sending" becomes
+  `unknown`, is shown to officers and is never resent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from flask import current_app
+from sqlalchemy import insert, select, update
+
+from app.extensions import db
+from app.services import channels
+from app.services.audiences import Audience, audience_ids_query
+from models import Channel, DeliveryStatus, Notice, NoticeStatus, Notification, Staff
+
+log = logging.getLogger(__name__)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _settings():
+    return current_app.config["SU"].notifications
+
+
+# --- fan-out -----------------------------------------------------------------------------------------------------
+
+def expand_one_fanout_batch() -> int:
+    """Writes the next batch of per-person rows of one fan-out notice; returns how many were written."""
+    notice = db.session.scalar(
+        select(Notice).where(Notice.status == NoticeStatus.FANNING_OUT, Notice.send_after <= _now())
+        .order_by(Notice.id).limit(1).with_for_update(skip_locked=True))
+    if notice is None:
+        return 0
+    batch = _settings().fanout_batch
+    ids = db.session.scalars(audience_ids_query(Audience.model_validate(notice.audience))
+                             .where(Staff.id > notice.fanout_cursor).order_by(Staff.id).limit(batch)).all()
+    if len(ids) < batch:
+        notice.status = NoticeStatus.READY
+    if not ids:
+        return 0
+    already = set(db.session.scalars(select(Notification.staff_id).where(
+        Notification.notice_id == notice.id, Notification.staff_id.in_(ids))))  # read in the app before expansion
+    now = _now()
+    rows = [{"notice_id": notice.id, "staff_id": sid, "status": DeliveryStatus.PENDING, "next_attempt_at": now}
+            for sid in ids if sid not in already]
+    if rows:
+        db.session.execute(insert(Notification), rows)
+    notice.fanout_cursor = ids[-1]
+    return len(rows)
+
+
+# --- claiming ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Claimed:
+    """What a sending thread needs, detached from the session that claimed it."""
+
+    id: int
+    channel: Channel
+    openid: str
+    message: channels.Message
+
+
+def claim_due(limit: int) -> list[Claimed]:
+    """Locks due rows, picks each one's channel, and marks them `sending` until their lease ends."""
+    ids = db.session.scalars(
+        select(Notification.id).where(Notification.status == DeliveryStatus.PENDING,
+                                      Notification.next_attempt_at <= _now())
+        .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+    if not ids:
+        return []
+    rows = db.session.scalars(select(Notification).where(Notification.id.in_(ids))).unique().all()
+    route = channels.Router(rows)
+    claimed = []
+    for row in rows:
+        decision = route.decide(row)
+        if decision.postpone_until is not None:
+            row.next_attempt_at = decision.postpone_until
+        elif decision.channel is Channel.INBOX:
+            _finish(row, DeliveryStatus.INBOX_ONLY, decision.reason)
+        else:
+            _start_sending(row, decision.channel)
+            claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message))
+    return claimed
+
+
+def _start_sending(row: Notification, channel: Channel) -> None:
+    row.status = DeliveryStatus.SENDING
+    row.channel = channel
+    row.attempts += 1
+    row.lease_until = _now() + timedelta(seconds=_settings().lease_seconds)
+
+
+def _finish(row: Notification, status: DeliveryStatus, reason: str | None = None) -> None:
+    row.status = status
+    row.last_error = reason
+    row.lease_until = None
+    if status is DeliveryStatus.SENT:
+        row.sent_at = _now()
+
+
+# --- outcomes ------------------------------------------------------------------------------------------------
+
+def record_outcome(claimed: Claimed, outcome: channels.Outcome) -> None:
+    """Applies one send's result, unless the lease already ran out and the row was taken back."""
+    row = db.session.scalar(select(Notification).where(
+        Notification.id == claimed.id, Notification.status == DeliveryStatus.SENDING,
+        Notification.channel == claimed.channel).with_for_update())
+    if row is None:
+        log.warning("notification %s finished after its lease; outcome %s dropped", claimed.id, outcome.kind)
+        return
+    settings = _settings()
+    if outcome.kind == "sent":
+        _finish(row, DeliveryStatus.SENT)
+    elif outcome.kind == "unknown":
+        _finish(row, DeliveryStatus.UNKNOWN, outcome.reason)
+    elif outcome.kind == "not_allowed":
+        _exclude_channel(row, claimed.channel, outcome.reason)
+    elif outcome.kind == "quota":
+        _requeue(row, channels.next_day_start(), outcome.reason, count_attempt=False)
+    elif outcome.kind == "retry" and row.attempts < settings.max_attempts:
+        delay = settings.backoff_seconds * 2 ** (row.attempts - 1)
+        _requeue(row, _now() + timedelta(seconds=delay), outcome.reason)
+    else:
+        _finish(row, DeliveryStatus.FAILED, outcome.reason)
+    channels.apply_side_effects(row, claimed.channel, claimed.message, outcome)
+
+
+def _exclude_channel(row: Notification, channel: Channel, reason: str | None) -> None:
+    excluded = set(filter(None, row.excluded_channels.split(","))) | {channel.value}
+    row.excluded_channels = ",".join(sorted(excluded))
+    _requeue(row, _now(), reason, count_attempt=False)
+
+
+def _requeue(row: Notification, when: datetime, reason: str | None, count_attempt: bool = True) -> None:
+    row.status = DeliveryStatus.PENDING
+    row.next_attempt_at = when
+    row.lease_until = None
+    row.last_error = reason
+    if not count_attempt:
+        row.attempts -= 1
+
+
+def reap_expired_leases() -> int:
+    """Rows whose sender vanished mid-send: template messages go back to the queue (WeChat drops the repeat by
+    client_msg_id); subscribe messages become `unknown` and are never resent."""
+    now = _now()
+    expired = (Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)
+    resent = db.session.execute(update(Notification).where(*expired, Notification.channel == Channel.TEMPLATE)
+                                .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None)
+                                .execution_options(synchronize_session=False)).rowcount
+    unknown = db.session.execute(update(Notification).where(*expired, Notification.channel != Channel.TEMPLATE)
+                                 .values(status=DeliveryStatus.UNKNOWN, lease_until=None,
+                                         last_error="发送过程中断，可能已送达，不再重发")
+                                 .execution_options(synchronize_session=False)).rowcount
+    if resent or unknown:
+        log.warning("took back %s template and %s subscribe rows after their lease", resent, unknown)
+    return resent + unknown

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# One command: install the project, make sure PostgreSQL and Redis are up, install wrk if it is missing
+# (falling back to the Python load generator when apt is unavailable), then run the benchmarks.
+# Extra arguments go to the driver, e.g. `bash bench/run.sh --duration 5 --workers 2`; see --help.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/bootstrap.sh"
+"$ROOT/scripts/services.sh"
+
+if ! command -v wrk >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null 2>&1; then
+    echo "bench: installed wrk"
+  else
+    echo "bench: wrk unavailable, using the Python load generator" >&2
+  fi
+fi
+
+cd "$ROOT"
+exec "$ROOT/.venv/bin/python" -m bench.main "$@"
