@@ -62,7 +62,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--staff", type=int, default=1000, help="staff to seed (default 1000)")
     p.add_argument("--no-recycle", action="store_true",
                    help="run gunicorn with --max-requests 0 (no worker recycling during the load)")
-    p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto")
+    p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
+                   help="auto: wrk when on PATH, else the Python load generator")
     return p.parse_args()
 
 

@@ -42,9 +42,9 @@ class Sender:
             with unit_of_work():
                 expanded = delivery.expand_one_fanout_batch()
             with unit_of_work():
-                claimed = delivery.claim_due(self.settings.claim_batch)
+                claimed, handled = delivery.claim_due(self.settings.claim_batch)
         list(self.pool.map(self._send_one, claimed))
-        return expanded + len(claimed)
+        return expanded + handled
 
     def drain(self, max_rounds: int = 100_000) -> None:
         """Runs until there is nothing to do (tests and the demo's single process)."""

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -217,9 +217,12 @@ def token_for(app):
     def _token(staff_id: int) -> str:
         with app.app_context(), unit_of_work():
             staff = db.session.get(Staff, staff_id)
-            identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"openid-{staff_id}", staff_id=staff_id)
-            db.session.add(identity)
-            db.session.flush()
+            identity = db.session.scalar(select(WeChatIdentity).where(
+                WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.staff_id == staff_id))
+            if identity is None:
+                identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"openid-{staff_id}", staff_id=staff_id)
+                db.session.add(identity)
+                db.session.flush()
             return auth.issue_token(identity, staff)
     return _token
 

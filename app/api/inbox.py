@@ -9,7 +9,7 @@ from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import AuthLevel, endpoint
-from app.services import notifications, permissions
+from app.services import audiences, notifications, permissions
 from app.services.audiences import Audience
 
 bp = Blueprint("inbox", __name__)
@@ -123,3 +123,25 @@ def report(notice_id: int):
 @endpoint("重新发送失败的通知", auth=AuthLevel.OFFICER, response=RequeueOut, tags=("officer",))
 def requeue(notice_id: int):
     return RequeueOut(requeued=notifications.requeue_failed(_reported_notice(notice_id)))
+
+
+class NoticeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    title: str = Field(min_length=1, max_length=100)
+    body: str = Field(default="", max_length=2000)
+    audience: Audience = Field(default_factory=Audience)
+
+
+class NoticeOut(BaseModel):
+    notice_id: int
+    occasion: str
+    audience_size: int
+
+
+@bp.post("/officer/notices")
+@endpoint("向受众发送一条服务通知（一次写入，发送进程分批送达）", auth=AuthLevel.OFFICER, body=NoticeIn,
+          response=NoticeOut, status=201, tags=("officer",))
+def send_notice(body: NoticeIn):
+    audience = permissions.restrict_audience(g.staff, body.audience)
+    notice = notifications.send_officer_notice(g.staff, body.title, body.body, audience)
+    return NoticeOut(notice_id=notice.id, occasion=notice.occasion, audience_size=audiences.count_audience(audience))

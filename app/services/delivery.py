@@ -72,15 +72,16 @@ class Claimed:
     message: channels.Message
 
 
-def claim_due(limit: int) -> list[Claimed]:
-    """Locks due rows, picks each one's channel, and marks them `sending` until their lease ends."""
+def claim_due(limit: int) -> tuple[list[Claimed], int]:
+    """Locks due rows and picks each one's channel: rows to send are marked `sending` until their lease ends and
+    returned; the others are settled (inbox only) or postponed. Returns (to send, rows handled)."""
     ids = db.session.scalars(
         select(Notification.id).where(Notification.status == DeliveryStatus.PENDING,
                                       Notification.next_attempt_at <= _now())
         .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
     if not ids:
-        return []
+        return [], 0
     rows = db.session.scalars(select(Notification).where(Notification.id.in_(ids))).unique().all()
     route = channels.Router(rows)
     claimed = []
@@ -93,7 +94,7 @@ def claim_due(limit: int) -> list[Claimed]:
         else:
             _start_sending(row, decision.channel)
             claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message))
-    return claimed
+    return claimed, len(rows)
 
 
 def _start_sending(row: Notification, channel: Channel) -> None:

@@ -6,6 +6,7 @@ Every area calls `notify_audience` (one fan-out row, however large the audience)
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import ApiError, NotFound
 from app.extensions import db
+from app.services import audit
 from app.services.audiences import Audience, includes
 from models import (
     DeliveryStatus, Notice, NoticeStatus, Notification, Staff, StaffStatus, SubscriptionConsent,
@@ -260,3 +262,11 @@ def requeue_failed(notice: Notice) -> int:
         .values(status=DeliveryStatus.PENDING, attempts=0, excluded_channels="", next_attempt_at=_now(),
                 last_error=None).execution_options(synchronize_session=False))
     return result.rowcount
+
+
+def send_officer_notice(officer: Staff, title: str, body: str, audience: Audience) -> Notice:
+    """An officer's own service notice to an audience (e.g. 体检安排、材料提交提醒)."""
+    occasion = f"officer-notice:{_now():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
+    notice = notify_audience("service", occasion, audience, title, body)
+    audit.record(officer, "notice.send", "notice", occasion, title=title, audience=audience.model_dump(mode="json"))
+    return notice

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from app.errors import Forbidden
 from models import Role, Staff
+
+if TYPE_CHECKING:
+    from app.services.audiences import Audience
 
 ALL = "all"
 
@@ -46,3 +51,16 @@ def ensure_covers_sub_union(officer: Staff, sub_union_id: int | None) -> None:
     scope = officer_sub_unions(officer)
     if scope is not None and sub_union_id not in scope:
         raise Forbidden("超出您所在分工会的管理范围", code="out_of_scope")
+
+
+def restrict_audience(officer: Staff, audience: "Audience") -> "Audience":
+    """A sub-union officer addresses only their own sub-unions: an audience without sub-unions becomes theirs,
+    one naming others is refused."""
+    scope = officer_sub_unions(officer)
+    if scope is None:
+        return audience
+    if not audience.sub_union_ids:
+        return audience.model_copy(update={"sub_union_ids": sorted(scope)})
+    if not set(audience.sub_union_ids) <= scope:
+        raise Forbidden("只能向本分工会的会员发送", code="out_of_scope")
+    return audience

@@ -11,7 +11,7 @@ from typing import Annotated
 from flask import current_app
 from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
 
 from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
@@ -78,7 +78,7 @@ def get_staff(employee_no: str) -> Staff:
 
 
 def load_staff_for_auth(staff_id: int) -> Staff | None:
-    return db.session.scalar(select(Staff).where(Staff.id == staff_id).options(selectinload(Staff.roles)))
+    return db.session.scalars(select(Staff).where(Staff.id == staff_id).options(joinedload(Staff.roles))).unique().first()
 
 
 def ensure_sub_union(name: str) -> tuple[SubUnion, bool]:

@@ -1,0 +1,373 @@
+"""Notifications: channel choice per person, WeChat's answers, retries, quotas, the inbox and officer reports.
+Sends go through wechatpy to the fake WeChat server; `/_fake/sent` shows what was delivered."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import requests
+import time_machine
+from sqlalchemy import func, select
+
+from app.extensions import db, unit_of_work
+from app.services import notifications
+from app.services.audiences import Audience
+from jobs.sender import Sender
+from models import (
+    Channel, DeliveryStatus, Notification, Staff, SubscriptionConsent, WeChatApp, WeChatIdentity,
+)
+from tests.helpers import bearer
+
+GREETING_TPL = "TPL-MINI-GREETING"
+SERVICE_SUB_TPL = "TPL-MINI-SERVICE"
+
+
+@pytest.fixture
+def wechat_user(app):
+    """Gives a staff member WeChat identities: `follows` the official account, a mini-program openid, consents."""
+    def _make(staff_id: int, follows: bool = False, mini: bool = True, consents: dict[str, int] | None = None):
+        with app.app_context(), unit_of_work():
+            if follows:
+                db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=f"mp-{staff_id}",
+                                              staff_id=staff_id, following=True))
+            if mini:
+                db.session.add(WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"mini-{staff_id}",
+                                              staff_id=staff_id))
+            for template_id, remaining in (consents or {}).items():
+                db.session.add(SubscriptionConsent(staff_id=staff_id, template_id=template_id, remaining=remaining))
+    return _make
+
+
+def notify(app, kind: str, staff_ids: list[int], occasion: str = "test:1", **kwargs):
+    with app.app_context(), unit_of_work():
+        notifications.notify_people(kind, occasion, staff_ids, kwargs.pop("title", "您报名的活动已确认"), **kwargs)
+
+
+def drain(app) -> None:
+    Sender(app).drain()
+
+
+def sent(fake_wechat) -> list[dict]:
+    return requests.get(f"{fake_wechat.url}_fake/sent", timeout=10).json()
+
+
+def inject(fake_wechat, endpoint: str, errcode: int, times: int = 1) -> None:
+    requests.post(f"{fake_wechat.url}_fake/inject", json={"endpoint": endpoint, "errcode": errcode, "times": times},
+                  timeout=10).raise_for_status()
+
+
+def row_of(app, staff_id: int) -> Notification:
+    with app.app_context():
+        return db.session.scalar(select(Notification).where(Notification.staff_id == staff_id))
+
+
+def consent_left(app, staff_id: int, template_id: str) -> int:
+    with app.app_context():
+        return db.session.scalar(select(SubscriptionConsent.remaining).where(
+            SubscriptionConsent.staff_id == staff_id, SubscriptionConsent.template_id == template_id))
+
+
+TEMPLATE_SEND = "cgi-bin/message/template/send"
+SUBSCRIBE_SEND = "cgi-bin/message/subscribe/send"
+
+
+def test_follower_gets_a_template_message_with_client_msg_id(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True, consents={SERVICE_SUB_TPL: 1})
+    notify(app, "service", [staff])
+    drain(app)
+    [message] = sent(fake_wechat)
+    assert message["endpoint"] == TEMPLATE_SEND
+    assert message["touser"] == f"mp-{staff}"
+    row = row_of(app, staff)
+    assert (row.status, row.channel) == (DeliveryStatus.SENT, Channel.TEMPLATE)
+    assert message["client_msg_id"] == f"su-{row.id}"
+    assert consent_left(app, staff, SERVICE_SUB_TPL) == 1     # the template channel spends no consent
+
+
+def test_non_follower_with_consent_gets_subscribe_message_and_uses_it_up(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, consents={SERVICE_SUB_TPL: 1})
+    notify(app, "service", [staff], occasion="test:1")
+    notify(app, "service", [staff], occasion="test:2")
+    drain(app)
+    [message] = sent(fake_wechat)
+    assert (message["endpoint"], message["touser"]) == (SUBSCRIBE_SEND, f"mini-{staff}")
+    assert consent_left(app, staff, SERVICE_SUB_TPL) == 0
+    with app.app_context():
+        statuses = sorted(s.value for s in db.session.scalars(select(Notification.status)))
+    assert statuses == ["inbox_only", "sent"]      # the second notice found no consent left
+
+
+def test_no_consent_means_inbox_only(app, fake_wechat, make_staff, wechat_user, client, token_for):
+    staff = make_staff()
+    wechat_user(staff, mini=False)
+    notify(app, "service", [staff], title="体检通知")
+    drain(app)
+    assert sent(fake_wechat) == []
+    assert row_of(app, staff).status is DeliveryStatus.INBOX_ONLY
+    inbox = client.get("/api/v1/inbox", headers=bearer(token_for(staff))).json
+    assert [i["title"] for i in inbox["items"]] == ["体检通知"]
+    assert inbox["unread"] == 1
+
+
+def test_greetings_never_use_template_messages(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True)           # a follower, but no consent for the greeting template
+    notify(app, "greeting", [staff], title="生日快乐")
+    drain(app)
+    assert sent(fake_wechat) == []
+    assert row_of(app, staff).status is DeliveryStatus.INBOX_ONLY
+
+
+def test_43101_zeroes_the_consent_and_tries_the_next_channel(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, consents={GREETING_TPL: 3})
+    inject(fake_wechat, SUBSCRIBE_SEND, 43101)
+    notify(app, "greeting", [staff])
+    drain(app)
+    assert sent(fake_wechat) == []
+    assert row_of(app, staff).status is DeliveryStatus.INBOX_ONLY
+    assert consent_left(app, staff, GREETING_TPL) == 0
+
+
+def test_43004_unfollowed_falls_back_to_subscribe(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True, consents={SERVICE_SUB_TPL: 1})
+    inject(fake_wechat, TEMPLATE_SEND, 43004)
+    notify(app, "service", [staff])
+    drain(app)
+    assert [m["endpoint"] for m in sent(fake_wechat)] == [SUBSCRIBE_SEND]
+    with app.app_context():
+        following = db.session.scalar(select(WeChatIdentity.following).where(
+            WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.staff_id == staff))
+    assert following is False
+
+
+def test_45009_pauses_the_channel_until_the_next_day(make_app, fake_wechat, make_staff, wechat_user):
+    app = make_app(**{"notifications.in_flight": 1, "notifications.claim_batch": 1})
+    people = [make_staff() for _ in range(3)]
+    for staff in people:
+        wechat_user(staff, follows=True)
+    inject(fake_wechat, TEMPLATE_SEND, 45009)
+    notify(app, "service", people)
+    drain(app)
+    assert sent(fake_wechat) == []
+    calls = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
+    assert calls[TEMPLATE_SEND] == 1            # after the first 45009 nobody else tried that channel today
+    with app.app_context():
+        rows = db.session.scalars(select(Notification)).all()
+        assert {r.status for r in rows} == {DeliveryStatus.PENDING}
+        assert all(r.next_attempt_at > datetime.now(timezone.utc) + timedelta(minutes=1) for r in rows)
+    # the next day the quota is back: everyone gets their message
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=1, hours=1)):
+        app.extensions["redis"].flushdb()      # the pause key expires at midnight; the moved clock can't expire it
+        drain(app)
+    assert len(sent(fake_wechat)) == 3
+
+
+def test_daily_quota_lets_a_large_fanout_continue_the_next_day(make_app, fake_wechat, make_staff, wechat_user):
+    app = make_app(**{"notifications.template.daily_quota": 2})
+    people = [make_staff() for _ in range(5)]
+    for staff in people:
+        wechat_user(staff, follows=True)
+    notify(app, "service", people)
+    drain(app)
+    assert len(sent(fake_wechat)) == 2
+    for day, expected in ((1, 4), (2, 5)):
+        with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=day)):
+            # Redis expires keys (the cached access token) by its own clock, which time-machine cannot move
+            app.extensions["redis"].flushdb()
+            drain(app)
+        assert len(sent(fake_wechat)) == expected
+    assert sorted(m["touser"] for m in sent(fake_wechat)) == sorted(f"mp-{s}" for s in people)
+
+
+def test_busy_wechat_is_retried_with_backoff(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True)
+    inject(fake_wechat, TEMPLATE_SEND, -1)
+    notify(app, "service", [staff])
+    drain(app)
+    row = row_of(app, staff)
+    assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
+    assert row.next_attempt_at > datetime.now(timezone.utc)
+    with time_machine.travel(row.next_attempt_at + timedelta(seconds=1)):
+        drain(app)
+    assert row_of(app, staff).status is DeliveryStatus.SENT
+    assert len(sent(fake_wechat)) == 1
+
+
+def test_fails_after_max_attempts_and_officer_requeues(make_app, fake_wechat, make_staff, wechat_user, grant,
+                                                       token_for):
+    app = make_app(**{"notifications.max_attempts": 2, "notifications.backoff_seconds": 1})
+    staff, officer = make_staff(), make_staff()
+    grant(officer, "union_officer")
+    wechat_user(staff, follows=True)
+    inject(fake_wechat, TEMPLATE_SEND, -1, times=2)
+    notify(app, "service", [staff])
+    drain(app)
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(seconds=5)):
+        drain(app)
+    row = row_of(app, staff)
+    assert row.status is DeliveryStatus.FAILED
+    client = app.test_client()
+    report = client.get(f"/api/v1/officer/notices/{row.notice_id}/report", headers=bearer(token_for(officer))).json
+    assert report["counts"]["failed"] == 1
+    assert report["reasons"][0]["reason"].startswith("微信错误 -1")
+    requeued = client.post(f"/api/v1/officer/notices/{row.notice_id}/requeue", headers=bearer(token_for(officer)))
+    assert requeued.json == {"requeued": 1}
+    drain(app)
+    assert row_of(app, staff).status is DeliveryStatus.SENT
+
+
+def test_permanent_error_fails_at_once_and_gives_the_consent_back(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, consents={GREETING_TPL: 1})
+    inject(fake_wechat, SUBSCRIBE_SEND, 40003)
+    notify(app, "greeting", [staff])
+    drain(app)
+    assert row_of(app, staff).status is DeliveryStatus.FAILED
+    assert consent_left(app, staff, GREETING_TPL) == 1
+
+
+def test_long_values_are_trimmed_to_wechat_limits(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, consents={SERVICE_SUB_TPL: 1})
+    notify(app, "service", [staff], title="关于做好二〇二六年度全校教职工健康体检工作的补充通知")
+    drain(app)
+    [message] = sent(fake_wechat)                   # the fake server answers 47003 to a thing over 20 characters
+    assert len(message["data"]["thing1"]["value"]) == 20
+    assert message["data"]["thing1"]["value"].endswith("…")
+
+
+def test_staff_who_left_receive_nothing(app, fake_wechat, make_staff, wechat_user):
+    from app.services import roster
+    from models import StaffStatus
+
+    staff = make_staff()
+    wechat_user(staff, follows=True)
+    notify(app, "service", [staff])
+    with app.app_context(), unit_of_work():
+        roster.set_status(db.session.get(Staff, staff), StaffStatus.LEFT, actor_label="test")
+    drain(app)
+    assert sent(fake_wechat) == []
+    assert row_of(app, staff).status is DeliveryStatus.INBOX_ONLY
+
+
+def test_one_occasion_never_notifies_a_person_twice(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True)
+    for _ in range(3):
+        notify(app, "service", [staff], occasion="signup:7:confirmed")
+    drain(app)
+    assert len(sent(fake_wechat)) == 1
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Notification)) == 1
+
+
+# --- fan-out, inbox and withdrawal ---------------------------------------------------------------------------
+
+def test_fanout_notice_is_in_the_inbox_before_any_sender_runs(app, client, make_staff, token_for):
+    people = [make_staff() for _ in range(3)]
+    with app.app_context(), unit_of_work():
+        notifications.notify_audience("service", "campaign:1", Audience(), "中秋慰问品领取")
+    token = token_for(people[1])
+    inbox = client.get("/api/v1/inbox", headers=bearer(token)).json
+    assert [i["title"] for i in inbox["items"]] == ["中秋慰问品领取"]
+    assert inbox["unread"] == 1
+    notice_id = inbox["items"][0]["id"]
+    assert client.post(f"/api/v1/inbox/{notice_id}/read", headers=bearer(token)).json == {"unread": 0}
+    drain(app)                                 # the fan-out later skips the one already read in the app
+    assert row_of(app, people[1]).status is DeliveryStatus.SKIPPED
+    assert client.get("/api/v1/inbox", headers=bearer(token)).json["items"][0]["read"] is True
+
+
+def test_inbox_pages_newest_first(app, client, make_staff, token_for):
+    staff = make_staff()
+    for n in range(5):
+        notify(app, "service", [staff], occasion=f"test:{n}", title=f"通知{n}")
+    token = token_for(staff)
+    first = client.get("/api/v1/inbox?limit=2", headers=bearer(token)).json
+    assert [i["title"] for i in first["items"]] == ["通知4", "通知3"]
+    second = client.get(f"/api/v1/inbox?limit=2&before={first['next_before']}", headers=bearer(token)).json
+    assert [i["title"] for i in second["items"]] == ["通知2", "通知1"]
+    assert client.post("/api/v1/inbox/read-all", headers=bearer(token)).json == {"unread": 0}
+    assert client.get("/api/v1/inbox/unread-count", headers=bearer(token)).json == {"unread": 0}
+
+
+def test_reading_someone_elses_notice_is_404(app, client, make_staff, token_for):
+    owner, other = make_staff(), make_staff()
+    notify(app, "service", [owner])
+    notice_id = row_of(app, owner).notice_id
+    response = client.post(f"/api/v1/inbox/{notice_id}/read", headers=bearer(token_for(other)))
+    assert response.status_code == 404
+
+
+def test_cancelled_occasion_sends_nothing_more(app, fake_wechat, make_staff, wechat_user):
+    staff = make_staff()
+    wechat_user(staff, follows=True)
+    notify(app, "service", [staff], occasion="announcement:9")
+    with app.app_context(), unit_of_work():
+        assert notifications.cancel_notice("announcement:9") == 1
+    drain(app)
+    assert sent(fake_wechat) == []
+    assert row_of(app, staff).status is DeliveryStatus.CANCELLED
+
+
+def test_officer_fanout_to_20000_commits_one_short_transaction(app, client, make_staff, grant, token_for,
+                                                                count_queries):
+    from sqlalchemy import insert
+
+    officer = make_staff()
+    grant(officer, "union_officer")
+    with app.app_context(), unit_of_work():
+        db.session.execute(insert(Staff), [{"employee_no": f"F{n:06d}", "name": "会员"} for n in range(20_000)])
+    token = token_for(officer)
+    with count_queries() as queries:
+        response = client.post("/api/v1/officer/notices", headers=bearer(token),
+                               json={"title": "工会会员信息核对", "body": "请于本周内核对", "audience": {}})
+    assert response.status_code == 201, response.json
+    assert response.json["audience_size"] == 20_001
+    inserts = [s for s in queries.statements if s.lstrip().upper().startswith("INSERT")]
+    assert len(inserts) == 2                   # the notice and its audit entry: no per-person rows yet
+    assert queries.count < 15
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+
+
+def test_sub_union_officer_notices_only_their_sub_union(app, client, make_staff, grant, token_for):
+    officer = make_staff(sub_union="后勤分工会")
+    grant(officer, "sub_union_officer", sub_union="后勤分工会")
+    make_staff(sub_union="后勤分工会")
+    make_staff(sub_union="机关分工会")
+    token = token_for(officer)
+    ok = client.post("/api/v1/officer/notices", headers=bearer(token), json={"title": "后勤会员大会"})
+    assert ok.json["audience_size"] == 2
+    with app.app_context():
+        other = db.session.scalar(select(Staff.sub_union_id).where(Staff.sub_union_id.is_not(None))
+                                  .order_by(Staff.sub_union_id.desc()))
+    refused = client.post("/api/v1/officer/notices", headers=bearer(token),
+                          json={"title": "x", "audience": {"sub_union_ids": [other + 1000]}})
+    assert refused.status_code == 403
+
+
+# --- consents -----------------------------------------------------------------------------------------------
+
+def test_each_accept_allows_one_more_send(client, make_staff, token_for):
+    token = token_for(make_staff())
+    body = {"results": {SERVICE_SUB_TPL: "accept", GREETING_TPL: "reject"}}
+    assert client.post("/api/v1/subscriptions", json=body, headers=bearer(token)).json == {
+        "remaining": {SERVICE_SUB_TPL: 1}}
+    again = client.post("/api/v1/subscriptions", json=body, headers=bearer(token)).json
+    assert again == {"remaining": {SERVICE_SUB_TPL: 2}}
+    banned = client.post("/api/v1/subscriptions", json={"results": {SERVICE_SUB_TPL: "ban"}}, headers=bearer(token))
+    assert banned.json == {"remaining": {SERVICE_SUB_TPL: 0}}
+
+
+def test_unknown_template_in_subscriptions_is_refused(client, make_staff, token_for):
+    response = client.post("/api/v1/subscriptions", json={"results": {"NOPE": "accept"}},
+                           headers=bearer(token_for(make_staff())))
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "unknown_template"
