@@ -81,3 +81,11 @@ def sender(ctx: Context) -> None:
     from jobs.sender import run_sender_process
 
     run_sender_process(ctx.app)
+
+
+@cli.command("scheduler", help="定时任务进程：生日、节日等到期通知（同一时间只有一个在工作）")
+@pass_ctx
+def scheduler(ctx: Context) -> None:
+    from jobs.scheduler import run_scheduler_process
+
+    run_scheduler_process(ctx.app)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any, Literal
 
@@ -137,6 +139,61 @@ class NotificationsSection(Section):
         return {**DEFAULT_NOTICE_KINDS, **value}
 
 
+class SchedulerSection(Section):
+    tick_seconds: float = Field(default=60, gt=0)                  # how often each job looks for due work
+    leader_lock_seconds: float = Field(default=30, ge=2)         # a dead leader is replaced within this
+    clock_file: str = ""   # tests only: a file holding an ISO time the jobs read as "now"
+
+
+class BirthdaySection(Section):
+    enabled: bool = True
+    send_time: time_of_day = time_of_day(8, 0)
+    title: str = "生日快乐"
+    body: str = "工会祝您生日快乐，工作顺利，阖家幸福！"
+
+
+class OccasionSection(Section):
+    enabled: bool = True
+    lead_days: int = Field(default=1, ge=0, le=30)
+    send_time: time_of_day = time_of_day(9, 0)
+    title: str
+    body: str
+    audience: dict[str, Any] = Field(default_factory=dict)    # criteria, see app/services/audiences.py
+
+
+DEFAULT_OCCASIONS: dict[str, dict] = {
+    "new_year": {"title": "元旦问候", "body": "工会祝您新年快乐，万事如意！"},
+    "spring_festival": {"lead_days": 3, "title": "春节慰问", "body": "工会恭祝您和家人新春快乐、阖家幸福！"},
+    "lantern": {"lead_days": 0, "title": "元宵节快乐", "body": "工会祝您元宵节快乐，团团圆圆！"},
+    "womens_day": {"lead_days": 0, "title": "三八妇女节快乐", "body": "工会向全体女教职工致以节日的问候！",
+                   "audience": {"genders": ["female"], "statuses": ["active"]}},
+    "labour_day": {"title": "五一劳动节问候", "body": "工会向辛勤工作的您致以节日的问候！"},
+    "dragon_boat": {"title": "端午安康", "body": "工会祝您端午安康！"},
+    "mid_autumn": {"title": "中秋节问候", "body": "工会祝您中秋快乐，花好月圆！"},
+    "teachers_day": {"lead_days": 0, "title": "教师节快乐", "body": "工会向全体教职工致以节日的问候！",
+                     "audience": {"statuses": ["active"]}},
+    "national_day": {"title": "国庆节问候", "body": "工会祝您国庆快乐！"},
+    "double_ninth": {"lead_days": 0, "title": "重阳节问候", "body": "工会祝您重阳安康，福寿绵长！",
+                     "audience": {"statuses": ["retired"]}},
+}
+
+
+class HolidaysSection(Section):
+    occasions: dict[str, OccasionSection] = Field(default_factory=lambda: {
+        k: OccasionSection.model_validate(v) for k, v in DEFAULT_OCCASIONS.items()})
+    # Statutory days off published after the installed chinese-calendar release:
+    # year -> occasion -> [first day off, last day off]
+    days_off: dict[str, dict[str, tuple[date, date]]] = Field(default_factory=dict)
+
+    @field_validator("occasions", mode="before")
+    @classmethod
+    def _known_occasions(cls, value: dict) -> dict:
+        unknown = set(value) - set(DEFAULT_OCCASIONS)
+        if unknown:
+            raise ValueError(f"未知的节日：{'、'.join(sorted(unknown))}（可用：{'、'.join(DEFAULT_OCCASIONS)}）")
+        return {k: {**DEFAULT_OCCASIONS[k], **v} for k, v in {**DEFAULT_OCCASIONS, **value}.items()}
+
+
 class DemoSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -150,6 +207,9 @@ class Config(Section):
     wechat: WeChatSection = WeChatSection()
     auth: AuthSection = AuthSection()
     notifications: NotificationsSection = NotificationsSection()
+    scheduler: SchedulerSection = SchedulerSection()
+    birthdays: BirthdaySection = BirthdaySection()
+    holidays: HolidaysSection = HolidaysSection()
     demo: DemoSection = DemoSection()
 
 

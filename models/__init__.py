@@ -15,11 +15,13 @@ from models.roster import (
     WeChatIdentity,
 )
 from models.audit import AuditLog
+from models.campaigns import GiftCampaign
 from models.notifications import (
     Channel, DeliveryStatus, Notice, NoticeStatus, Notification, SubscriptionConsent,
 )
 
 __all__ = [
+    "GiftCampaign",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",

@@ -55,7 +55,11 @@ class SubUnion(Base):
 
 class Staff(Base):
     __tablename__ = "staff"
-    __table_args__ = (Index("ix_staff_sub_union_status", "sub_union_id", "status"),)
+    __table_args__ = (
+        Index("ix_staff_sub_union_status", "sub_union_id", "status"),
+        Index("ix_staff_birth_month_day", "birth_month", "birth_day"),
+        Index("ix_staff_lunar_birth_month_day", "lunar_birth_month", "lunar_birth_day"),
+    )
     _repr_fields = ("id", "employee_no", "name")
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -65,6 +69,11 @@ class Staff(Base):
     birthday: Mapped[date | None]
     birthday_calendar: Mapped[BirthdayCalendar] = mapped_column(
         str_enum(BirthdayCalendar, 10), default=BirthdayCalendar.SOLAR)
+    # Derived from `birthday` whenever it changes, so the daily birthday job is an indexed lookup.
+    birth_month: Mapped[int | None]
+    birth_day: Mapped[int | None]
+    lunar_birth_month: Mapped[int | None]
+    lunar_birth_day: Mapped[int | None]
     department: Mapped[str] = mapped_column(String(128), default="")
     sub_union_id: Mapped[int | None] = mapped_column(ForeignKey("sub_unions.id"))
     phone: Mapped[str | None] = mapped_column(String(20))

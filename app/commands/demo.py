@@ -25,9 +25,21 @@ def demo(ctx: Context, port: int | None) -> None:
     app = create_app(config)
     with app.app_context():
         seed_demo_data()
+    start_jobs_in_process(app)
     port = port if port is not None else config.demo.port
     print_try_it(f"http://{config.demo.host}:{port}", fake.url)
     run_simple(config.demo.host, port, app, threaded=True, use_reloader=False)
+
+
+def start_jobs_in_process(app) -> None:
+    """The embedded default runs the scheduler and one sender inside its single process."""
+    import threading
+
+    from jobs.scheduler import start_background_scheduler
+    from jobs.sender import Sender
+
+    start_background_scheduler(app)
+    threading.Thread(target=Sender(app).run_forever, name="sender", daemon=True).start()
 
 
 @click.command(help="开发用：以单进程运行 API（生产请用 gunicorn -c gunicorn.conf.py）")

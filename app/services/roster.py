@@ -16,6 +16,7 @@ from sqlalchemy.orm import joinedload
 from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
 from app.services import audit
+from app.services.calendar import lunar_month_day
 from app.services.permissions import scope_key
 from models import (
     BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
@@ -128,7 +129,16 @@ def _apply_fields(staff: Staff, fields: StaffFields, sub_union_id: int | None) -
         staff.auth_version += 1   # a status change (above all 离职) ends every session at once
     for key in changed:
         setattr(staff, key, wanted[key])
+    if "birthday" in changed:
+        _derive_birth_fields(staff)
     return changed
+
+
+def _derive_birth_fields(staff: Staff) -> None:
+    """Keeps the indexed month/day columns the daily birthday job looks up in step with `birthday`."""
+    birthday = staff.birthday
+    staff.birth_month, staff.birth_day = (birthday.month, birthday.day) if birthday else (None, None)
+    staff.lunar_birth_month, staff.lunar_birth_day = lunar_month_day(birthday) if birthday else (None, None)
 
 
 def set_status(staff: Staff, status: StaffStatus, actor: Staff | None = None, actor_label: str = "") -> None:

@@ -1,0 +1,65 @@
+"""Officer endpoints for holiday gift campaigns (节日慰问品发放)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, g
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.api.endpoint import AuthLevel, endpoint
+from app.services import holidays, permissions
+from app.services.audiences import Audience
+
+bp = Blueprint("campaigns", __name__)
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    occasion: str = Field(description="节日：new_year / spring_festival / mid_autumn / ...")
+    year: int = Field(ge=2000, le=2100)
+    gift: str = Field(min_length=1, max_length=200, description="慰问品，如“月饼一盒”")
+    pickup_place: str = Field(min_length=1, max_length=200)
+    pickup_start: AwareDatetime
+    pickup_end: AwareDatetime
+    audience: Audience = Field(default_factory=Audience)
+
+
+class CampaignOut(BaseModel):
+    id: int
+    occasion: str
+    year: int
+    gift: str
+    pickup_place: str
+    pickup_start: datetime
+    pickup_end: datetime
+    audience: dict
+
+
+class CampaignList(BaseModel):
+    items: list[CampaignOut]
+
+
+class CampaignQuery(BaseModel):
+    year: int | None = None
+
+
+def campaign_out(c) -> CampaignOut:
+    return CampaignOut(id=c.id, occasion=c.occasion, year=c.year, gift=c.gift, pickup_place=c.pickup_place,
+                       pickup_start=c.pickup_start, pickup_end=c.pickup_end, audience=c.audience)
+
+
+@bp.post("/officer/campaigns")
+@endpoint("创建节日慰问品发放（领取地点与时间会随节日通知发出）", auth=AuthLevel.OFFICER, body=CampaignIn,
+          response=CampaignOut, status=201, tags=("officer",))
+def create(body: CampaignIn):
+    permissions.ensure_union_officer(g.staff)
+    campaign = holidays.create_campaign(g.staff, body.occasion, body.year, body.gift, body.pickup_place,
+                                        body.pickup_start, body.pickup_end, body.audience)
+    return campaign_out(campaign)
+
+
+@bp.get("/officer/campaigns")
+@endpoint("节日慰问品发放列表", auth=AuthLevel.OFFICER, query=CampaignQuery, response=CampaignList, tags=("officer",))
+def list_all(query: CampaignQuery):
+    return CampaignList(items=[campaign_out(c) for c in holidays.list_campaigns(query.year)])

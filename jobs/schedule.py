@@ -1,0 +1,24 @@
+"""The whole periodic schedule, in one list. Each job runs on an interval and does what is due and not yet
+done (the database remembers what was done), so a scheduler that was down catches up and nothing runs twice."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    run: Callable[[datetime], int]     # called inside an app context with "now"; returns how much it did
+    summary: str
+
+
+def schedule() -> list[JobSpec]:
+    from app.services import greetings, holidays
+
+    return [
+        JobSpec("greetings.birthdays", greetings.send_birthday_greetings, "生日祝福（当天，按公历或农历）"),
+        JobSpec("holidays.notices", holidays.send_due_holiday_notices, "节日通知与慰问品领取通知"),
+    ]

@@ -1,0 +1,95 @@
+"""`smart-union scheduler`: APScheduler 3 in its own process (never inside gunicorn workers).
+
+Every job of jobs/schedule.py is registered with a stable id, `replace_existing=True, coalesce=True,
+max_instances=1`, on an interval of `scheduler.tick_seconds`. A job runs only while this process holds the
+leader lock; each run is one unit of work in its own app context.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from datetime import datetime, timezone
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from flask import Flask
+
+from app.extensions import redis_key, unit_of_work
+from jobs import clock
+from jobs.leader import LeaderLock
+from jobs.schedule import JobSpec, schedule
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    def __init__(self, app: Flask):
+        self.app = app
+        self.settings = app.config["SU"].scheduler
+        with app.app_context():
+            key = redis_key("scheduler", "leader")
+        self.leader = LeaderLock(app.extensions["redis"], key, self.settings.leader_lock_seconds)
+
+    def heartbeat(self) -> None:
+        self.leader.refresh()
+
+    def run_job(self, spec: JobSpec) -> int:
+        if not self.leader.is_leader:
+            return 0
+        with self.app.app_context():
+            with unit_of_work():
+                done = spec.run(clock.now(self.settings.clock_file))
+        if done:
+            log.info("job %s did %s", spec.id, done)
+        return done
+
+    def run_all_once(self) -> None:
+        """Every job once, as the leader would (tests and the demo)."""
+        for spec in schedule():
+            self.run_job(spec)
+
+    def attach(self, scheduler) -> None:
+        scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.leader_lock_seconds / 3,
+                          id="scheduler.leader", replace_existing=True, coalesce=True, max_instances=1,
+                          next_run_time=_soon())
+        for spec in schedule():
+            scheduler.add_job(self._safe, "interval", args=[spec], seconds=self.settings.tick_seconds, id=spec.id,
+                              name=spec.summary, replace_existing=True, coalesce=True, max_instances=1,
+                              next_run_time=_soon())
+
+    def _safe(self, spec: JobSpec) -> None:
+        try:
+            self.run_job(spec)
+        except Exception:   # logged and retried on the next tick; the unit of work rolled back
+            log.exception("job %s failed", spec.id)
+
+
+def _soon() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def run_scheduler_process(app: Flask) -> None:
+    runner = JobRunner(app)
+    scheduler = BlockingScheduler(timezone=app.config["SU"].app.timezone)
+    runner.attach(scheduler)
+
+    def stop(*_args):
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("scheduler %s started", runner.leader.identity)
+    try:
+        scheduler.start()
+    finally:
+        runner.leader.release()
+
+
+def start_background_scheduler(app: Flask) -> BackgroundScheduler:
+    """The embedded demo's scheduler, inside its single process."""
+    runner = JobRunner(app)
+    scheduler = BackgroundScheduler(timezone=app.config["SU"].app.timezone)
+    runner.attach(scheduler)
+    scheduler.start()
+    return scheduler
