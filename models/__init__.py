@@ -14,6 +14,9 @@ from models.roster import (
     WeChatApp,
     WeChatIdentity,
 )
+from models.announcements import (
+    Announcement, AnnouncementAttachment, AnnouncementCategory, AnnouncementRead, AnnouncementStatus,
+)
 from models.audit import AuditLog
 from models.campaigns import GiftCampaign
 from models.notifications import (
@@ -21,6 +24,7 @@ from models.notifications import (
 )
 
 __all__ = [
+    "Announcement", "AnnouncementAttachment", "AnnouncementCategory", "AnnouncementRead", "AnnouncementStatus",
     "GiftCampaign",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
