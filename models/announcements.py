@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, str_enum, utcnow
+from models.base import Base, TargetsAudience, str_enum, utcnow
 
 
 class AnnouncementCategory(enum.Enum):
@@ -25,7 +23,7 @@ class AnnouncementStatus(enum.Enum):
     WITHDRAWN = "withdrawn"
 
 
-class Announcement(Base):
+class Announcement(TargetsAudience, Base):
     __tablename__ = "announcements"
     __table_args__ = (Index("ix_announcements_listing", "status", "pinned", "published_at"),)
     _repr_fields = ("id", "title", "status")
@@ -35,7 +33,6 @@ class Announcement(Base):
     body: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[AnnouncementCategory] = mapped_column(str_enum(AnnouncementCategory),
                                                            default=AnnouncementCategory.NOTICE)
-    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     pinned: Mapped[bool] = mapped_column(default=False)
     status: Mapped[AnnouncementStatus] = mapped_column(str_enum(AnnouncementStatus),
                                                        default=AnnouncementStatus.DRAFT)

@@ -3,8 +3,10 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator
-from sqlalchemy.orm import DeclarativeBase
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Enum, MetaData, String, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -51,3 +53,14 @@ class Base(DeclarativeBase):
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name, None)!r}" for name in self._repr_fields)
         return f"<{type(self).__name__} {fields}>"
+
+
+class TargetsAudience:
+    """Columns of a row addressed to an audience (announcements, events): the criteria as JSON, plus a form SQL
+    can test a person against without parsing JSON (app.services.audiences.visible_to)."""
+
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    audience_status_mask: Mapped[int] = mapped_column(default=0)     # 0 = every status that receives
+    audience_gender_mask: Mapped[int] = mapped_column(default=0)     # 0 = both
+    audience_role_mask: Mapped[int] = mapped_column(default=0)       # 0 = no role needed
+    audience_sub_unions: Mapped[str] = mapped_column(String(255), default="")   # ",3,5," or "" = all

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, and_, exists, func, select
+from sqlalchemy import Select, and_, exists, false, func, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.extensions import db
@@ -85,3 +85,36 @@ def includes(audience: Audience, staff: Staff) -> bool:
     if audience.genders and staff.gender not in audience.genders:
         return False
     return not audience.roles or any(r.role in audience.roles for r in staff.roles)
+
+
+# --- rows addressed to an audience (models.base.TargetsAudience) ----------------------------------------------
+
+STATUS_BITS = {StaffStatus.ACTIVE: 1, StaffStatus.RETIRED: 2}
+GENDER_BITS = {Gender.MALE: 1, Gender.FEMALE: 2}
+ROLE_BITS = {Role.UNION_OFFICER: 1, Role.SUB_UNION_OFFICER: 2, Role.ADMIN: 4}
+
+
+def audience_columns(audience: Audience) -> dict:
+    """The TargetsAudience column values for an audience."""
+    return {
+        "audience": audience.model_dump(mode="json"),
+        "audience_status_mask": sum(STATUS_BITS[s] for s in set(audience.statuses) if s in STATUS_BITS),
+        "audience_gender_mask": sum(GENDER_BITS[g] for g in set(audience.genders)),
+        "audience_role_mask": sum(ROLE_BITS[r] for r in set(audience.roles)),
+        "audience_sub_unions": "".join(f",{i}" for i in sorted(set(audience.sub_union_ids))) + ","
+        if audience.sub_union_ids else "",
+    }
+
+
+def visible_to(model, staff: Staff) -> ColumnElement[bool]:
+    """WHERE clause: the rows of a TargetsAudience model whose audience includes this staff member."""
+    status_bit = STATUS_BITS.get(staff.status, 0)
+    gender_bit = GENDER_BITS.get(staff.gender, 0)
+    role_bits = sum(ROLE_BITS[r.role] for r in staff.roles)
+    conditions = [
+        or_(model.audience_status_mask == 0, model.audience_status_mask.op("&")(status_bit) != 0),
+        or_(model.audience_gender_mask == 0, model.audience_gender_mask.op("&")(gender_bit) != 0),
+        or_(model.audience_role_mask == 0, model.audience_role_mask.op("&")(role_bits) != 0),
+        or_(model.audience_sub_unions == "", model.audience_sub_unions.contains(f",{staff.sub_union_id},")),
+    ]
+    return and_(*conditions) if status_bit else false()

@@ -2,7 +2,7 @@
 
 Revision ID: 0004
 Revises: 0003
-Create Date: 2026-11-25 18:15:14.838898
+Create Date: 2026-11-25 18:16:03.249181
 """
 from alembic import op
 import sqlalchemy as sa
@@ -22,7 +22,6 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=100), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('category', sa.Enum('notice', 'activity', 'welfare', 'disclosure', name='announcementcategory', native_enum=False, length=20), nullable=False),
-    sa.Column('audience', sa.JSON(), nullable=False),
     sa.Column('pinned', sa.Boolean(), nullable=False),
     sa.Column('status', sa.Enum('draft', 'published', 'withdrawn', name='announcementstatus', native_enum=False, length=20), nullable=False),
     sa.Column('author_id', sa.Integer(), nullable=True),
@@ -31,6 +30,11 @@ def upgrade() -> None:
     sa.Column('check_note', sa.String(length=255), nullable=True),
     sa.Column('created_at', models.base.UTCDateTime(), nullable=False),
     sa.Column('updated_at', models.base.UTCDateTime(), nullable=False),
+    sa.Column('audience', sa.JSON(), nullable=False),
+    sa.Column('audience_status_mask', sa.Integer(), nullable=False),
+    sa.Column('audience_gender_mask', sa.Integer(), nullable=False),
+    sa.Column('audience_role_mask', sa.Integer(), nullable=False),
+    sa.Column('audience_sub_unions', sa.String(length=255), nullable=False),
     sa.ForeignKeyConstraint(['author_id'], ['staff.id'], name=op.f('fk_announcements_author_id_staff'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_announcements'))
     )
