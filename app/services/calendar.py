@@ -16,10 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
 import chinese_calendar
 from chinese_calendar import Holiday
-from lunar_python import Lunar, LunarYear, Solar
+from lunar_python import LunarYear, Solar
 
 DaysOff = tuple[date, date]
 
@@ -187,8 +188,12 @@ def _check_lead_days(lead_days: dict[str, int]) -> None:
 
 
 def overlaps(a: Occasion, b: Occasion) -> bool:
-    """Whether two occasions share days off, or one's day lies inside the other's days off."""
-    if a.days_off and b.days_off and a.days_off[0] <= b.days_off[1] and b.days_off[0] <= a.days_off[1]:
+    """Whether two statutory holidays share days off, or one's day lies inside the other's days off. Occasions
+    without days off (重阳 for retirees, 教师节) keep their own notice even inside the 国庆 week: their audience
+    and wording are their own."""
+    if not (a.days_off and b.days_off):
+        return False
+    if a.days_off[0] <= b.days_off[1] and b.days_off[0] <= a.days_off[1]:
         return True
     return _within(a.day, b.days_off) or _within(b.day, a.days_off)
 
@@ -238,8 +243,11 @@ def solar_birthday_in_year(birthday: date, year: int) -> date:
 
 def lunar_date_of(day: date) -> tuple[int, int, int, bool]:
     """(lunar_year, month, day, is_leap_month) of a solar day."""
-    lunar = Solar.fromYmd(day.year, day.month, day.day).getLunar()
-    return lunar.getYear(), abs(lunar.getMonth()), lunar.getDay(), lunar.getMonth() < 0
+    for lunar_year in (day.year, day.year - 1):
+        for month, first, count in _lunar_months(lunar_year):
+            if first <= day < first + timedelta(days=count):
+                return lunar_year, abs(month), (day - first).days + 1, month < 0
+    raise ValueError(f"{day} is outside the lunar calendar's range")
 
 
 def lunar_month_day(birthday: date) -> tuple[int, int]:
@@ -271,10 +279,35 @@ def lunar_birthdays_on(day: date) -> list[tuple[int, int]]:
 
 
 def _month_length(lunar_year: int, month: int) -> int:
-    """Days in the ordinary (not leap) lunar month."""
-    return LunarYear.fromYear(lunar_year).getMonth(month).getDayCount()
+    """Days in a lunar month (a negative month is the leap month)."""
+    return _lunar_month(lunar_year, month)[2]
 
 
 def _solar_of_lunar(lunar_year: int, month: int, day: int) -> date:
-    solar = Lunar.fromYmd(lunar_year, month, day).getSolar()
+    _, first, count = _lunar_month(lunar_year, month)
+    if not 1 <= day <= count:
+        raise ValueError(f"lunar {lunar_year}-{month} has {count} days, not a day {day}")
+    return first + timedelta(days=day - 1)
+
+
+def _lunar_month(lunar_year: int, month: int) -> tuple[int, date, int]:
+    found = next((m for m in _lunar_months(lunar_year) if m[0] == month), None)
+    if found is None:
+        raise ValueError(f"lunar year {lunar_year} has no month {month}")
+    return found
+
+
+@lru_cache(maxsize=512)
+def _lunar_months(lunar_year: int) -> tuple[tuple[int, date, int], ...]:
+    """The months of a lunar year from lunar-python: (month, first solar day, day count), leap month negative.
+
+    Cached: lunar-python recomputes a whole year whenever the year it last used changes, which made
+    converting many birth dates of different years slow.
+    """
+    months = LunarYear.fromYear(lunar_year).getMonthsInYear()
+    return tuple((m.getMonth(), _date_of_julian_day(m.getFirstJulianDay()), m.getDayCount()) for m in months)
+
+
+def _date_of_julian_day(julian_day: float) -> date:
+    solar = Solar.fromJulianDay(julian_day)
     return date(solar.getYear(), solar.getMonth(), solar.getDay())

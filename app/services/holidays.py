@@ -73,7 +73,7 @@ def _already_written(plan: PlannedNotice) -> bool:
 
 def _write_holiday_notice(plan: PlannedNotice) -> Notice:
     occasions = [_settings().occasions[key] for key in plan.keys]
-    title = occasions[0].title if len(occasions) == 1 else f"{plan.name}节日问候"
+    title = occasions[0].title if len(occasions) == 1 else f"{plan.name}问候"
     body = "\n".join(o.body for o in occasions)
     campaign = _campaign_for(plan)
     if campaign is not None:
