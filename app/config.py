@@ -14,7 +14,7 @@ from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "SMART_UNION__"
 CONFIG_PATH_ENV = "SMART_UNION_CONFIG"
@@ -56,12 +56,57 @@ class MiniProgramSection(Section):
     secret: str = "mini-secret-demo"
 
 
+class MenuButton(Section):
+    """One button of the official account's custom menu (自定义菜单), in WeChat's own field names."""
+
+    name: str = Field(min_length=1, max_length=20)
+    type: Literal["click", "view", "miniprogram"] | None = None
+    key: str | None = Field(default=None, max_length=128)   # click: the CLICK event's EventKey
+    url: str | None = None                                  # view / miniprogram (fallback page)
+    appid: str | None = None                                # miniprogram
+    pagepath: str | None = None                             # miniprogram
+    sub_button: list[MenuButton] = Field(default_factory=list, max_length=5)
+
+    @model_validator(mode="after")
+    def _complete(self):
+        needs = {"click": ("key",), "view": ("url",), "miniprogram": ("url", "appid", "pagepath")}
+        if self.sub_button and self.type:
+            raise ValueError(f"菜单“{self.name}”有子菜单时不能再设置 type")
+        if not self.sub_button and not self.type:
+            raise ValueError(f"菜单“{self.name}”需要 type（click、view 或 miniprogram）或 sub_button")
+        missing = [f for f in needs.get(self.type or "", ()) if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"菜单“{self.name}”（{self.type}）缺少 {'、'.join(missing)}")
+        return self
+
+
+DEFAULT_MENU: list[dict] = [
+    {"name": "公告", "type": "click", "key": "ANNOUNCEMENTS"},
+    {"name": "活动", "type": "click", "key": "EVENTS"},
+    {"name": "服务", "sub_button": [
+        {"name": "我的信息", "type": "click", "key": "ME"},
+        {"name": "绑定说明", "type": "click", "key": "LINK"},
+        {"name": "帮助", "type": "click", "key": "HELP"},
+    ]},
+]
+
+
 class OfficialAccountSection(Section):
     appid: str = "wxmpdemo000000001"
     secret: str = "mp-secret-demo"
     token: str = "smartunion"
     encoding_aes_key: str = ""
     message_mode: Literal["plaintext", "compatible", "safe"] = "plaintext"
+    max_push_bytes: int = Field(default=64 * 1024, ge=1024)       # larger pushes are refused unread
+    link_code_ttl_seconds: int = Field(default=600, ge=60, le=3600)  # the 6-digit "绑定" code
+    menu: list[MenuButton] = Field(default_factory=lambda: [MenuButton.model_validate(b) for b in DEFAULT_MENU],
+                                   min_length=1, max_length=3)
+
+    @model_validator(mode="after")
+    def _aes_key_when_encrypted(self):
+        if self.message_mode != "plaintext" and len(self.encoding_aes_key) != 43:
+            raise ValueError("兼容模式和安全模式需要 43 个字符的 encoding_aes_key")
+        return self
 
 
 class WeChatSection(Section):
@@ -194,6 +239,11 @@ class HolidaysSection(Section):
         return {k: {**DEFAULT_OCCASIONS[k], **v} for k, v in {**DEFAULT_OCCASIONS, **value}.items()}
 
 
+class StorageSection(Section):
+    path: str = "instance/uploads"        # uploaded files; never served from a public path
+    max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+
 class DemoSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -210,6 +260,7 @@ class Config(Section):
     scheduler: SchedulerSection = SchedulerSection()
     birthdays: BirthdaySection = BirthdaySection()
     holidays: HolidaysSection = HolidaysSection()
+    storage: StorageSection = StorageSection()
     demo: DemoSection = DemoSection()
 
 

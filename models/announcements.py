@@ -39,7 +39,6 @@ class Announcement(TargetsAudience, Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     published_at: Mapped[datetime | None]
     disclosure_ends_at: Mapped[datetime | None]       # 公示期截止
-    check_note: Mapped[str | None] = mapped_column(String(255))   # why the content check held it back
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

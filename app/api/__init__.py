@@ -8,8 +8,8 @@ API_PREFIX = "/api/v1"
 
 
 def register_blueprints(app: Flask) -> None:
-    from app.api import auth, campaigns, docs, health, inbox, staff
+    from app.api import announcements, auth, campaigns, docs, health, inbox, staff
 
     app.register_blueprint(health.bp)
-    for module in (auth, staff, inbox, campaigns, docs):
+    for module in (auth, staff, inbox, campaigns, announcements, docs):
         app.register_blueprint(module.bp, url_prefix=API_PREFIX)

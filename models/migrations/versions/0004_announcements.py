@@ -27,7 +27,6 @@ def upgrade() -> None:
     sa.Column('author_id', sa.Integer(), nullable=True),
     sa.Column('published_at', models.base.UTCDateTime(), nullable=True),
     sa.Column('disclosure_ends_at', models.base.UTCDateTime(), nullable=True),
-    sa.Column('check_note', sa.String(length=255), nullable=True),
     sa.Column('created_at', models.base.UTCDateTime(), nullable=False),
     sa.Column('updated_at', models.base.UTCDateTime(), nullable=False),
     sa.Column('audience', sa.JSON(), nullable=False),

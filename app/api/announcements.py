@@ -1,0 +1,219 @@
+"""Announcements: staff read them in the mini-program; officers draft, publish, withdraw and follow reading."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, g, request, send_file
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from app.api.endpoint import AuthLevel, endpoint
+from app.errors import ApiError, NotFound
+from app.services import announcements, attachments
+from app.services.audiences import Audience
+from models import Announcement, AnnouncementCategory, AnnouncementStatus
+
+bp = Blueprint("announcements", __name__)
+OFFICER = AuthLevel.OFFICER
+
+
+class PageQuery(BaseModel):
+    page: int = Field(default=1, ge=1)
+    page_size: int = Field(default=20, ge=1, le=50)
+
+
+class AttachmentOut(BaseModel):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+class AnnouncementSummary(BaseModel):
+    id: int
+    title: str
+    category: AnnouncementCategory
+    pinned: bool
+    published_at: datetime | None
+    read: bool
+
+
+class AnnouncementList(BaseModel):
+    items: list[AnnouncementSummary]
+    total: int
+    page: int
+
+
+class AnnouncementDetail(BaseModel):
+    id: int
+    title: str
+    body: str
+    category: AnnouncementCategory
+    pinned: bool
+    status: AnnouncementStatus
+    published_at: datetime | None
+    disclosure_ends_at: datetime | None
+    attachments: list[AttachmentOut]
+    audience: dict
+
+
+class OfficerList(BaseModel):
+    items: list[AnnouncementDetail]
+    total: int
+    page: int
+
+
+class OfficerListQuery(PageQuery):
+    status: AnnouncementStatus | None = None
+
+
+class AnnouncementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    title: str = Field(default="", max_length=100)
+    body: str = Field(default="", max_length=20000)
+    category: AnnouncementCategory = AnnouncementCategory.NOTICE
+    audience: Audience = Field(default_factory=Audience)
+    pinned: bool = False
+    disclosure_ends_at: AwareDatetime | None = Field(default=None, description="公示期截止（公示类）")
+
+
+class AnnouncementPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    title: str | None = Field(default=None, max_length=100)
+    body: str | None = Field(default=None, max_length=20000)
+    category: AnnouncementCategory | None = None
+    audience: Audience | None = None
+    pinned: bool | None = None
+    disclosure_ends_at: AwareDatetime | None = None
+
+
+class StaffBrief(BaseModel):
+    employee_no: str
+    name: str
+    sub_union: str | None
+
+
+class ReadStats(BaseModel):
+    audience: int
+    read: int
+    unread: int
+    unread_staff: list[StaffBrief]
+
+
+def attachment_out(announcement: Announcement, attachment) -> AttachmentOut:
+    return AttachmentOut(id=attachment.id, filename=attachment.filename, content_type=attachment.content_type,
+                         size=attachment.size,
+                         url=f"/api/v1/announcements/{announcement.id}/attachments/{attachment.id}")
+
+
+def detail_out(a: Announcement) -> AnnouncementDetail:
+    return AnnouncementDetail(id=a.id, title=a.title, body=a.body, category=a.category, pinned=a.pinned,
+                              status=a.status, published_at=a.published_at, disclosure_ends_at=a.disclosure_ends_at,
+                              attachments=[attachment_out(a, f) for f in a.attachments], audience=a.audience)
+
+
+# --- staff ---------------------------------------------------------------------------------------------------
+
+@bp.get("/announcements")
+@endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
+def list_mine(query: PageQuery):
+    rows, total = announcements.list_for_staff(g.staff, query.page, query.page_size)
+    items = [AnnouncementSummary(id=a.id, title=a.title, category=a.category, pinned=a.pinned,
+                                 published_at=a.published_at, read=read) for a, read in rows]
+    return AnnouncementList(items=items, total=total, page=query.page)
+
+
+@bp.get("/announcements/<int:announcement_id>")
+@endpoint("公告详情（记为已读）", response=AnnouncementDetail, tags=("announcements",))
+def show(announcement_id: int):
+    announcement = announcements.get_for_staff(g.staff, announcement_id)
+    announcements.record_read(g.staff, announcement)
+    return detail_out(announcement)
+
+
+@bp.get("/announcements/<int:announcement_id>/attachments/<int:attachment_id>")
+@endpoint("下载公告附件", tags=("announcements",))
+def download(announcement_id: int, attachment_id: int):
+    announcement = announcements.get_for_staff(g.staff, announcement_id)
+    return _send(announcement, attachment_id)
+
+
+def _send(announcement: Announcement, attachment_id: int):
+    attachment = next((f for f in announcement.attachments if f.id == attachment_id), None)
+    if attachment is None:
+        raise NotFound("找不到该附件", code="attachment_not_found")
+    return send_file(attachments.path_of(attachment), mimetype=attachment.content_type,
+                     download_name=attachment.filename, max_age=0)
+
+
+# --- officers ------------------------------------------------------------------------------------------------
+
+@bp.get("/officer/announcements")
+@endpoint("公告管理列表", auth=OFFICER, query=OfficerListQuery, response=OfficerList, tags=("officer",))
+def officer_list(query: OfficerListQuery):
+    rows, total = announcements.list_for_officer(g.staff, query.status, query.page, query.page_size)
+    return OfficerList(items=[detail_out(a) for a in rows], total=total, page=query.page)
+
+
+@bp.post("/officer/announcements")
+@endpoint("新建公告草稿", auth=OFFICER, body=AnnouncementIn, response=AnnouncementDetail, status=201,
+          tags=("officer",))
+def create(body: AnnouncementIn):
+    announcement = announcements.create_draft(g.staff, **body.model_dump(exclude={"audience"}),
+                                              audience=body.audience)
+    return detail_out(announcement)
+
+
+@bp.get("/officer/announcements/<int:announcement_id>")
+@endpoint("公告（管理视图）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
+def officer_show(announcement_id: int):
+    return detail_out(announcements.get_for_officer(g.staff, announcement_id))
+
+
+@bp.patch("/officer/announcements/<int:announcement_id>")
+@endpoint("修改公告", auth=OFFICER, body=AnnouncementPatch, response=AnnouncementDetail, tags=("officer",))
+def edit(announcement_id: int, body: AnnouncementPatch):
+    announcement = announcements.get_for_officer(g.staff, announcement_id)
+    changes = {k: getattr(body, k) for k in body.model_fields_set}
+    return detail_out(announcements.edit(g.staff, announcement, **changes))
+
+
+@bp.post("/officer/announcements/<int:announcement_id>/publish")
+@endpoint("发布公告（经微信内容安全检查，并通知受众）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
+def publish(announcement_id: int):
+    return detail_out(announcements.publish(g.staff, announcements.get_for_officer(g.staff, announcement_id)))
+
+
+@bp.post("/officer/announcements/<int:announcement_id>/withdraw")
+@endpoint("撤回公告（未送达的通知一并取消）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
+def withdraw(announcement_id: int):
+    return detail_out(announcements.withdraw(g.staff, announcements.get_for_officer(g.staff, announcement_id)))
+
+
+@bp.get("/officer/announcements/<int:announcement_id>/reads")
+@endpoint("阅读统计：已读人数与未读名单", auth=OFFICER, query=PageQuery, response=ReadStats, tags=("officer",))
+def reads(announcement_id: int, query: PageQuery):
+    stats = announcements.read_statistics(announcements.get_for_officer(g.staff, announcement_id),
+                                          query.page, query.page_size)
+    unread = [StaffBrief(employee_no=s.employee_no, name=s.name, sub_union=s.sub_union.name if s.sub_union else None)
+              for s in stats.pop("unread_staff")]
+    return ReadStats(**stats, unread_staff=unread)
+
+
+@bp.post("/officer/announcements/<int:announcement_id>/attachments")
+@endpoint("上传公告附件（图片或 PDF，multipart 字段名 file）", auth=OFFICER, response=AttachmentOut, status=201,
+          tags=("officer",))
+def upload(announcement_id: int):
+    announcement = announcements.get_for_officer(g.staff, announcement_id)
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError("file_missing", "请以 multipart/form-data 上传，字段名为 file")
+    attachment = attachments.attach(announcement, upload.filename or "", upload.read())
+    return attachment_out(announcement, attachment)
+
+
+@bp.get("/officer/announcements/<int:announcement_id>/attachments/<int:attachment_id>")
+@endpoint("下载公告附件（管理视图）", auth=OFFICER, tags=("officer",))
+def officer_download(announcement_id: int, attachment_id: int):
+    return _send(announcements.get_for_officer(g.staff, announcement_id), attachment_id)

@@ -1,0 +1,209 @@
+"""Announcements and information disclosure: drafts, content check, publishing to an audience, reading,
+withdrawal and read statistics. Posting by chat (wechat_handlers) and the officer API both come here."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.exc import IntegrityError
+from wechatpy.exceptions import WeChatClientException
+
+from app.errors import ApiError, Conflict, NotFound
+from app.extensions import db
+from app.services import audit, notifications, permissions
+from app.services.audiences import Audience, audience_columns, audience_condition, count_audience, visible_to
+from app.wechat import mini_client
+from models import (
+    Announcement, AnnouncementCategory, AnnouncementRead, AnnouncementStatus, Staff, WeChatApp, WeChatIdentity,
+)
+
+log = logging.getLogger(__name__)
+CONTENT_CHECK_SCENE = 3          # msg_sec_check scene 3: 论坛 (public posts)
+NO_RECENT_LOGIN = 61010
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def occasion_of(announcement: Announcement) -> str:
+    return f"announcement:{announcement.id}"
+
+
+# --- officers: drafts, publishing, withdrawal ---------------------------------------------------------------
+
+def create_draft(author: Staff, title: str = "", body: str = "",
+                 category: AnnouncementCategory = AnnouncementCategory.NOTICE, audience: Audience | None = None,
+                 pinned: bool = False, disclosure_ends_at: datetime | None = None) -> Announcement:
+    permissions.ensure_officer(author)
+    announcement = Announcement(title=title, body=body, category=category, pinned=pinned, author_id=author.id,
+                                disclosure_ends_at=disclosure_ends_at, status=AnnouncementStatus.DRAFT)
+    set_audience(author, announcement, audience or Audience())
+    db.session.add(announcement)
+    db.session.flush()
+    audit.record(author, "announcement.create", "announcement", announcement.id)
+    return announcement
+
+
+def set_audience(officer: Staff, announcement: Announcement, audience: Audience) -> None:
+    for column, value in audience_columns(permissions.restrict_audience(officer, audience)).items():
+        setattr(announcement, column, value)
+
+
+def get_for_officer(officer: Staff, announcement_id: int) -> Announcement:
+    """An announcement the officer may manage: union officers all; sub-union officers those addressed only
+    to their sub-unions."""
+    permissions.ensure_officer(officer)
+    announcement = db.session.get(Announcement, announcement_id)
+    if announcement is None:
+        raise NotFound("找不到该公告", code="announcement_not_found")
+    scope = permissions.officer_sub_unions(officer)
+    if scope is not None:
+        ids = Audience.model_validate(announcement.audience).sub_union_ids
+        if not ids or not set(ids) <= scope:
+            raise NotFound("找不到该公告", code="announcement_not_found")
+    return announcement
+
+
+def edit(officer: Staff, announcement: Announcement, **changes) -> Announcement:
+    if announcement.status is AnnouncementStatus.WITHDRAWN:
+        raise Conflict("announcement_withdrawn", "公告已撤回，不能再修改")
+    if "audience" in changes:
+        audience = changes.pop("audience")
+        if announcement.status is AnnouncementStatus.PUBLISHED:
+            raise Conflict("audience_fixed", "公告发布后不能更改发布范围")
+        set_audience(officer, announcement, audience)
+    for key, value in changes.items():
+        setattr(announcement, key, value)
+    audit.record(officer, "announcement.edit", "announcement", announcement.id, fields=sorted(changes))
+    return announcement
+
+
+def publish(officer: Staff, announcement: Announcement) -> Announcement:
+    """Checks the text with WeChat, then publishes and notifies the audience through one fan-out row."""
+    if announcement.status is not AnnouncementStatus.DRAFT:
+        raise Conflict("not_a_draft", "只有草稿可以发布")
+    if not announcement.title.strip() or not announcement.body.strip():
+        raise ApiError("announcement_incomplete", "公告的标题和正文都不能为空")
+    check_content(officer, announcement)
+    announcement.status = AnnouncementStatus.PUBLISHED
+    announcement.published_at = _now()
+    notifications.notify_audience(
+        "announcement", occasion_of(announcement), Audience.model_validate(announcement.audience),
+        announcement.title, announcement.body[:200], data={"announcement_id": announcement.id},
+        page=f"pages/announcements/detail?id={announcement.id}")
+    audit.record(officer, "announcement.publish", "announcement", announcement.id)
+    return announcement
+
+
+def withdraw(officer: Staff, announcement: Announcement) -> Announcement:
+    if announcement.status is not AnnouncementStatus.PUBLISHED:
+        raise Conflict("not_published", "只有已发布的公告可以撤回")
+    announcement.status = AnnouncementStatus.WITHDRAWN
+    notifications.cancel_notice(occasion_of(announcement))
+    audit.record(officer, "announcement.withdraw", "announcement", announcement.id)
+    return announcement
+
+
+# --- the content check (msg_sec_check, version 2) --------------------------------------------------------
+
+def check_content(officer: Staff, announcement: Announcement) -> None:
+    openid = db.session.scalar(select(WeChatIdentity.openid).where(
+        WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.staff_id == officer.id))
+    if openid is None:
+        _hold(announcement, "need_mini_program", "请先在小程序中登录一次，再发布公告（微信内容安全检查需要）")
+    try:
+        result = mini_client().msg_sec_check(openid, f"{announcement.title}\n{announcement.body}",
+                                             CONTENT_CHECK_SCENE)
+    except WeChatClientException as exc:
+        if exc.errcode == NO_RECENT_LOGIN:
+            _hold(announcement, "need_mini_program", "请先打开一次小程序（两小时内），再确认发布，草稿已保存")
+        log.warning("msg_sec_check failed: %s", exc.errcode)
+        _hold(announcement, "content_check_unavailable", "微信内容安全检查暂时不可用，草稿已保存，请稍后再发布")
+    verdict = result.get("result", {})
+    if verdict.get("suggest", "pass") != "pass":
+        _hold(announcement, "content_risky",
+              f"公告内容未通过微信内容安全检查（标签 {verdict.get('label')}），请修改后再发布，草稿已保存")
+
+
+def _hold(announcement: Announcement, code: str, message: str) -> None:
+    """Not published: the draft stays as it was, and the officer is told why."""
+    raise ApiError(code, message, 422)
+
+
+# --- staff: reading ------------------------------------------------------------------------------------------
+
+def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[Announcement, bool]], int]:
+    """Published announcements whose audience includes me: pinned first, newest first, with my read flag.
+    Two queries whatever the page size."""
+    where = (Announcement.status == AnnouncementStatus.PUBLISHED, visible_to(Announcement, staff))
+    read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
+                          AnnouncementRead.staff_id == staff.id)
+    stmt = (select(Announcement, read.label("read")).where(*where)
+            .order_by(Announcement.pinned.desc(), Announcement.published_at.desc(), Announcement.id.desc())
+            .limit(page_size).offset((page - 1) * page_size))
+    total = db.session.scalar(select(func.count()).select_from(Announcement).where(*where))
+    return [(row.Announcement, row.read) for row in db.session.execute(stmt)], total
+
+
+def get_for_staff(staff: Staff, announcement_id: int) -> Announcement:
+    announcement = db.session.scalar(select(Announcement).where(
+        Announcement.id == announcement_id, Announcement.status == AnnouncementStatus.PUBLISHED,
+        visible_to(Announcement, staff)))
+    if announcement is None:
+        raise NotFound("找不到该公告", code="announcement_not_found")
+    return announcement
+
+
+def record_read(staff: Staff, announcement: Announcement) -> None:
+    """Reads are rows (once per person); opening an announcement also marks its inbox entry read."""
+    already = db.session.scalar(select(AnnouncementRead.id).where(
+        AnnouncementRead.announcement_id == announcement.id, AnnouncementRead.staff_id == staff.id))
+    if already is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(AnnouncementRead(announcement_id=announcement.id, staff_id=staff.id))
+        except IntegrityError:   # the same person opened it twice at once
+            pass
+    notifications.mark_read_by_occasion(staff, occasion_of(announcement))
+
+
+def latest_for_staff(staff: Staff, limit: int = 5) -> list[Announcement]:
+    return [a for a, _read in list_for_staff(staff, 1, limit)[0]]
+
+
+# --- officers: statistics ------------------------------------------------------------------------------------
+
+def read_statistics(announcement: Announcement, page: int = 1, page_size: int = 50) -> dict:
+    """How many of the audience read it, and a page of who has not (unread = audience minus readers)."""
+    condition = audience_condition(Audience.model_validate(announcement.audience))
+    read_by = exists().where(AnnouncementRead.announcement_id == announcement.id,
+                             AnnouncementRead.staff_id == Staff.id)
+    audience_size = count_audience(Audience.model_validate(announcement.audience))
+    readers = db.session.scalar(select(func.count()).select_from(Staff).where(condition, read_by))
+    unread = db.session.scalars(select(Staff).where(condition, ~read_by).order_by(Staff.employee_no)
+                                .limit(page_size).offset((page - 1) * page_size)).unique().all()
+    return {"audience": audience_size, "read": readers, "unread": audience_size - readers, "unread_staff": unread}
+
+
+def list_for_officer(officer: Staff, status: AnnouncementStatus | None, page: int,
+                     page_size: int) -> tuple[list[Announcement], int]:
+    stmt = select(Announcement)
+    scope = permissions.officer_sub_unions(officer)
+    if scope is not None:
+        stmt = stmt.where(Announcement.author_id == officer.id)
+    if status is not None:
+        stmt = stmt.where(Announcement.status == status)
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.order_by(Announcement.id.desc()).limit(page_size).offset((page - 1) * page_size))
+    return list(rows), total
+
+
+def disclosure_open(announcement: Announcement, now: datetime | None = None) -> bool:
+    """公示 is open until its end; other categories have no period."""
+    if announcement.category is not AnnouncementCategory.DISCLOSURE or announcement.disclosure_ends_at is None:
+        return False
+    return (now or _now()) < announcement.disclosure_ends_at
+

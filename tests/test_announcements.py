@@ -1,0 +1,200 @@
+"""Announcements through the officer API and the mini-program API."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+from sqlalchemy import select
+
+from app.extensions import db
+from jobs.sender import Sender
+from models import Announcement, DeliveryStatus, Gender, Notification, StaffStatus
+from tests.helpers import bearer
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+def union(make_staff, grant, token_for):
+    """An officer and staff in two sub-unions; tokens by name."""
+    ids = {
+        "officer": make_staff(name="校工会干部", sub_union="机关分工会"),
+        "woman": make_staff(name="女教师", sub_union="机关分工会", gender=Gender.FEMALE),
+        "man": make_staff(name="男教师", sub_union="后勤分工会", gender=Gender.MALE),
+        "retiree": make_staff(name="退休教师", sub_union="后勤分工会", status=StaffStatus.RETIRED),
+    }
+    grant(ids["officer"], "union_officer")
+    return {"ids": ids, "tokens": {name: token_for(sid) for name, sid in ids.items()}}
+
+
+def create(client, token, **body) -> dict:
+    response = client.post("/api/v1/officer/announcements", headers=bearer(token),
+                           json={"title": "关于开展春季健步走活动的通知", "body": "请各分工会组织报名。", **body})
+    assert response.status_code == 201, response.json
+    return response.json
+
+
+def publish(client, token, announcement_id: int):
+    return client.post(f"/api/v1/officer/announcements/{announcement_id}/publish", headers=bearer(token))
+
+
+def titles(client, token) -> list[str]:
+    return [i["title"] for i in client.get("/api/v1/announcements", headers=bearer(token)).json["items"]]
+
+
+def test_published_announcement_reaches_exactly_its_audience(client, union):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer, title="三八节女教职工活动", audience={"genders": ["female"]})
+    assert titles(client, union["tokens"]["woman"]) == []            # a draft is invisible
+    assert publish(client, officer, draft["id"]).status_code == 200
+    assert titles(client, union["tokens"]["woman"]) == ["三八节女教职工活动"]
+    assert titles(client, union["tokens"]["man"]) == []
+    detail = client.get(f"/api/v1/announcements/{draft['id']}", headers=bearer(union["tokens"]["man"]))
+    assert detail.status_code == 404
+
+
+def test_pinned_first_then_newest_with_unread_flags(client, union):
+    officer = union["tokens"]["officer"]
+    for title, pinned in (("旧通知", False), ("置顶通知", True), ("新通知", False)):
+        publish(client, officer, create(client, officer, title=title, pinned=pinned)["id"])
+    staff = union["tokens"]["man"]
+    listing = client.get("/api/v1/announcements", headers=bearer(staff)).json
+    assert [i["title"] for i in listing["items"]] == ["置顶通知", "新通知", "旧通知"]
+    assert listing["total"] == 3
+    client.get(f"/api/v1/announcements/{listing['items'][1]['id']}", headers=bearer(staff))
+    again = client.get("/api/v1/announcements", headers=bearer(staff)).json
+    assert [i["read"] for i in again["items"]] == [False, True, False]
+
+
+def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, union, count_queries):
+    officer = union["tokens"]["officer"]
+    for n in range(12):
+        publish(client, officer, create(client, officer, title=f"通知{n}")["id"])
+    counts = []
+    for size in (1, 5, 12):
+        with count_queries() as queries:
+            response = client.get(f"/api/v1/announcements?page_size={size}", headers=bearer(union["tokens"]["man"]))
+        assert len(response.json["items"]) == size
+        counts.append(queries.count)
+    assert counts[0] == counts[1] == counts[2]
+    assert counts[0] <= 5                # token check + list + count (+ commit bookkeeping)
+
+
+def test_reading_is_recorded_and_statistics_show_who_has_not(client, union, app):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer)
+    publish(client, officer, draft["id"])
+    client.get(f"/api/v1/announcements/{draft['id']}", headers=bearer(union["tokens"]["woman"]))
+    client.get(f"/api/v1/announcements/{draft['id']}", headers=bearer(union["tokens"]["woman"]))   # twice: one read
+    stats = client.get(f"/api/v1/officer/announcements/{draft['id']}/reads", headers=bearer(officer)).json
+    assert (stats["audience"], stats["read"], stats["unread"]) == (4, 1, 3)
+    assert sorted(s["name"] for s in stats["unread_staff"]) == ["校工会干部", "男教师", "退休教师"]
+    # opening the announcement also marked its inbox entry read
+    inbox = client.get("/api/v1/inbox", headers=bearer(union["tokens"]["woman"])).json
+    assert inbox["items"][0]["title"] == draft["title"] and inbox["items"][0]["read"] is True
+
+
+def test_publishing_notifies_through_one_fanout_and_withdrawing_cancels_the_rest(client, union, app):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer)
+    publish(client, officer, draft["id"])
+    with app.app_context():
+        assert db.session.scalar(select(Notification.id)) is None          # nothing per person yet
+    withdrawn = client.post(f"/api/v1/officer/announcements/{draft['id']}/withdraw", headers=bearer(officer))
+    assert withdrawn.json["status"] == "withdrawn"
+    Sender(app).drain()
+    with app.app_context():
+        assert db.session.scalars(select(Notification.status)).all() == []  # the fan-out never ran
+    assert titles(client, union["tokens"]["man"]) == []
+
+
+def test_withdrawal_cancels_only_what_was_not_sent(client, union, app):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer)
+    publish(client, officer, draft["id"])
+    from app.services import delivery
+    from app.extensions import unit_of_work
+
+    with app.app_context(), unit_of_work():
+        delivery.expand_one_fanout_batch()
+    client.post(f"/api/v1/officer/announcements/{draft['id']}/withdraw", headers=bearer(officer))
+    with app.app_context():
+        statuses = set(db.session.scalars(select(Notification.status)))
+    assert statuses == {DeliveryStatus.CANCELLED}
+
+
+def test_risky_text_stays_a_draft_with_the_reason(client, union, app):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer, body="这是一段违规内容")
+    response = publish(client, officer, draft["id"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "content_risky"
+    assert "内容安全检查" in response.json["error"]["message"]
+    shown = client.get(f"/api/v1/officer/announcements/{draft['id']}", headers=bearer(officer)).json
+    assert shown["status"] == "draft"
+    assert shown["body"] == "这是一段违规内容"
+
+
+def test_officer_not_recently_in_the_mini_program_is_asked_to_open_it(client, union, fake_wechat):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer)
+    requests.post(f"{fake_wechat.url}_fake/inject", json={"endpoint": "wxa/msg_sec_check", "errcode": 61010},
+                  timeout=10)
+    response = publish(client, officer, draft["id"])
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "need_mini_program"
+    assert publish(client, officer, draft["id"]).status_code == 200      # after opening the mini-program
+
+
+def test_staff_cannot_use_officer_endpoints(client, union):
+    response = client.post("/api/v1/officer/announcements", headers=bearer(union["tokens"]["man"]),
+                           json={"title": "x"})
+    assert response.status_code == 403
+
+
+def test_sub_union_officer_publishes_only_to_their_sub_union(client, make_staff, grant, token_for, union):
+    sub_officer = make_staff(name="后勤干部", sub_union="后勤分工会")
+    grant(sub_officer, "sub_union_officer", sub_union="后勤分工会")
+    token = token_for(sub_officer)
+    draft = create(client, token, title="后勤分工会通知")
+    publish(client, token, draft["id"])
+    assert titles(client, union["tokens"]["man"]) == ["后勤分工会通知"]
+    assert titles(client, union["tokens"]["woman"]) == []               # 机关分工会
+    # and cannot see or touch the union's own announcements
+    union_draft = create(client, union["tokens"]["officer"])
+    assert client.get(f"/api/v1/officer/announcements/{union_draft['id']}", headers=bearer(token)).status_code == 404
+
+
+def test_attachments_are_served_only_to_the_audience(client, union):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer, audience={"statuses": ["retired"]})
+    uploaded = client.post(f"/api/v1/officer/announcements/{draft['id']}/attachments", headers=bearer(officer),
+                           data={"file": (io.BytesIO(PNG), "海报.png")}, content_type="multipart/form-data")
+    assert uploaded.status_code == 201, uploaded.json
+    publish(client, officer, draft["id"])
+    url = uploaded.json["url"]
+    ok = client.get(url, headers=bearer(union["tokens"]["retiree"]))
+    assert ok.status_code == 200 and ok.data == PNG and ok.mimetype == "image/png"
+    assert client.get(url, headers=bearer(union["tokens"]["man"])).status_code == 404
+
+
+def test_only_images_and_pdfs_are_accepted(client, union):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer)
+    response = client.post(f"/api/v1/officer/announcements/{draft['id']}/attachments", headers=bearer(officer),
+                           data={"file": (io.BytesIO(b"MZ\x90\x00 not a picture"), "photo.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "unsupported_file"
+
+
+def test_incomplete_draft_cannot_be_published(client, union, app):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer, body="")
+    response = publish(client, officer, draft["id"])
+    assert response.status_code == 400
+    assert response.json["error"]["code"] == "announcement_incomplete"
+    with app.app_context():
+        assert db.session.get(Announcement, draft["id"]).status.value == "draft"
