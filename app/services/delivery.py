@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select, update
 
 from app.extensions import db
 from app.services import channels
-from app.services.audiences import Audience, audience_ids_query
+from app.services.audiences import Audience, audience_condition
 from models import Channel, DeliveryStatus, Notice, NoticeStatus, Notification, Staff
+from models.base import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +37,29 @@ def _settings():
 # --- fan-out -----------------------------------------------------------------------------------------------------
 
 def expand_one_fanout_batch() -> int:
-    """Writes the next batch of per-person rows of one fan-out notice; returns how many were written."""
+    """Writes the next batch of per-person rows of one fan-out notice, as one INSERT ... SELECT over the staff
+    table (nothing per person passes through Python); returns how many people the batch covered."""
     notice = db.session.scalar(
         select(Notice).where(Notice.status == NoticeStatus.FANNING_OUT, Notice.send_after <= _now())
         .order_by(Notice.id).limit(1).with_for_update(skip_locked=True))
     if notice is None:
         return 0
-    batch = _settings().fanout_batch
-    ids = db.session.scalars(audience_ids_query(Audience.model_validate(notice.audience))
-                             .where(Staff.id > notice.fanout_cursor).order_by(Staff.id).limit(batch)).all()
-    if len(ids) < batch:
+    in_audience = and_(audience_condition(Audience.model_validate(notice.audience)),
+                       Staff.id > notice.fanout_cursor)
+    batch = select(Staff.id).where(in_audience).order_by(Staff.id).limit(_settings().fanout_batch).subquery()
+    size, upper = db.session.execute(select(func.count(), func.max(batch.c.id))).one()
+    if upper is None:
         notice.status = NoticeStatus.READY
-    if not ids:
         return 0
-    already = set(db.session.scalars(select(Notification.staff_id).where(
-        Notification.notice_id == notice.id, Notification.staff_id.in_(ids))))  # read in the app before expansion
     now = _now()
-    rows = [{"notice_id": notice.id, "staff_id": sid, "status": DeliveryStatus.PENDING, "next_attempt_at": now}
-            for sid in ids if sid not in already]
-    if rows:
-        db.session.execute(insert(Notification), rows)
-    notice.fanout_cursor = ids[-1]
-    return len(rows)
+    read_already = exists().where(Notification.notice_id == notice.id, Notification.staff_id == Staff.id)
+    rows = select(literal(notice.id), Staff.id, literal(DeliveryStatus.PENDING.value), literal(now, UTCDateTime()),
+                  literal(0), literal(""), literal(now, UTCDateTime())) \
+        .where(in_audience, Staff.id <= upper, ~read_already)
+    db.session.execute(insert(Notification).from_select(
+        ["notice_id", "staff_id", "status", "next_attempt_at", "attempts", "excluded_channels", "created_at"], rows))
+    notice.fanout_cursor = upper
+    return size
 
 
 # --- claiming ------------------------------------------------------------------------------------------------
