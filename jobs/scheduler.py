@@ -21,6 +21,7 @@ from jobs.leader import LeaderLock
 from jobs.schedule import JobSpec, schedule
 
 log = logging.getLogger(__name__)
+logging.getLogger("apscheduler").setLevel(logging.WARNING)   # one INFO line per tick is noise
 
 
 class JobRunner:
@@ -50,6 +51,7 @@ class JobRunner:
             self.run_job(spec)
 
     def attach(self, scheduler) -> None:
+        self.heartbeat()
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.leader_lock_seconds / 3,
                           id="scheduler.leader", replace_existing=True, coalesce=True, max_instances=1,
                           next_run_time=_soon())
