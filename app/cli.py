@@ -7,6 +7,7 @@ import sys
 import click
 
 from app.commands import Context, demo, pass_ctx, staff
+from app.commands import mp
 from app.config import ConfigError
 from app.errors import ApiError
 
@@ -73,6 +74,7 @@ def fake_wechat(ctx: Context, host: str, port: int) -> None:
 cli.add_command(staff.staff)
 cli.add_command(demo.demo)
 cli.add_command(demo.serve)
+cli.add_command(mp.mp)
 
 
 @cli.command("sender", help="发送进程：把待发通知发到微信（可同时运行多个）")

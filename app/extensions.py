@@ -26,6 +26,7 @@ def build_engine(cfg: Config) -> Engine:
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, echo=cfg.database.echo, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(
         url,
@@ -39,6 +40,9 @@ def build_engine(cfg: Config) -> Engine:
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    # pysqlite's own transaction handling breaks SAVEPOINTs (a released savepoint commits the first write);
+    # SQLAlchemy's documented fix: no implicit transactions, and an explicit BEGIN from the "begin" event.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")
@@ -101,3 +105,9 @@ def unit_of_work() -> Iterator[Session]:
         raise
     finally:
         current_app.extensions["db.session"].remove()
+
+
+def _sqlite_begin(conn) -> None:
+    # IMMEDIATE takes the write lock up front, so concurrent writers wait (busy_timeout) instead of failing
+    # with "database is locked" when a read lock cannot be upgraded.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")

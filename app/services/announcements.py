@@ -98,6 +98,14 @@ def publish(officer: Staff, announcement: Announcement) -> Announcement:
     return announcement
 
 
+def discard_draft(officer: Staff, announcement: Announcement) -> None:
+    """A draft the officer gave up on goes away with its files' rows (the files stay until a cleanup)."""
+    if announcement.status is not AnnouncementStatus.DRAFT:
+        raise Conflict("not_a_draft", "只有草稿可以丢弃")
+    audit.record(officer, "announcement.discard", "announcement", announcement.id, title=announcement.title)
+    db.session.delete(announcement)
+
+
 def withdraw(officer: Staff, announcement: Announcement) -> Announcement:
     if announcement.status is not AnnouncementStatus.PUBLISHED:
         raise Conflict("not_published", "只有已发布的公告可以撤回")

@@ -1,0 +1,60 @@
+"""/wechat/mp: the official account's server URL (服务器地址). GET verifies the URL; POST receives pushes.
+
+Thin: app.wechat.mp_push checks signatures, refuses hostile bodies and handles AES; wechat_handlers.push parses,
+de-duplicates and routes. Refusals: 403 bad signature, 400 hostile or undecryptable, 413 too large.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.config import OfficialAccountSection
+from app.errors import error_response
+from app.wechat import mp_push
+from wechat_handlers import push
+
+bp = Blueprint("wechat_mp", __name__)
+
+
+def _settings() -> OfficialAccountSection:
+    return current_app.config["SU"].wechat.official_account
+
+
+def _refused(exc: mp_push.PushRefused):
+    return error_response(exc.code, exc.message, exc.status)
+
+
+@bp.get("/wechat/mp")
+def verify_url():
+    try:
+        echostr = mp_push.verify_url(_settings(), request.args)
+    except mp_push.PushRefused as exc:
+        return _refused(exc)
+    return Response(echostr, mimetype="text/plain")
+
+
+@bp.post("/wechat/mp")
+def receive_push():
+    cfg = _settings()
+    try:
+        body = _read_body(min(cfg.max_push_bytes, current_app.config["MAX_CONTENT_LENGTH"]))
+        opened = mp_push.open_push(cfg, request.args, body)
+    except mp_push.PushRefused as exc:
+        return _refused(exc)
+    reply = mp_push.seal_reply(cfg, push.handle_push(opened.xml), opened)
+    mimetype = "application/xml" if reply.startswith("<xml>") else "text/plain"
+    return Response(reply, mimetype=mimetype)
+
+
+def _read_body(limit: int) -> bytes:
+    """At most `limit` bytes: a larger Content-Length is refused unread (413), a chunked body as soon as it
+    passes the limit."""
+    request.max_content_length = limit + 1
+    stream, body = request.stream, bytearray()   # the stream raises 413 for a Content-Length over limit + 1
+    while len(body) <= limit:
+        chunk = stream.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    raise RequestEntityTooLarge()

@@ -1,0 +1,250 @@
+"""Followers of the official account (公众号) and their link to the roster.
+
+A follower is a WeChatIdentity with app=OFFICIAL_ACCOUNT; `following` says whether notifications may use it.
+It is linked to a staff member in one of two ways:
+- by unionid: the same person's mini-program identity, already bound to a staff member, has the same unionid
+  (WeChat gives it once both apps belong to one open-platform account). Subscribe events carry none, so it is
+  fetched with `cgi-bin/user/info`.
+- by a one-time code: the staff member asks for a 6-digit code in the mini-program and sends "绑定 123456" to
+  the official account. Codes live in Redis only (losing one means asking for a new one); wrong codes count
+  against `auth.bind_max_failures` per WeChat account.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterator
+
+import requests
+from flask import current_app
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from wechatpy.exceptions import WeChatClientException
+
+from app.errors import ApiError, Conflict
+from app.extensions import db, get_redis, redis_key
+from app.wechat import mp_client
+from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
+
+log = logging.getLogger(__name__)
+
+CODE_DIGITS = 6
+BAD_CODE = ("invalid_link_code", "绑定码不正确或已过期。请在小程序“我的”页面重新获取绑定码，再发送“绑定 绑定码”。")
+
+
+def mask_openid(openid: str) -> str:
+    return f"{openid[:4]}***{openid[-4:]}" if len(openid) > 8 else "***"
+
+
+def find_identity(openid: str) -> WeChatIdentity | None:
+    return db.session.scalar(select(WeChatIdentity).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid))
+
+
+def ensure_identity(openid: str) -> tuple[WeChatIdentity, bool]:
+    """The follower's identity, created when missing (a parallel insert of the same openid is tolerated);
+    the flag says whether it was created."""
+    identity = find_identity(openid)
+    if identity is not None:
+        return identity, False
+    try:
+        with db.session.begin_nested():
+            identity = WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, following=True)
+            db.session.add(identity)
+        return identity, True
+    except IntegrityError:
+        return find_identity(openid), False
+
+
+def linked_staff(identity: WeChatIdentity | None) -> Staff | None:
+    """The staff member a follower speaks for; 离职 staff speak for no one."""
+    if identity is None or identity.staff_id is None:
+        return None
+    staff = identity.staff
+    return None if staff is None or staff.status is StaffStatus.LEFT else staff
+
+
+def follow(openid: str) -> WeChatIdentity:
+    """A subscribe event: the follower is marked following and, when possible, linked by unionid."""
+    identity, _ = ensure_identity(openid)
+    identity.following = True
+    if identity.staff_id is None:
+        link_by_unionid(identity, fetch_unionid(openid))
+    return identity
+
+
+def unfollow(openid: str) -> None:
+    """An unsubscribe event: notifications stop using the official account for this person."""
+    db.session.execute(update(WeChatIdentity).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid).values(following=False))
+
+
+def fetch_unionid(openid: str) -> str | None:
+    """The follower's unionid from `cgi-bin/user/info`; None when WeChat has none or cannot be reached."""
+    try:
+        info = mp_client().user.get(openid)
+    except (WeChatClientException, requests.RequestException) as exc:
+        log.warning("user/info for %s failed: %s", mask_openid(openid), exc)
+        return None
+    unionid = info.get("unionid") if isinstance(info, dict) else None
+    return unionid if isinstance(unionid, str) and unionid else None
+
+
+def link_by_unionid(identity: WeChatIdentity, unionid: str | None) -> Staff | None:
+    """Links the follower to the staff member whose mini-program identity has the same unionid. A staff member
+    who already linked another WeChat account by code keeps that one."""
+    if unionid and identity.unionid != unionid:
+        identity.unionid = unionid
+    if not unionid or identity.staff_id is not None:
+        return linked_staff(identity)
+    staff = db.session.scalar(select(Staff).join(WeChatIdentity, WeChatIdentity.staff_id == Staff.id).where(
+        WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.unionid == unionid))
+    if staff is None or staff.status is StaffStatus.LEFT or _mp_identity_of(staff) is not None:
+        return None
+    try:
+        with db.session.begin_nested():
+            _attach(identity, staff)
+    except IntegrityError:   # linked elsewhere in the same instant
+        return None
+    return staff
+
+
+# ---- one-time codes --------------------------------------------------------------------------------------------
+
+def issue_link_code(staff: Staff) -> tuple[str, int]:
+    """A fresh 6-digit code for this staff member, and its lifetime in seconds; their older code stops working."""
+    if staff.status is StaffStatus.LEFT:
+        raise Conflict("staff_left", "您已不在会员名册中，无法绑定公众号")
+    ttl = current_app.config["SU"].wechat.official_account.link_code_ttl_seconds
+    r = get_redis()
+    previous = r.get(_staff_code_key(staff.id))
+    if previous is not None:
+        _delete_code_of(previous.decode(), staff.id)
+    for _ in range(20):
+        code = f"{secrets.randbelow(10 ** CODE_DIGITS):0{CODE_DIGITS}d}"
+        if r.set(_code_key(code), staff.id, nx=True, ex=ttl):
+            r.set(_staff_code_key(staff.id), code, ex=ttl)
+            return code, ttl
+    raise ApiError("link_code_busy", "系统繁忙，请稍后再试", 503)
+
+
+def link_by_code(openid: str, code: str) -> Staff:
+    """Links the follower to the staff member who was given this code. The code is taken from Redis atomically
+    (GETDEL), so it works once; a staff member's previous official-account link moves to this WeChat account."""
+    _count_attempt(openid)
+    raw = get_redis().getdel(_code_key(code))
+    staff = db.session.get(Staff, int(raw)) if raw is not None else None
+    if staff is None or staff.status is StaffStatus.LEFT:
+        raise ApiError(*BAD_CODE)
+    get_redis().delete(_staff_code_key(staff.id))
+    identity, _ = ensure_identity(openid)
+    identity.following = True
+    if identity.staff_id != staff.id:
+        previous = _mp_identity_of(staff)
+        if previous is not None:
+            previous.staff_id, previous.bound_at = None, None
+            db.session.flush()
+        _attach(identity, staff)
+    get_redis().delete(_attempt_key(openid))
+    return staff
+
+
+def _attach(identity: WeChatIdentity, staff: Staff) -> None:
+    identity.staff_id = staff.id
+    identity.staff = staff
+    identity.bound_at = datetime.now(timezone.utc)
+    db.session.flush()
+
+
+def _mp_identity_of(staff: Staff) -> WeChatIdentity | None:
+    return db.session.scalar(select(WeChatIdentity).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.staff_id == staff.id))
+
+
+def _count_attempt(openid: str) -> None:
+    cfg = current_app.config["SU"].auth
+    pipe = get_redis().pipeline()
+    pipe.set(_attempt_key(openid), 0, ex=cfg.bind_failure_window_seconds, nx=True)
+    pipe.incr(_attempt_key(openid))
+    if pipe.execute()[1] > cfg.bind_max_failures:
+        minutes = max(1, cfg.bind_failure_window_seconds // 60)
+        raise ApiError("bind_rate_limited", f"绑定尝试次数过多，请 {minutes} 分钟后再试。", 429)
+
+
+def _delete_code_of(code: str, staff_id: int) -> None:
+    r = get_redis()
+    if r.get(_code_key(code)) == str(staff_id).encode():
+        r.delete(_code_key(code))
+
+
+def _code_key(code: str) -> str:
+    return redis_key("mp-link-code", code)
+
+
+def _staff_code_key(staff_id: int) -> str:
+    return redis_key("mp-link-code-of", staff_id)
+
+
+def _attempt_key(openid: str) -> str:
+    return redis_key("mp-link-attempts", openid)
+
+
+# ---- synchronising with WeChat's follower list -------------------------------------------------------------------
+
+@dataclass
+class SyncReport:
+    followers: int = 0        # openids WeChat listed
+    created: int = 0          # identities we had not seen before
+    linked: int = 0           # linked by unionid in this run
+    already_linked: int = 0
+    not_linked: int = 0
+    unfollowed: int = 0       # marked following=True here but no longer in WeChat's list
+
+    def lines(self) -> list[str]:
+        return [f"公众号关注者 {self.followers} 人：新记录 {self.created}，本次按 unionid 绑定 {self.linked}，"
+                f"此前已绑定 {self.already_linked}，未绑定 {self.not_linked}；已取消关注 {self.unfollowed}"]
+
+
+def follower_pages() -> Iterator[list[str]]:
+    """WeChat's follower list (`cgi-bin/user/get`), one page of openids at a time (up to 10,000 each)."""
+    next_openid = None
+    while True:
+        page = mp_client().user.get_followers(next_openid)
+        openids = [o for o in (page.get("data") or {}).get("openid") or [] if isinstance(o, str)]
+        if openids:
+            yield openids
+        next_openid = page.get("next_openid")
+        if not openids or not next_openid:
+            return
+
+
+def sync_follower_page(openids: list[str], report: SyncReport) -> None:
+    """Marks each listed follower following and links it by unionid where possible."""
+    for openid in openids:
+        identity, created = ensure_identity(openid)
+        identity.following = True
+        report.followers += 1
+        report.created += created
+        if identity.staff_id is not None:
+            report.already_linked += 1
+        elif link_by_unionid(identity, fetch_unionid(openid)) is not None:
+            report.linked += 1
+        else:
+            report.not_linked += 1
+    db.session.flush()
+
+
+def clear_unfollowed(seen: set[str], report: SyncReport, batch: int = 1000) -> None:
+    """Identities marked following that WeChat no longer lists stop being used for notifications."""
+    following = db.session.scalars(select(WeChatIdentity.openid).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.following.is_(True))).all()
+    gone = [o for o in following if o not in seen]
+    for start in range(0, len(gone), batch):
+        chunk = gone[start:start + batch]
+        db.session.execute(update(WeChatIdentity).where(
+            WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid.in_(chunk))
+            .values(following=False))
+    report.unfollowed += len(gone)

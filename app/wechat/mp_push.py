@@ -1,0 +1,110 @@
+"""Official-account pushes on the wire: URL verification, signatures, AES in compatible and safe mode, and
+refusing hostile bodies before any XML parser sees them.
+
+WeChat signs a plaintext push with `signature` = sha1(sorted token, timestamp, nonce). An encrypted push
+(`encrypt_type=aes`, always in safe mode, optional in compatible mode) carries `msg_signature`, which also
+covers the <Encrypt> payload; its reply is encrypted and signed the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.utils import check_signature
+
+from app.config import OfficialAccountSection
+
+log = logging.getLogger(__name__)
+
+# A DOCTYPE is the only way to declare entities (billion laughs, XXE); WeChat never sends one.
+HOSTILE_MARKUP = re.compile(rb"<!\s*(doctype|entity)", re.IGNORECASE)
+
+
+class PushRefused(Exception):
+    """A push we do not read: `status` is the HTTP answer, `code`/`message` the JSON error."""
+
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(code)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+BAD_SIGNATURE = (403, "invalid_signature", "签名校验失败")
+HOSTILE = (400, "hostile_xml", "不接受含 DOCTYPE 或 ENTITY 的 XML")
+NOT_ENCRYPTED = (400, "encryption_required", "安全模式下只接受加密消息")
+UNDECRYPTABLE = (400, "undecryptable", "消息无法解密")
+
+
+@dataclass(frozen=True)
+class OpenedPush:
+    """The push's XML in plaintext, and how to answer it (encrypted when it came encrypted)."""
+
+    xml: bytes
+    encrypted: bool
+    timestamp: str
+    nonce: str
+
+
+def verify_url(cfg: OfficialAccountSection, args: Mapping[str, str]) -> str:
+    """The `echostr` to echo when WeChat's GET carries a valid signature."""
+    _check_plain_signature(cfg, args)
+    return args.get("echostr", "")
+
+
+def open_push(cfg: OfficialAccountSection, args: Mapping[str, str], body: bytes) -> OpenedPush:
+    """Checks the signature, refuses hostile markup and decrypts; the XML itself is not parsed here."""
+    refuse_hostile(body)
+    timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
+    encrypted = args.get("encrypt_type", "").lower() == "aes"
+    if cfg.message_mode == "safe" and not encrypted:
+        raise PushRefused(*NOT_ENCRYPTED)
+    if not encrypted or cfg.message_mode == "plaintext":
+        _check_plain_signature(cfg, args)
+        return OpenedPush(body, False, timestamp, nonce)
+    xml = _decrypt(cfg, body, args.get("msg_signature", ""), timestamp, nonce)
+    refuse_hostile(xml)
+    return OpenedPush(xml, True, timestamp, nonce)
+
+
+def seal_reply(cfg: OfficialAccountSection, reply_xml: str, push: OpenedPush) -> str:
+    """The reply as WeChat expects it: encrypted for an encrypted push; "success" always stays plain."""
+    if not push.encrypted or not reply_xml.startswith("<xml>"):
+        return reply_xml
+    return _crypto(cfg).encrypt_message(reply_xml, push.nonce, push.timestamp)
+
+
+def refuse_hostile(raw: bytes) -> None:
+    """Checked on the raw bytes, so no entity is ever declared to (let alone expanded by) a parser."""
+    if HOSTILE_MARKUP.search(raw):
+        raise PushRefused(*HOSTILE)
+
+
+def _check_plain_signature(cfg: OfficialAccountSection, args: Mapping[str, str]) -> None:
+    try:
+        check_signature(cfg.token, args.get("signature", ""), args.get("timestamp", ""), args.get("nonce", ""))
+    except InvalidSignatureException:
+        raise PushRefused(*BAD_SIGNATURE) from None
+
+
+def _crypto(cfg: OfficialAccountSection) -> WeChatCrypto:
+    return WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.appid)
+
+
+def _decrypt(cfg: OfficialAccountSection, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> bytes:
+    try:
+        xml = _crypto(cfg).decrypt_message(body, msg_signature, timestamp, nonce)
+    except InvalidSignatureException:
+        raise PushRefused(*BAD_SIGNATURE) from None
+    except InvalidAppIdException:
+        log.warning("encrypted push for another appid refused")
+        raise PushRefused(*UNDECRYPTABLE) from None
+    except Exception as exc:   # no <Encrypt>, bad base64, bad padding, not XML: wechatpy raises all kinds
+        log.warning("undecryptable push refused: %s", type(exc).__name__)
+        raise PushRefused(*UNDECRYPTABLE) from None
+    return xml.encode("utf-8")

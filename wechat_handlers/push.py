@@ -1,0 +1,135 @@
+"""One official-account push, from its plaintext XML to the reply: parsing, WeChat's retries, the unit of work.
+
+- Anything wechatpy cannot parse, or that does not name a plausible sender, is answered "success".
+- WeChat retries a push it got no answer to within 5 s (3 tries in all). Each push is claimed in Redis by MsgId
+  (events: FromUserName + CreateTime + Event), so only one delivery runs the handler; a duplicate that arrives
+  meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply.
+- The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
+  service refusal (ApiError) becomes the reply text; any other error is logged and answered "success", and its
+  claim is dropped so a later retry may try again.
+- A reply's text is cut to REPLY_MAX_BYTES of UTF-8 on a character boundary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+from typing import Callable
+
+from wechatpy import parse_message
+from wechatpy.messages import BaseMessage
+from wechatpy.replies import TextReply
+
+from app.errors import ApiError
+from app.extensions import get_redis, redis_key, unit_of_work
+from app.services import followers
+from wechat_handlers import router
+from wechat_handlers.context import Context
+
+log = logging.getLogger(__name__)
+
+SUCCESS = "success"
+REPLY_MAX_BYTES = 2048
+ELLIPSIS = "…"
+CLAIM_SECONDS = 30               # longer than any handler may run (WeChat gives up after 5 s)
+REPLY_KEEP_SECONDS = 300         # longer than WeChat's three tries take
+DUPLICATE_WAIT_SECONDS = 4.0     # a duplicate answers within WeChat's 5 s
+POLL_SECONDS = 0.05
+PENDING = b"pending"
+DONE = b"done:"
+WECHAT_ID = re.compile(r"[A-Za-z0-9_@.-]{1,64}")
+XML_INVALID_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def handle_push(xml: bytes) -> str:
+    """The reply to send back: a reply XML document, or "success"."""
+    message = parse(xml)
+    if message is None:
+        return SUCCESS
+    return _once(_dedup_key(message), lambda: _answer(message))
+
+
+def parse(xml: bytes) -> BaseMessage | None:
+    """The parsed push, or None for anything malformed (wechatpy raises many kinds of errors for those)."""
+    try:
+        message = parse_message(xml.decode("utf-8"))
+    except Exception as exc:   # ExpatError, KeyError (no MsgType), AttributeError (repeated MsgType) ...
+        log.info("unparsable push answered success: %s", type(exc).__name__)
+        return None
+    if message is None or not isinstance(message._data, dict):
+        return None
+    if not all(isinstance(v, str) and WECHAT_ID.fullmatch(v) for v in (message.source, message.target)):
+        log.info("push without a plausible sender answered success")
+        return None
+    return message
+
+
+def render_reply(message: BaseMessage, text: str | None) -> str:
+    if not text:
+        return SUCCESS
+    content = XML_INVALID_CHARS.sub("", truncate_utf8(text, REPLY_MAX_BYTES)).replace("]]>", "]]]]><![CDATA[>")
+    return TextReply(message=message, content=content).render()
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most `limit` bytes of UTF-8, cut between characters and ending in "…" when cut."""
+    data = text.encode("utf-8")
+    if len(data) <= limit:
+        return text
+    room = limit - len(ELLIPSIS.encode("utf-8"))
+    return data[:room].decode("utf-8", errors="ignore") + ELLIPSIS
+
+
+def _answer(message: BaseMessage) -> str:
+    try:
+        with unit_of_work():
+            text = router.dispatch(_context(message))
+    except ApiError as refusal:   # rolled back; the refusal is worded for the person
+        text = refusal.message
+    return render_reply(message, text)
+
+
+def _context(message: BaseMessage) -> Context:
+    identity = followers.find_identity(message.source)
+    content = getattr(message, "content", "") if message.type == "text" else ""
+    return Context(message=message, openid=message.source, identity=identity,
+                   staff=followers.linked_staff(identity), text=content.strip() if isinstance(content, str) else "")
+
+
+def _dedup_key(message: BaseMessage) -> str:
+    data = message._data
+    if message.type != "event" and data.get("MsgId"):
+        identity = f"msg|{message.source}|{data['MsgId']}"
+    else:
+        identity = f"event|{message.source}|{data.get('CreateTime')}|{data.get('Event') or data.get('MsgType')}"
+    return redis_key("mp-push", hashlib.sha1(identity.encode("utf-8")).hexdigest())
+
+
+def _once(key: str, produce: Callable[[], str]) -> str:
+    """Runs `produce` for the first delivery of a push; duplicates get its stored reply (bounded wait)."""
+    r = get_redis()
+    deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
+    while True:
+        if r.set(key, PENDING, nx=True, ex=CLAIM_SECONDS):
+            return _produce_claimed(key, produce)
+        stored = r.get(key)
+        if stored is not None and stored.startswith(DONE):
+            return stored[len(DONE):].decode("utf-8")
+        if time.monotonic() >= deadline:
+            log.warning("duplicate push still being handled after %.0f s; answered success", DUPLICATE_WAIT_SECONDS)
+            return SUCCESS
+        time.sleep(POLL_SECONDS)
+
+
+def _produce_claimed(key: str, produce: Callable[[], str]) -> str:
+    r = get_redis()
+    try:
+        reply = produce()
+    except Exception:
+        log.exception("official-account handler failed; rolled back and answered success")
+        r.delete(key)
+        return SUCCESS
+    r.set(key, DONE + reply.encode("utf-8"), ex=REPLY_KEEP_SECONDS)
+    return reply
