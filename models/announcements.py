@@ -25,7 +25,10 @@ class AnnouncementStatus(enum.Enum):
 
 class Announcement(TargetsAudience, Base):
     __tablename__ = "announcements"
-    __table_args__ = (Index("ix_announcements_listing", "status", "pinned", "published_at"),)
+    # The audience columns ride in the listing index (PostgreSQL INCLUDE) so "what may I see" is index-only.
+    __table_args__ = (Index("ix_announcements_listing", "status", "pinned", "published_at",
+                            postgresql_include=["audience_status_mask", "audience_gender_mask",
+                                                "audience_role_mask", "audience_sub_unions"]),)
     _repr_fields = ("id", "title", "status")
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import defer
 from wechatpy.exceptions import WeChatClientException
 
 from app.errors import ApiError, Conflict, NotFound
@@ -150,6 +151,7 @@ def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[
     read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
                           AnnouncementRead.staff_id == staff.id)
     stmt = (select(Announcement, read.label("read")).where(*where)
+            .options(defer(Announcement.body), defer(Announcement.audience))   # the list shows neither
             .order_by(Announcement.pinned.desc(), Announcement.published_at.desc(), Announcement.id.desc())
             .limit(page_size).offset((page - 1) * page_size))
     total = db.session.scalar(select(func.count()).select_from(Announcement).where(*where))

@@ -38,7 +38,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_announcements'))
     )
     with op.batch_alter_table('announcements', schema=None) as batch_op:
-        batch_op.create_index('ix_announcements_listing', ['status', 'pinned', 'published_at'], unique=False)
+        batch_op.create_index('ix_announcements_listing', ['status', 'pinned', 'published_at'], unique=False, postgresql_include=['audience_status_mask', 'audience_gender_mask', 'audience_role_mask', 'audience_sub_unions'])
 
     op.create_table('announcement_attachments',
     sa.Column('id', sa.Integer(), nullable=False),
