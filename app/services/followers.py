@@ -22,6 +22,7 @@ import requests
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from wechatpy.exceptions import WeChatClientException
 
 from app.errors import ApiError, Conflict
@@ -40,8 +41,10 @@ def mask_openid(openid: str) -> str:
 
 
 def find_identity(openid: str) -> WeChatIdentity | None:
-    return db.session.scalar(select(WeChatIdentity).where(
-        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid))
+    """The follower with their staff record and roles, in one query (every push needs all three)."""
+    return db.session.scalars(select(WeChatIdentity).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid)
+        .options(joinedload(WeChatIdentity.staff).joinedload(Staff.roles))).unique().first()
 
 
 def ensure_identity(openid: str) -> tuple[WeChatIdentity, bool]:
