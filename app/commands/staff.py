@@ -91,10 +91,7 @@ def _role_and_scope(role: str, scope: str | None) -> tuple[Role, int | None]:
 @click.option("--scope", help="分工会名称或编号（sub_union_officer 必填）")
 @pass_ctx
 def grant(ctx: Context, employee_no: str, role: str, scope: str | None) -> None:
-    with ctx.app.app_context(), unit_of_work():
-        parsed, sub_union_id = _role_and_scope(role, scope)
-        changed = roster.grant_role(roster.get_staff(employee_no), parsed, sub_union_id, actor_label=CLI_ACTOR)
-    click.echo(f"{employee_no}：{'已授予' if changed else '已拥有'} {roster.ROLE_LABELS[parsed]}")
+    _change_role(ctx, employee_no, role, scope, roster.grant_role, ("已授予", "已拥有"))
 
 
 @staff.command("revoke", help="撤销角色")
@@ -103,10 +100,14 @@ def grant(ctx: Context, employee_no: str, role: str, scope: str | None) -> None:
 @click.option("--scope")
 @pass_ctx
 def revoke(ctx: Context, employee_no: str, role: str, scope: str | None) -> None:
+    _change_role(ctx, employee_no, role, scope, roster.revoke_role, ("已撤销", "本无此角色"))
+
+
+def _change_role(ctx: Context, employee_no: str, role: str, scope: str | None, change, words: tuple[str, str]):
     with ctx.app.app_context(), unit_of_work():
         parsed, sub_union_id = _role_and_scope(role, scope)
-        changed = roster.revoke_role(roster.get_staff(employee_no), parsed, sub_union_id, actor_label=CLI_ACTOR)
-    click.echo(f"{employee_no}：{'已撤销' if changed else '本无此角色'} {roster.ROLE_LABELS[parsed]}")
+        changed = change(roster.get_staff(employee_no), parsed, sub_union_id, actor_label=CLI_ACTOR)
+    click.echo(f"{employee_no}：{words[0] if changed else words[1]} {roster.ROLE_LABELS[parsed]}")
 
 
 @staff.command("unbind", help="解除该工号的小程序微信绑定")
