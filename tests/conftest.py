@@ -233,7 +233,8 @@ class QueryCounter:
         self.statements: list[str] = []
 
     def _record(self, conn, cursor, statement, *args):
-        self.statements.append(statement)
+        if not statement.lstrip().upper().startswith("BEGIN"):   # SQLite's explicit BEGIN is not a query
+            self.statements.append(statement)
 
     def __enter__(self):
         from sqlalchemy import event
