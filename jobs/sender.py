@@ -29,7 +29,12 @@ class Sender:
     def run_forever(self) -> None:
         log.info("sender started (%s in flight)", self.settings.in_flight)
         while not self.stopping.is_set():
-            if not self.run_once():
+            try:
+                busy = self.run_once()
+            except Exception:   # a deadlock victim or a lost connection: this round is rolled back, try again
+                log.exception("sender round failed; retrying")
+                busy = 0
+            if not busy:
                 self.stopping.wait(self.settings.poll_seconds)
         self.pool.shutdown(wait=True)
         log.info("sender stopped")

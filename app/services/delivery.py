@@ -156,18 +156,26 @@ def _requeue(row: Notification, when: datetime, reason: str | None, count_attemp
         row.attempts -= 1
 
 
-def reap_expired_leases() -> int:
+def reap_expired_leases(limit: int = 500) -> int:
     """Rows whose sender vanished mid-send: template messages go back to the queue (WeChat drops the repeat by
-    client_msg_id); subscribe messages become `unknown` and are never resent."""
+    client_msg_id); subscribe messages become `unknown` and are never resent. Rows are locked with SKIP LOCKED
+    first, so reaping never waits on (or deadlocks with) a sender recording an outcome."""
     now = _now()
-    expired = (Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)
-    resent = db.session.execute(update(Notification).where(*expired, Notification.channel == Channel.TEMPLATE)
-                                .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None)
-                                .execution_options(synchronize_session=False)).rowcount
-    unknown = db.session.execute(update(Notification).where(*expired, Notification.channel != Channel.TEMPLATE)
-                                 .values(status=DeliveryStatus.UNKNOWN, lease_until=None,
-                                         last_error="发送过程中断，可能已送达，不再重发")
-                                 .execution_options(synchronize_session=False)).rowcount
-    if resent or unknown:
-        log.warning("took back %s template and %s subscribe rows after their lease", resent, unknown)
-    return resent + unknown
+    expired = db.session.execute(
+        select(Notification.id, Notification.channel)
+        .where(Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)
+        .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)).all()
+    resend = [row_id for row_id, channel in expired if channel is Channel.TEMPLATE]
+    unknown = [row_id for row_id, channel in expired if channel is not Channel.TEMPLATE]
+    if resend:
+        db.session.execute(update(Notification).where(Notification.id.in_(resend))
+                           .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None)
+                           .execution_options(synchronize_session=False))
+    if unknown:
+        db.session.execute(update(Notification).where(Notification.id.in_(unknown))
+                           .values(status=DeliveryStatus.UNKNOWN, lease_until=None,
+                                   last_error="发送过程中断，可能已送达，不再重发")
+                           .execution_options(synchronize_session=False))
+    if expired:
+        log.warning("took back %s template and %s subscribe rows after their lease", len(resend), len(unknown))
+    return len(expired)
