@@ -38,6 +38,7 @@ class Target:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None            # sent as is; give the Content-Type in headers
     expect_status: int = 200
+    tokens_file: str | None = None     # one bearer token a line: each request carries the next one (many users)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,10 @@ def _cpu_ticks(pid: int) -> int:
 
 def probe(base_url: str, target: Target) -> bytes:
     """One request before the load, to fail loudly on a wrong setup instead of measuring error pages."""
-    req = urllib.request.Request(base_url + target.path, method=target.method, headers=target.headers,
+    headers = dict(target.headers)
+    if target.tokens_file:
+        headers["Authorization"] = f"Bearer {_first_line(target.tokens_file)}"
+    req = urllib.request.Request(base_url + target.path, method=target.method, headers=headers,
                                  data=target.body.encode() if target.body is not None else None)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -192,7 +196,8 @@ def loadgen_name(spec: LoadSpec) -> str:
 def run_load(base_url: str, target: Target, spec: LoadSpec) -> Figures:
     probe(base_url, target)
     runner = _wrk if loadgen_name(spec) == "wrk" else _pyload
-    runner(base_url, target, spec, spec.warmup)          # warm-up, discarded
+    if spec.warmup:
+        runner(base_url, target, spec, spec.warmup)      # warm-up, discarded
     return runner(base_url, target, spec, spec.duration)
 
 
@@ -203,11 +208,14 @@ def _wrk(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figures
     for key, value in target.headers.items():
         cmd += ["-H", f"{key}: {value}"]
     script = None
-    if target.method != "GET" or target.body is not None:
+    if target.method != "GET" or target.body is not None or target.tokens_file:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write(f'wrk.method = "{target.method}"\n')
         if target.body is not None:
             script.write(f"wrk.body = [==[{target.body}]==]\n")
+        if target.tokens_file:
+            script.write(WRK_ROTATE_TOKENS.replace("TOKENS_FILE", target.tokens_file)
+                         .replace("THREADS", str(spec.threads)))
         script.close()
         cmd += ["-s", script.name]
     try:
@@ -217,6 +225,26 @@ def _wrk(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figures
         if script:
             os.unlink(script.name)
     return parse_wrk(target.name, out)
+
+
+# Thread k of n sends tokens k, k + n, k + 2n, ... (each wrk thread runs its own Lua state).
+WRK_ROTATE_TOKENS = """
+local tokens = {}
+for line in io.lines("TOKENS_FILE") do if #line > 0 then tokens[#tokens + 1] = line end end
+local next_thread, sent = 0, 0
+function setup(thread) thread:set("id", next_thread); next_thread = next_thread + 1 end
+function request()
+  local token = tokens[((id + sent * THREADS) % #tokens) + 1]
+  sent = sent + 1
+  wrk.headers["Authorization"] = "Bearer " .. token
+  return wrk.format()
+end
+"""
+
+
+def _first_line(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return fh.readline().strip()
 
 
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
@@ -229,7 +257,7 @@ def _ms(text: str) -> float:
 
 def parse_wrk(name: str, out: str) -> Figures:
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m|h)", out)
-    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    pct = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", out, re.M))   # wrk pads "1.35s " with a space
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = dict(zip(("connect", "read", "write", "timeout"), map(int, sock.groups()))) if sock else {}
@@ -254,8 +282,11 @@ def _pyload(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figu
         args += ["--header", f"{key}: {value}"]
     if target.body is not None:
         args += ["--body", target.body]
-    children = [subprocess.Popen([sys.executable, "-m", "bench.pyload", "--connections", str(n), *args],
-                                 cwd=ROOT, stdout=subprocess.PIPE, text=True) for n in per_proc if n]
+    if target.tokens_file:
+        args += ["--tokens-file", target.tokens_file, "--token-step", str(procs)]
+    children = [subprocess.Popen([sys.executable, "-m", "bench.pyload", "--connections", str(n), *args,
+                                  "--token-start", str(i)],
+                                 cwd=ROOT, stdout=subprocess.PIPE, text=True) for i, n in enumerate(per_proc) if n]
     parts = [json.loads(child.communicate(timeout=seconds + 60)[0]) for child in children]
     latencies = sorted(x for p in parts for x in p["latencies_ms"])
     statuses: dict[str, int] = {}

@@ -25,12 +25,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--max-requests", type=int, default=500_000)
+    parser.add_argument("--tokens-file", help="bearer tokens, one a line: request r carries token start + r*step")
+    parser.add_argument("--token-start", type=int, default=0)
+    parser.add_argument("--token-step", type=int, default=1)
     args = parser.parse_args()
 
     url = urlsplit(args.url)
     path = url.path + (f"?{url.query}" if url.query else "")
     headers = dict(h.split(": ", 1) for h in args.header)
     body = args.body.encode() if args.body is not None else None
+    tokens = _read_tokens(args.tokens_file) if args.tokens_file else []
     tickets = itertools.count()          # next() is atomic under the GIL: a shared request budget
     latencies: list[float] = []
     statuses: dict[str, int] = {}
@@ -44,12 +48,16 @@ def main() -> None:
         codes: dict[str, int] = {}
         errors = 0
         conn = None
-        while time.perf_counter() < deadline and next(tickets) < args.max_requests:
+        while time.perf_counter() < deadline and (ticket := next(tickets)) < args.max_requests:
             if conn is None:
                 conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+            sent_headers = headers
+            if tokens:
+                token = tokens[(args.token_start + ticket * args.token_step) % len(tokens)]
+                sent_headers = {**headers, "Authorization": f"Bearer {token}"}
             t0 = time.perf_counter()
             try:
-                conn.request(args.method, path, body=body, headers=headers)
+                conn.request(args.method, path, body=body, headers=sent_headers)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http.client.HTTPException):
@@ -77,6 +85,11 @@ def main() -> None:
         t.join()
     print(json.dumps({"latencies_ms": latencies, "statuses": statuses, "socket_errors": socket_errors[0],
                       "seconds": time.perf_counter() - start}))
+
+
+def _read_tokens(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()]
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from models.announcements import (
 )
 from models.audit import AuditLog
 from models.campaigns import GiftCampaign
+from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
 from models.notifications import (
     Channel, DeliveryStatus, Notice, NoticeStatus, Notification, SubscriptionConsent,
 )
@@ -26,6 +27,7 @@ from models.notifications import (
 __all__ = [
     "Announcement", "AnnouncementAttachment", "AnnouncementCategory", "AnnouncementRead", "AnnouncementStatus",
     "GiftCampaign",
+    "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",

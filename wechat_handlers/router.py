@@ -25,7 +25,7 @@ from typing import Callable
 
 from app.services import permissions
 from models import Staff
-from wechat_handlers import announcements, conversation, staff
+from wechat_handlers import announcements, conversation, events, staff
 from wechat_handlers.context import Context
 
 Handler = Callable[[Context], "str | None"]
@@ -69,6 +69,7 @@ ROUTES: list[Route] = [
     Route(announcements.latest, "查看发给我的最新公告", keywords=("公告",), click_keys=("ANNOUNCEMENTS",),
           needs_staff=True),
     Route(announcements.start_posting, "发布公告（工会干部）", keywords=("发布公告",), officer_only=True),
+    Route(events.open_events, "查看我可以报名的活动", keywords=("活动",), click_keys=("EVENTS",), needs_staff=True),
     Route(staff.subscribe, "关注后自动识别在小程序中绑定过的教职工", events=("subscribe", "subscribe_scan")),
     Route(staff.unsubscribe, "取消关注后，通知不再发到公众号", events=("unsubscribe",)),
     Route(staff.menu_not_ready, "尚未开放的菜单会提示您稍后再来", events=("click",)),

@@ -1,0 +1,392 @@
+"""Seats: signing up, cancelling, the waiting list and changes of places, one short transaction each.
+
+Locking (the pretix way, in the database): every change to an event's seats first locks the event row
+(`SELECT ... FOR UPDATE`, waiting at most LOCK_TIMEOUT_SECONDS, then a 503 "event_busy"), then its quota row
+(places per sub-union), then signup rows — always in that order, so two transactions never wait on each other
+in a cycle. Holding the event lock, a signup reads the seat counters from the locked rows, takes the next queue
+number, writes its row and moves the counters; the request's one commit releases the lock, so queue order is
+commit order. Everything that can be refused without the lock (window, audience, answers, a repeated tap) is
+settled before it, and the waiting-list place comes from a counter, so the locked part is O(1).
+
+The source of truth stays in the database: CHECK constraints refuse any write that would hand out more seats
+than there are, unique (event_id, staff_id) keeps one row per person (re-used on a new signup), unique
+(event_id, sequence) one place per queue number. Reads under the lock are locking reads, because MariaDB's
+default REPEATABLE READ would otherwise show rows as of the transaction's first read (the token check).
+SQLite (embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import aliased
+
+from app.errors import ApiError, Conflict, Forbidden, NotFound
+from app.extensions import db
+from app.services import audit, notifications
+from app.services.audiences import Audience, includes
+from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
+
+log = logging.getLogger(__name__)
+
+LOCK_TIMEOUT_SECONDS = 5
+ANSWER_MAX_LENGTH = 200
+ACTIVE = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED)
+
+
+def _now() -> datetime:
+    """Whole seconds, as every database stores them (MariaDB's DATETIME has no fraction)."""
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+class Question(BaseModel):
+    """An extra question on the signup form (e.g. T 恤尺码, 参赛队伍)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="英文标识，如 tshirt_size")
+    label: str = Field(min_length=1, max_length=50, description="题目，如“T 恤尺码”")
+    kind: Literal["text", "choice"] = Field(default="text", description="text 填空 / choice 单选")
+    required: bool = False
+    options: list[str] = Field(default_factory=list, max_length=30, description="单选题的选项")
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> "Question":
+        if self.kind == "choice" and len(set(self.options)) < 2:
+            raise ValueError("单选题至少需要两个不同的选项")
+        if self.kind == "text" and self.options:
+            raise ValueError("填空题不能设置选项")
+        return self
+
+
+def clean_answers(questions: list[dict], answers: dict[str, str]) -> dict[str, str]:
+    """The answers to keep, or a refusal naming the question (in Chinese)."""
+    asked = [Question.model_validate(q) for q in questions]
+    unknown = set(answers) - {q.key for q in asked}
+    if unknown:
+        raise ApiError("unknown_question", f"没有这道报名题目：{'、'.join(sorted(unknown))}", 422)
+    clean = {}
+    for q in asked:
+        value = (answers.get(q.key) or "").strip()
+        if not value:
+            if q.required:
+                raise ApiError("answer_required", f"请填写“{q.label}”", 422, question=q.key)
+            continue
+        if q.kind == "choice" and value not in q.options:
+            raise ApiError("invalid_answer", f"“{q.label}”请从给定选项中选择", 422, question=q.key)
+        if len(value) > ANSWER_MAX_LENGTH:
+            raise ApiError("answer_too_long", f"“{q.label}”不能超过 {ANSWER_MAX_LENGTH} 个字", 422, question=q.key)
+        clean[q.key] = value
+    return clean
+
+
+# --- locks -------------------------------------------------------------------------------------------------------
+
+def get_event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("找不到该活动", code="event_not_found")
+    return event
+
+
+def lock_event(event_id: int) -> Event:
+    """The event row, locked until the end of the transaction, freshly read (never a stale identity-map copy)."""
+    dialect = db.session.get_bind().dialect
+    params = {"id": event_id}
+    try:
+        if dialect.name == "sqlite":
+            db.session.execute(text("UPDATE events SET last_sequence = last_sequence WHERE id = :id"), params)
+        elif dialect.name == "postgresql":
+            db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+        elif getattr(dialect, "is_mariadb", False):
+            db.session.execute(text(f"SET STATEMENT innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS} FOR "
+                                    "SELECT id FROM events WHERE id = :id FOR UPDATE"), params)
+        event = db.session.scalar(select(Event).where(Event.id == event_id).with_for_update()
+                                  .execution_options(populate_existing=True))
+    except OperationalError as exc:
+        if _is_lock_timeout(exc):
+            log.warning("event %s: lock wait timed out", event_id)
+            raise ApiError("event_busy", "报名人数较多，请稍后重试", 503) from None
+        raise
+    if event is None:
+        raise NotFound("找不到该活动", code="event_not_found")
+    return event
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "55P03" or (bool(orig.args) and orig.args[0] == 1205)
+
+
+def _lock_quota(event: Event, sub_union_id: int | None) -> EventQuota | None:
+    """The seat pool of a sub-union, locked after the event (places per sub-union only)."""
+    if not event.by_sub_union:
+        return None
+    quota = db.session.scalar(select(EventQuota).where(EventQuota.event_id == event.id,
+                                                       EventQuota.sub_union_id == sub_union_id)
+                              .with_for_update().execution_options(populate_existing=True))
+    if quota is None:
+        raise Forbidden("本活动的名额按分工会分配，您所在的分工会没有名额", code="no_places_for_sub_union")
+    return quota
+
+
+def lock_quotas(event: Event) -> list[EventQuota]:
+    """Every quota row of a locked event, in sub-union order."""
+    return list(db.session.scalars(select(EventQuota).where(EventQuota.event_id == event.id)
+                                   .order_by(EventQuota.sub_union_id).with_for_update()
+                                   .execution_options(populate_existing=True)))
+
+
+def _locked_signup(event_id: int, staff_id: int) -> Signup | None:
+    return db.session.scalar(select(Signup).where(Signup.event_id == event_id, Signup.staff_id == staff_id)
+                             .with_for_update().execution_options(populate_existing=True))
+
+
+# --- signing up --------------------------------------------------------------------------------------------------
+
+def local_time(moment: datetime) -> datetime:
+    """A stored UTC time in the union's time zone (Asia/Shanghai), for what people read."""
+    return moment.astimezone(ZoneInfo(current_app.config["SU"].app.timezone))
+
+
+def local_text(moment: datetime) -> str:
+    return f"{local_time(moment):%m月%d日 %H:%M}"
+
+
+def check_may_sign_up(event: Event, staff: Staff) -> None:
+    """Refusals that need no lock: status, the window, the audience."""
+    now = _now()
+    if event.status is EventStatus.CANCELLED:
+        raise Conflict("event_cancelled", "活动已取消")
+    if event.status is EventStatus.DRAFT:
+        raise NotFound("找不到该活动", code="event_not_found")
+    if event.status is not EventStatus.OPEN or now >= event.signup_closes_at:
+        raise Conflict("signup_closed", "报名已截止")
+    if now < event.signup_opens_at:
+        raise Conflict("signup_not_started", f"报名尚未开始，开始时间：{local_text(event.signup_opens_at)}")
+    if not includes(Audience.model_validate(event.audience), staff):
+        raise Forbidden("本活动仅面向指定范围的会员，您不在报名范围内", code="not_in_audience")
+
+
+@dataclass
+class Placed:
+    """A signup as its person is told about it: the row and, while waiting, the place in its pool's queue."""
+
+    signup: Signup
+    position: int | None
+
+
+def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff | None = None) -> Placed:
+    """Signs a person up: confirmed while seats are left, else waitlisted (or refused when the waiting list is
+    off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
+    at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
+    event = get_event(event_id)
+    check_may_sign_up(event, staff)
+    clean = clean_answers(event.questions, answers)
+    earlier = find_signup(event.id, staff.id)
+    if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
+        return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
+    event = lock_event(event_id)
+    check_may_sign_up(event, staff)            # an officer may have closed or cancelled it meanwhile
+    signup = _locked_signup(event.id, staff.id)
+    if signup is not None and signup.status in ACTIVE:
+        return Placed(signup, position_of(signup))
+    quota = _lock_quota(event, staff.sub_union_id)
+    confirmed = _has_seat(event, quota)
+    if not confirmed and not event.waitlist_enabled:
+        raise Conflict("event_full", "活动名额已满")
+    if signup is None:
+        signup = Signup(event_id=event.id, staff_id=staff.id)
+        db.session.add(signup)
+    event.last_sequence += 1
+    _activate(signup, SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, event.last_sequence,
+              quota, clean, actor)
+    _count(event, quota, confirmed=int(confirmed), waitlisted=int(not confirmed))
+    db.session.flush()
+    if actor is not None:
+        audit.record(actor, "event.signup_for", "event", event.id, staff=staff.employee_no,
+                     status=signup.status.value)
+    return Placed(signup, None if confirmed else (quota or event).waitlisted_count)   # the newest waits last
+
+
+def _activate(signup: Signup, status: SignupStatus, sequence: int, quota: EventQuota | None,
+              answers: dict[str, str], actor: Staff | None) -> None:
+    signup.status = status
+    signup.sequence = sequence
+    signup.pool_sub_union_id = quota.sub_union_id if quota else None
+    signup.answers = answers
+    signup.signed_up_at = _now()
+    signup.confirmed_at = _now() if status is SignupStatus.CONFIRMED else None
+    signup.signed_up_by_id = actor.id if actor else None
+    signup.cancelled_at = signup.cancelled_by_id = signup.checked_in_at = signup.checked_in_by_id = None
+
+
+def _has_seat(event: Event, quota: EventQuota | None) -> bool:
+    if quota is not None:
+        return quota.confirmed_count < quota.places
+    return event.confirmed_count < event.capacity
+
+
+def _free_places(event: Event, quota: EventQuota | None) -> int:
+    return (quota.places - quota.confirmed_count) if quota else (event.capacity - event.confirmed_count)
+
+
+def _count(event: Event, quota: EventQuota | None, confirmed: int = 0, waitlisted: int = 0) -> None:
+    """Moves the seat counters of the locked event (and pool) along with a signup's change of status."""
+    for row in (event, quota) if quota is not None else (event,):
+        row.confirmed_count += confirmed
+        row.waitlisted_count += waitlisted
+
+
+# --- cancelling and the waiting list -------------------------------------------------------------------------------
+
+def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Signup:
+    """Cancels a person's signup; a freed seat goes at once to the first person waiting in the same pool.
+    Cancelling twice is harmless. Officers (`actor`) may cancel after the deadline, until the event starts."""
+    event = lock_event(event_id)
+    signup = _locked_signup(event.id, staff.id)
+    if signup is None:
+        raise NotFound("您没有报名该活动", code="not_signed_up")
+    if signup.status is SignupStatus.CANCELLED:
+        return signup
+    _check_may_cancel(event, signup, by_officer=actor is not None)
+    was_confirmed = signup.status is SignupStatus.CONFIRMED
+    quota = _lock_quota(event, signup.pool_sub_union_id)
+    signup.status = SignupStatus.CANCELLED
+    signup.cancelled_at = _now()
+    signup.cancelled_by_id = actor.id if actor else staff.id
+    _count(event, quota, confirmed=-int(was_confirmed), waitlisted=-int(not was_confirmed))
+    if was_confirmed:
+        promote_waitlisted(event, quota)
+    db.session.flush()
+    if actor is not None:
+        audit.record(actor, "event.cancel_for", "event", event.id, staff=staff.employee_no)
+    return signup
+
+
+def _check_may_cancel(event: Event, signup: Signup, by_officer: bool) -> None:
+    now = _now()
+    if event.status in (EventStatus.CANCELLED, EventStatus.FINISHED) or now >= event.starts_at:
+        raise Conflict("event_started", "活动已开始或已结束，不能取消报名")
+    if signup.checked_in_at is not None:
+        raise Conflict("already_checked_in", "已签到，不能取消报名")
+    deadline = event.cancel_deadline
+    if not by_officer and deadline is not None and now >= deadline:
+        raise Conflict("cancel_deadline_passed", f"已过取消报名截止时间（{local_text(deadline)}），如需取消请联系工会")
+
+
+def promote_waitlisted(event: Event, quota: EventQuota | None) -> list[Signup]:
+    """Fills the pool's free seats from its waiting list, first in the queue first; notifies each promoted
+    person once (the occasion names the queue number, which a new signup never reuses)."""
+    free = _free_places(event, quota)
+    if free <= 0:
+        return []
+    pool = quota.sub_union_id if quota else None
+    waiting = list(db.session.scalars(
+        select(Signup).where(Signup.event_id == event.id, Signup.status == SignupStatus.WAITLISTED,
+                             Signup.pool_sub_union_id.is_not_distinct_from(pool))
+        .order_by(Signup.sequence).limit(free).with_for_update().execution_options(populate_existing=True)))
+    for signup in waiting:
+        signup.status = SignupStatus.CONFIRMED
+        signup.confirmed_at = _now()
+        _count(event, quota, confirmed=1, waitlisted=-1)
+        _notify_promoted(event, signup)
+    return waiting
+
+
+def _notify_promoted(event: Event, signup: Signup) -> None:
+    notifications.notify_people(
+        "service", f"event-promoted:{event.id}:{signup.sequence}", [signup.staff_id],
+        f"候补成功：{event.title}", f"有人取消了报名，您已由候补转为报名成功。活动时间：{local_text(event.starts_at)}，"
+        f"地点：{event.place or '见活动详情'}。", data={"summary": "候补转为报名成功", "event_id": event.id},
+        page=f"pages/events/detail?id={event.id}")
+
+
+# --- places ------------------------------------------------------------------------------------------------------
+
+def set_places(event: Event, capacity: int, quotas: dict[int, int]) -> list[Signup]:
+    """Sets the event's places under its lock: `capacity` for the whole event, or `quotas` (sub-union id ->
+    places) each a pool of its own, the capacity being their sum. Fewer places than already confirmed are
+    refused; more places promote from the waiting list at once. Returns the promoted signups."""
+    event = lock_event(event.id)
+    by_sub_union = bool(quotas)
+    if by_sub_union != event.by_sub_union and _has_active_signups(event):
+        raise Conflict("places_mode_locked", "已有人报名，不能再更改名额是否按分工会分配")
+    event.by_sub_union = by_sub_union
+    if by_sub_union:
+        return _set_quotas(event, quotas)
+    if capacity < event.confirmed_count:
+        raise Conflict("capacity_below_confirmed",
+                       f"已有 {event.confirmed_count} 人报名成功，名额不能少于 {event.confirmed_count}")
+    for quota in lock_quotas(event):
+        event.quotas.remove(quota)
+    event.capacity = capacity
+    db.session.flush()
+    return promote_waitlisted(event, None)
+
+
+def _set_quotas(event: Event, quotas: dict[int, int]) -> list[Signup]:
+    current = {q.sub_union_id: q for q in lock_quotas(event)}
+    for sub_union_id, quota in current.items():
+        if sub_union_id not in quotas:
+            if _has_active_signups(event, sub_union_id):
+                raise Conflict("quota_in_use", f"{quota.sub_union.name}已有人报名，不能取消其名额")
+            event.quotas.remove(quota)
+    for sub_union_id, places in sorted(quotas.items()):
+        quota = current.get(sub_union_id)
+        if quota is None:
+            event.quotas.append(EventQuota(sub_union_id=sub_union_id, places=places, confirmed_count=0))
+        elif places < quota.confirmed_count:
+            raise Conflict("capacity_below_confirmed", f"{quota.sub_union.name}已有 {quota.confirmed_count} 人"
+                                                       f"报名成功，名额不能少于 {quota.confirmed_count}")
+        else:
+            quota.places = places
+    event.capacity = sum(quotas.values())
+    db.session.flush()
+    return [s for quota in event.quotas for s in promote_waitlisted(event, quota)]
+
+
+def _has_active_signups(event: Event, pool: int | None = None) -> bool:
+    stmt = select(Signup.id).where(Signup.event_id == event.id, Signup.status.in_(ACTIVE)).limit(1).with_for_update()
+    if pool is not None:
+        stmt = stmt.where(Signup.pool_sub_union_id == pool)
+    return db.session.scalar(stmt) is not None
+
+
+# --- reading ---------------------------------------------------------------------------------------------------------
+
+def find_signup(event_id: int, staff_id: int) -> Signup | None:
+    return db.session.scalar(select(Signup).where(Signup.event_id == event_id, Signup.staff_id == staff_id))
+
+
+def position_of(signup: Signup) -> int | None:
+    """The place of a waitlisted signup in its pool's queue, right after a change in this transaction: a locking
+    read on MariaDB, whose plain reads would still show the queue as of the transaction's first read."""
+    if signup.status is not SignupStatus.WAITLISTED:
+        return None
+    stmt = select(func.count()).select_from(Signup).where(
+        Signup.event_id == signup.event_id, Signup.status == SignupStatus.WAITLISTED,
+        Signup.sequence <= signup.sequence, Signup.pool_sub_union_id.is_not_distinct_from(signup.pool_sub_union_id))
+    if db.session.get_bind().dialect.name == "mysql":
+        stmt = stmt.with_for_update(read=True)
+    return db.session.scalar(stmt)
+
+
+def waitlist_positions(signups: list[Signup]) -> dict[int, int]:
+    """Each waitlisted signup's place in its pool's waiting list (1 = next to be promoted), in one query."""
+    ids = [s.id for s in signups if s.status is SignupStatus.WAITLISTED]
+    if not ids:
+        return {}
+    ahead = aliased(Signup)
+    position = (select(func.count()).where(
+        ahead.event_id == Signup.event_id, ahead.status == SignupStatus.WAITLISTED,
+        ahead.sequence <= Signup.sequence, ahead.pool_sub_union_id.is_not_distinct_from(Signup.pool_sub_union_id))
+        .correlate(Signup).scalar_subquery())
+    return dict(db.session.execute(select(Signup.id, position).where(Signup.id.in_(ids))).all())

@@ -1,0 +1,200 @@
+"""Seats under contention, over real HTTP: a threaded server whose pool holds 10 connections (well under
+PostgreSQL's 100), hundreds of staff tapping 报名 at the same moment, and cancellations racing each other."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from app.extensions import db
+from models import Event, EventQuota, Notice, Notification, SignupStatus
+from tests.conftest import LiveServer
+from tests.events_support import (
+    bulk_staff, by_status, create_event, event_body, event_row, signups_of, sub_union_id,
+)
+from tests.helpers import bearer
+
+pytestmark = pytest.mark.row_locks
+CONFIRMED, WAITLISTED = SignupStatus.CONFIRMED, SignupStatus.WAITLISTED
+
+
+@pytest.fixture
+def server(make_app):
+    """The app with a bounded pool (10 connections, no overflow) behind a threaded WSGI server."""
+    app = make_app(**{"database.pool_size": 10, "database.max_overflow": 0, "database.pool_timeout_seconds": 60})
+    live = LiveServer(app).start()
+    yield app, live
+    live.stop()
+    app.extensions["db.engine"].dispose()
+
+
+@pytest.fixture
+def officer_token(make_staff, grant, token_for):
+    staff_id = make_staff(employee_no="OFF01", name="工会干事")
+    grant(staff_id, "union_officer")
+    return token_for(staff_id)
+
+
+def publish(url: str, token: str, **overrides) -> int:
+    resp = requests.post(f"{url}/api/v1/officer/events", json=event_body(**overrides), headers=bearer(token),
+                         timeout=30)
+    assert resp.status_code == 201, resp.text
+    event_id = resp.json()["id"]
+    resp = requests.post(f"{url}/api/v1/officer/events/{event_id}/publish", json={"notify": False},
+                         headers=bearer(token), timeout=30)
+    assert resp.status_code == 200, resp.text
+    return event_id
+
+
+def all_at_once(url: str, tokens: list[str], body: dict | None = None) -> list[tuple[int, dict]]:
+    """POSTs from one thread per token, released together by a barrier; (status, JSON) in the tokens' order."""
+    barrier = threading.Barrier(len(tokens))
+
+    def one(token: str) -> tuple[int, dict]:
+        barrier.wait()
+        resp = requests.post(url, json=body, headers=bearer(token), timeout=120)
+        return resp.status_code, resp.json()
+
+    with ThreadPoolExecutor(len(tokens)) as pool:
+        return list(pool.map(one, tokens))
+
+
+def assert_queue_is_exact(app, event_id: int, confirmed: int, waitlisted: int) -> None:
+    """Exactly `confirmed` seats taken, by the first in the queue; the rest wait in order; counters agree."""
+    rows = signups_of(app, event_id)
+    assert Counter(s.status for s in rows) == {CONFIRMED: confirmed, WAITLISTED: waitlisted}
+    assert [s.sequence for s in rows] == list(range(1, confirmed + waitlisted + 1))   # one number each, no gap
+    event = event_row(app, event_id)
+    assert (event.confirmed_count, event.waitlisted_count, event.last_sequence) == \
+        (confirmed, waitlisted, confirmed + waitlisted)
+
+
+def test_300_staff_at_once_for_50_seats(server, officer_token):
+    app, live = server
+    event_id = publish(live.url, officer_token, capacity=50)
+    people = bulk_staff(app, 300)
+    replies = all_at_once(f"{live.url}/api/v1/events/{event_id}/signup", [t for _, t in people], {"answers": {}})
+    assert Counter(code for code, _ in replies) == {200: 300}                      # no 5xx, no refusal
+    assert Counter(r["status"] for _, r in replies) == {"confirmed": 50, "waitlisted": 250}
+    assert_queue_is_exact(app, event_id, 50, 250)
+    db_status = {s.staff_id: s.status.value for s in signups_of(app, event_id)}
+    assert all(db_status[sid] == reply["status"] for (sid, _), (_, reply) in zip(people, replies))
+    positions = sorted(r["position"] for _, r in replies if r["status"] == "waitlisted")
+    assert positions == list(range(1, 251))                                         # each told their true place
+    confirmed_first = max(s.sequence for s in by_status(app, event_id, CONFIRMED))
+    assert confirmed_first < min(s.sequence for s in by_status(app, event_id, WAITLISTED))
+
+
+def test_one_person_tapping_ten_times_at_once_gets_one_signup(server, officer_token):
+    app, live = server
+    event_id = publish(live.url, officer_token, capacity=5)
+    [(staff_id, token)] = bulk_staff(app, 1)
+    replies = all_at_once(f"{live.url}/api/v1/events/{event_id}/signup", [token] * 10, {"answers": {}})
+    assert [code for code, _ in replies] == [200] * 10
+    assert {r["status"] for _, r in replies} == {"confirmed"}
+    assert len({r["checkin_code"] for _, r in replies}) == 1
+    [row] = signups_of(app, event_id)
+    assert (row.staff_id, row.sequence) == (staff_id, 1)
+    assert event_row(app, event_id).confirmed_count == 1
+
+
+def test_300_staff_at_once_with_places_per_sub_union(server, officer_token):
+    app, live = server
+    teams = [f"排球{i}队分工会" for i in range(1, 7)]
+    ids = [sub_union_id(app, name) for name in teams]
+    event_id = publish(live.url, officer_token, quotas=[{"sub_union_id": i, "places": 4} for i in ids])
+    people = bulk_staff(app, 300, teams)                           # 50 per team for 4 places each
+    replies = all_at_once(f"{live.url}/api/v1/events/{event_id}/signup", [t for _, t in people], {"answers": {}})
+    assert Counter(code for code, _ in replies) == {200: 300}
+    assert Counter(r["status"] for _, r in replies) == {"confirmed": 24, "waitlisted": 276}
+    assert_queue_is_exact(app, event_id, 24, 276)
+    per_team = Counter(s.pool_sub_union_id for s in by_status(app, event_id, CONFIRMED))
+    assert per_team == {i: 4 for i in ids}
+    for pool in ids:                                               # in each pool, the first four in the queue
+        rows = [s for s in signups_of(app, event_id) if s.pool_sub_union_id == pool]
+        assert [s.status for s in rows] == [CONFIRMED] * 4 + [WAITLISTED] * 46
+        waiting = sorted(r["position"] for (sid, _), (_, r) in zip(people, replies)
+                         if r["status"] == "waitlisted" and sid in {s.staff_id for s in rows})
+        assert waiting == list(range(1, 47))
+    with app.app_context():
+        assert db.session.execute(select(EventQuota.confirmed_count, EventQuota.waitlisted_count)).all() == \
+            [(4, 46)] * 6
+
+
+def test_20_cancellations_at_once_promote_the_first_20_waiting_once_each(server, officer_token):
+    app, live = server
+    event_id = publish(live.url, officer_token, capacity=30)
+    people = bulk_staff(app, 80)
+    tokens = dict(people)
+    for staff_id, token in people:                                  # queue in a known order
+        requests.post(f"{live.url}/api/v1/events/{event_id}/signup", json={}, headers=bearer(token), timeout=30)
+    confirmed = [s.staff_id for s in by_status(app, event_id, CONFIRMED)]
+    first_waiting = [s.staff_id for s in by_status(app, event_id, WAITLISTED)][:20]
+    leaving = confirmed[5:25]
+    replies = all_at_once(f"{live.url}/api/v1/events/{event_id}/cancel", [tokens[s] for s in leaving])
+    assert Counter(code for code, _ in replies) == {200: 20}
+    now_confirmed = {s.staff_id for s in by_status(app, event_id, CONFIRMED)}
+    assert now_confirmed == (set(confirmed) - set(leaving)) | set(first_waiting)
+    assert len(by_status(app, event_id, WAITLISTED)) == 30
+    assert (event_row(app, event_id).confirmed_count, event_row(app, event_id).waitlisted_count) == (30, 30)
+    with app.app_context():
+        told = Counter(db.session.scalars(select(Notification.staff_id).join(Notification.notice).where(
+            Notice.occasion.like(f"event-promoted:{event_id}:%"))))
+        notices = db.session.scalar(select(func.count()).select_from(Notice).where(
+            Notice.occasion.like(f"event-promoted:{event_id}:%")))
+    assert told == {staff_id: 1 for staff_id in first_waiting}      # each promoted person told exactly once
+    assert notices == 20
+
+
+def test_cancellations_racing_new_signups_never_overbook(server, officer_token):
+    app, live = server
+    event_id = publish(live.url, officer_token, capacity=10)
+    people = bulk_staff(app, 60)
+    for _, token in people[:20]:
+        requests.post(f"{live.url}/api/v1/events/{event_id}/signup", json={}, headers=bearer(token), timeout=30)
+    leaving = [token for _, token in people[:10]]
+    joining = [token for _, token in people[20:]]
+    barrier = threading.Barrier(len(leaving) + len(joining))
+
+    def act(args: tuple[str, str]) -> int:
+        action, token = args
+        barrier.wait()
+        return requests.post(f"{live.url}/api/v1/events/{event_id}/{action}", json={}, headers=bearer(token),
+                             timeout=120).status_code
+
+    jobs = [("cancel", t) for t in leaving] + [("signup", t) for t in joining]
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        assert set(pool.map(act, jobs)) == {200}
+    rows = signups_of(app, event_id)
+    confirmed = [s for s in rows if s.status is CONFIRMED]
+    assert len(confirmed) == 10 == event_row(app, event_id).confirmed_count
+    assert [s.staff_id for s in confirmed] == [sid for sid, _ in people[10:20]]      # the first ten waiting
+    with app.app_context():
+        assert db.session.execute(select(Event.confirmed_count, Event.waitlisted_count)).one() == (10, 40)
+
+
+def test_a_lock_held_too_long_answers_busy_instead_of_hanging(app, officer_token):
+    """Someone holds the event row (say, a stuck transaction): signups wait at most the lock timeout, then get
+    a clear 503 and nothing is written; once the lock is gone they go through."""
+    client = app.test_client()
+    event_id = create_event(client, officer_token)
+    [(staff_id, token)] = bulk_staff(app, 1)
+    with app.app_context():
+        holder = db.engine.connect()
+    try:
+        holder.execute(select(Event.id).where(Event.id == event_id).with_for_update())
+        resp = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token))
+        assert resp.status_code == 503
+        assert resp.json["error"] == {"code": "event_busy", "message": "报名人数较多，请稍后重试"}
+    finally:
+        holder.rollback()
+        holder.close()
+    assert signups_of(app, event_id) == []
+    assert client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token)).json["status"] == \
+        "confirmed"
+
