@@ -18,4 +18,10 @@ if ! command -v wrk >/dev/null 2>&1; then
 fi
 
 cd "$ROOT"
+case "${1:-}" in
+  signup) shift; exec "$ROOT/.venv/bin/python" -m bench.signup "$@" ;;   # bench/signup.py: 报名 under contention
+  fanout) shift; exec "$ROOT/.venv/bin/python" -m bench.fanout "$@" ;;   # bench/fanout.py: 通知群发 via senders
+  mp) shift; exec "$ROOT/.venv/bin/python" -m bench.mp "$@" ;;   # bench/mp.py: /wechat/mp push + 公告列表
+  jobs) shift; exec "$ROOT/.venv/bin/python" -m bench.jobs "$@" ;;   # bench/jobs.py: 生日/节日定时任务 over 100k staff
+esac
 exec "$ROOT/.venv/bin/python" -m bench.main "$@"
