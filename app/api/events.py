@@ -35,11 +35,12 @@ class MySignupOut(BaseModel):
     checkin_code: str | None = Field(description="签到码（报名成功时提供，小程序显示为二维码）")
 
 
-class EventCardOut(BaseModel):
+class EventBasics(BaseModel):
+    """What staff and officers both see of an event."""
+
     id: int
     title: str
     category: EventCategory
-    category_label: str
     place: str
     starts_at: datetime
     ends_at: datetime
@@ -47,8 +48,12 @@ class EventCardOut(BaseModel):
     signup_closes_at: datetime
     cancel_deadline: datetime | None
     capacity: int
-    seats_left: int = Field(description="剩余名额（按分工会分配时为本分工会剩余名额）")
     waitlist_enabled: bool
+
+
+class EventCardOut(EventBasics):
+    category_label: str
+    seats_left: int = Field(description="剩余名额（按分工会分配时为本分工会剩余名额）")
     phase: str = Field(description="upcoming / open / closed / started / finished / cancelled")
     phase_label: str
     my_signup: MySignupOut | None
@@ -166,20 +171,9 @@ class QuotaOut(BaseModel):
     waitlisted: int
 
 
-class OfficerEventOut(BaseModel):
-    id: int
-    title: str
+class OfficerEventOut(EventBasics):
     description: str
-    category: EventCategory
-    place: str
-    starts_at: datetime
-    ends_at: datetime
-    signup_opens_at: datetime
-    signup_closes_at: datetime
-    cancel_deadline: datetime | None
-    capacity: int
     quotas: list[QuotaOut]
-    waitlist_enabled: bool
     audience: Audience
     audience_description: str
     questions: list[Question]
