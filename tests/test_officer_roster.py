@@ -128,3 +128,27 @@ def test_audience_preview_counts(client, people):
                            json={"audience": {"genders": ["female"]}})
     assert response.status_code == 200
     assert response.json == {"count": 4, "description": "女职工"}
+
+
+def test_sub_union_officer_cannot_touch_a_higher_officer_of_their_sub_union(client, people):
+    # 100001 is a union officer who belongs to 机关分工会, inside the sub-union officer's scope
+    for path in ("/api/v1/officer/staff/100001/unbind", "/api/v1/officer/staff/100001/bind-code"):
+        response = client.post(path, headers=bearer(people["sub_officer"]))
+        assert response.status_code == 403
+        assert response.json["error"]["code"] == "higher_role"
+    edit = client.patch("/api/v1/officer/staff/100001", json={"status": "left"},
+                        headers=bearer(people["sub_officer"]))
+    assert edit.status_code == 403
+    assert client.get("/api/v1/me", headers=bearer(people["officer"])).status_code == 200
+
+
+def test_null_in_a_patch_is_a_clear_422(client, people):
+    response = client.patch("/api/v1/officer/staff/100003", json={"name": None}, headers=bearer(people["officer"]))
+    assert response.status_code == 422
+
+
+def test_implausible_birthday_is_refused(client, people):
+    response = client.patch("/api/v1/officer/staff/100003", json={"birthday": "0001-01-01"},
+                            headers=bearer(people["officer"]))
+    assert response.status_code == 422
+    assert "出生日期" in response.json["error"]["message"]

@@ -12,10 +12,10 @@ from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
 from app.errors import ApiError
-from app.services import announcements, attachments
+from app.services import announcements, attachments, permissions
 from app.services.audiences import Audience, count_audience
 from app.wechat import mp_client
-from models import Gender, StaffStatus
+from models import AnnouncementStatus, Gender, StaffStatus
 from wechat_handlers.context import Context
 from wechat_handlers.conversation import end_conversation, start_conversation
 
@@ -23,12 +23,21 @@ CONVERSATION = "post_announcement"
 DONE_WORDS = {"完成", "好了", "结束"}
 AUDIENCE_CHOICES = {
     "全体": lambda staff: Audience(),
-    "本分工会": lambda staff: Audience(sub_union_ids=[staff.sub_union_id] if staff.sub_union_id else []),
+    "本分工会": lambda staff: Audience(sub_union_ids=_own_sub_unions(staff)),
     "在职": lambda staff: Audience(statuses=[StaffStatus.ACTIVE]),
     "退休": lambda staff: Audience(statuses=[StaffStatus.RETIRED]),
     "女职工": lambda staff: Audience(genders=[Gender.FEMALE]),
 }
 PREVIEW_BODY_CHARS = 300
+
+
+def _own_sub_unions(staff) -> list[int]:
+    """The sub-unions an officer acts for, or (a union officer) the one they belong to."""
+    scope = permissions.officer_sub_unions(staff)
+    ids = sorted(scope) if scope else ([staff.sub_union_id] if staff.sub_union_id else [])
+    if not ids:
+        raise ApiError("no_sub_union", "您没有所属的分工会，请选择其他发布范围")
+    return ids
 LIST_SIZE = 5
 
 
@@ -64,7 +73,11 @@ def start_posting(ctx: Context) -> str:
 
 
 def posting_step(ctx: Context, state: dict) -> str | None:
-    """One message of the posting conversation; service refusals become the reply, the step stays."""
+    """One message of the posting conversation; service refusals become the reply, the step stays. A draft that
+    was published, withdrawn or deleted meanwhile (through the API) ends the conversation."""
+    if state.get("draft") and not _still_a_draft(ctx, state["draft"]):
+        end_conversation(ctx.openid)
+        return "这份草稿已在别处发布或删除，本次发布已结束。回复“发布公告”重新开始。"
     try:
         if ctx.message.type == "image":
             return _add_image(ctx, state)
@@ -73,10 +86,18 @@ def posting_step(ctx: Context, state: dict) -> str | None:
         return exc.message
 
 
+def _still_a_draft(ctx: Context, draft_id: int) -> bool:
+    try:
+        return announcements.get_for_officer(ctx.staff, draft_id).status is AnnouncementStatus.DRAFT
+    except ApiError:
+        return False
+
+
 def cancel_posting(ctx: Context, state: dict) -> str:
-    if state.get("draft"):
+    if state.get("draft") and _still_a_draft(ctx, state["draft"]):
         announcements.discard_draft(ctx.staff, announcements.get_for_officer(ctx.staff, state["draft"]))
-    return "已取消，草稿已丢弃。"
+        return "已取消，草稿已丢弃。"
+    return "已取消。"
 
 
 def _title_step(ctx: Context, state: dict) -> str:

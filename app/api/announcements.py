@@ -79,12 +79,13 @@ class AnnouncementIn(BaseModel):
 
 
 class AnnouncementPatch(BaseModel):
+    """Fields left out stay as they are; an explicit null is refused (422), except for disclosure_ends_at."""
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str | None = Field(default=None, max_length=100)
-    body: str | None = Field(default=None, max_length=20000)
-    category: AnnouncementCategory | None = None
-    audience: Audience | None = None
-    pinned: bool | None = None
+    title: str = Field(default=None, max_length=100)
+    body: str = Field(default=None, max_length=20000)
+    category: AnnouncementCategory = None
+    audience: Audience = None
+    pinned: bool = None
     disclosure_ends_at: AwareDatetime | None = None
 
 

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import mask_phone
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import AuthLevel, endpoint, validate_model
 from app.errors import Conflict, Forbidden
 from app.services import audiences, permissions, roster
 from models import Role, Staff, StaffStatus
@@ -50,11 +50,12 @@ class StaffCreate(roster.StaffFields):
 
 class StaffPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    name: str | None = Field(default=None, min_length=1, max_length=64)
-    department: str | None = Field(default=None, max_length=128)
-    sub_union: str | None = Field(default=None, max_length=64)
+    # Fields left out stay as they are; an explicit null is refused (422), except to clear phone or birthday.
+    name: str = Field(default=None, min_length=1, max_length=64)
+    department: str = Field(default=None, max_length=128)
+    sub_union: str = Field(default=None, max_length=64)
     phone: roster.Phone = None
-    status: StaffStatus | None = None
+    status: StaffStatus = None
     birthday: date | None = None
 
 
@@ -97,7 +98,7 @@ def staff_out(staff: Staff) -> StaffOut:
 
 def _managed_staff(employee_no: str) -> Staff:
     staff = roster.get_staff(employee_no)
-    permissions.ensure_covers_sub_union(g.staff, staff.sub_union_id)
+    permissions.ensure_may_manage(g.staff, staff)
     return staff
 
 
@@ -127,7 +128,7 @@ def edit_staff(employee_no: str, body: StaffPatch):
     changes = body.model_dump(exclude_unset=True)
     if "sub_union" in changes and not permissions.is_union_officer(g.staff):
         raise Forbidden("仅校工会工作人员可以调整所属分工会", code="union_officer_only")
-    fields = roster.StaffFields(**{**roster.staff_fields_of(staff).model_dump(), **changes})
+    fields = validate_model(roster.StaffFields, {**roster.staff_fields_of(staff).model_dump(), **changes})
     roster.upsert_staff(employee_no, fields, actor=g.staff)
     return staff_out(staff)
 

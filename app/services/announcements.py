@@ -78,6 +78,8 @@ def edit(officer: Staff, announcement: Announcement, **changes) -> Announcement:
         set_audience(officer, announcement, audience)
     for key, value in changes.items():
         setattr(announcement, key, value)
+    if announcement.status is AnnouncementStatus.PUBLISHED and {"title", "body"} & set(changes):
+        check_content(officer, announcement)     # what staff read was checked, also after an edit
     audit.record(officer, "announcement.edit", "announcement", announcement.id, fields=sorted(changes))
     return announcement
 

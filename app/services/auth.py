@@ -112,8 +112,9 @@ def bind(principal: Principal, employee_no: str, name: str, phone_code: str | No
     if identity.staff_id is not None:
         raise Conflict("already_bound", "您的微信已绑定教职工身份，如需更换请联系工会解绑")
     _count_attempt(identity.openid, employee_no)
+    phone = None if bind_code else _resolve_phone(phone_code)   # before the roster: its errors reveal nothing
     staff = roster.find_staff(employee_no)
-    if not _proof_matches(staff, name, phone_code, bind_code):
+    if not _proof_matches(staff, name, phone, bind_code):
         raise ApiError(*BIND_MISMATCH)
     if roster.mini_identity_of(staff) is not None:
         raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑")
@@ -122,13 +123,13 @@ def bind(principal: Principal, employee_no: str, name: str, phone_code: str | No
     return issue_token(identity, staff), staff
 
 
-def _proof_matches(staff: Staff | None, name: str, phone_code: str | None, bind_code: str | None) -> bool:
+def _proof_matches(staff: Staff | None, name: str, phone: str | None, bind_code: str | None) -> bool:
     """One answer for every kind of mismatch, so the reply tells a guesser nothing."""
     if staff is None or staff.status is StaffStatus.LEFT or staff.name != name.strip():
         return False
     if bind_code:
         return roster.consume_bind_code(staff, bind_code.strip())
-    return staff.phone is not None and roster.normalize_phone(_resolve_phone(phone_code)) == staff.phone
+    return staff.phone is not None and roster.normalize_phone(phone) == staff.phone
 
 
 def _resolve_phone(phone_code: str | None) -> str | None:

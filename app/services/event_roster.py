@@ -80,6 +80,16 @@ def _cell_time(moment) -> str | None:
     return f"{local_time(moment):%Y-%m-%d %H:%M}" if moment else None
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _as_text(value):
+    """Staff-typed text must never become a live formula in the officer's Excel (formula injection)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def export_xlsx(officer: Staff, event: Event) -> bytes:
     """The signup list as an XLSX workbook with Chinese headers, one column per question; blanks are empty cells
     and times are local ("YYYY-MM-DD HH:MM"), 工号 stays text (leading zeros kept)."""
@@ -90,10 +100,10 @@ def export_xlsx(officer: Staff, event: Event) -> bytes:
     ws.append(BASE_HEADERS + [q["label"] for q in questions])
     for n, row in enumerate(signup_rows(event), start=1):
         s, staff = row.signup, row.signup.staff
-        ws.append([n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
-                   staff.department or None, SIGNUP_LABELS[s.status], row.position, _cell_time(s.signed_up_at),
-                   _cell_time(s.checked_in_at), row.proxy.name if row.proxy else None]
-                  + [row.answers.get(q["key"]) for q in questions])
+        cells = [n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
+                 staff.department or None, SIGNUP_LABELS[s.status], row.position, _cell_time(s.signed_up_at),
+                 _cell_time(s.checked_in_at), row.proxy.name if row.proxy else None]
+        ws.append([_as_text(v) for v in cells + [row.answers.get(q["key"]) for q in questions]])
     for i, width in enumerate([6, 12, 10, 16, 16, 10, 10, 18, 18, 10] + [16] * len(questions), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = "A2"

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import ApiError, NotFound
+from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
 from app.services import audit
 from app.services.audiences import Audience, includes
@@ -255,7 +255,10 @@ def delivery_report(notice: Notice) -> dict[str, Any]:
 
 
 def requeue_failed(notice: Notice) -> int:
-    """Failed rows go back to the queue with a fresh set of attempts. Unknown rows stay: they may have arrived."""
+    """Failed rows go back to the queue with a fresh set of attempts. Unknown rows stay: they may have arrived.
+    A withdrawn occasion is never sent again."""
+    if notice.status is NoticeStatus.CANCELLED:
+        raise Conflict("notice_cancelled", "该通知已撤回或取消，不能重新发送")
     result = db.session.execute(
         update(Notification).where(Notification.notice_id == notice.id,
                                    Notification.status == DeliveryStatus.FAILED)

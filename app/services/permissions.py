@@ -47,6 +47,21 @@ def ensure_union_officer(staff: Staff) -> None:
         raise Forbidden("仅校工会工作人员可以进行此操作", code="union_officer_only")
 
 
+ROLE_RANK = {Role.SUB_UNION_OFFICER: 1, Role.UNION_OFFICER: 2, Role.ADMIN: 3}
+
+
+def _rank(staff: Staff) -> int:
+    return max((ROLE_RANK[r.role] for r in staff.roles), default=0)
+
+
+def ensure_may_manage(officer: Staff, target: Staff) -> None:
+    """An officer manages staff of their scope, but only those of a lower rank (admins manage everyone):
+    otherwise a sub-union officer could unbind a union officer or an admin and take over their account."""
+    ensure_covers_sub_union(officer, target.sub_union_id)
+    if _rank(officer) < ROLE_RANK[Role.ADMIN] and _rank(target) >= _rank(officer):
+        raise Forbidden("不能管理与您同级或更高权限的工会干部", code="higher_role")
+
+
 def ensure_covers_sub_union(officer: Staff, sub_union_id: int | None) -> None:
     scope = officer_sub_unions(officer)
     if scope is not None and sub_union_id not in scope:

@@ -51,6 +51,12 @@ Phone = Annotated[str | None, BeforeValidator(lambda v: None if v in ("", None) 
                   AfterValidator(_valid_phone)]
 
 
+def _plausible_birthday(value: date | None) -> date | None:
+    if value is not None and not date(1900, 1, 1) <= value <= date.today():
+        raise ValueError("出生日期应在 1900 年到今天之间")
+    return value
+
+
 class StaffFields(BaseModel):
     """What the roster keeps about a person (工号 aside). Used by the import, the CLI and the officer API."""
 
@@ -58,7 +64,7 @@ class StaffFields(BaseModel):
 
     name: str = Field(min_length=1, max_length=64)
     gender: Gender | None = None
-    birthday: date | None = None
+    birthday: Annotated[date | None, AfterValidator(_plausible_birthday)] = None
     birthday_calendar: BirthdayCalendar | None = None
     department: str = Field(default="", max_length=128)
     sub_union: str | None = Field(default=None, max_length=64, description="分工会名称；不存在时自动创建")
@@ -196,14 +202,17 @@ def mini_identity_of(staff: Staff) -> WeChatIdentity | None:
 
 
 def unbind(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> bool:
-    """Releases the staff member's mini-program WeChat account so another may bind; ends their sessions."""
-    identity = mini_identity_of(staff)
-    if identity is None:
+    """Releases the staff member's WeChat accounts (mini-program and official account) so another may bind;
+    ends their sessions. The official-account follower stays a follower, but no longer speaks for them."""
+    identities = db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id == staff.id)).all()
+    if not identities:
         return False
-    identity.staff_id = None
-    identity.bound_at = None
+    for identity in identities:
+        identity.staff_id = None
+        identity.bound_at = None
     staff.auth_version += 1
-    audit.record(actor, "staff.unbind", "staff", staff.employee_no, actor_label=actor_label)
+    audit.record(actor, "staff.unbind", "staff", staff.employee_no, actor_label=actor_label,
+                 apps=sorted(i.app.value for i in identities))
     return True
 
 
