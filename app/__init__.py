@@ -6,8 +6,17 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from app.config import Config, load_config
+
+
+class DatabaseIntConverter(IntegerConverter):
+    """<int:...> in a URL is an id: beyond a 32-bit column it is a 404, not a database error."""
+
+    def __init__(self, url_map, *args, **kwargs):
+        kwargs.setdefault("max", 2**31 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
@@ -29,5 +38,6 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
     unit_of_work.init_app(app)
     errors.init_app(app)
+    app.url_map.converters["int"] = DatabaseIntConverter
     register_blueprints(app)
     return app

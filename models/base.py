@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, String, TypeDecorator
+from sqlalchemy import JSON, DateTime, Enum, MetaData, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -63,4 +63,4 @@ class TargetsAudience:
     audience_status_mask: Mapped[int] = mapped_column(default=0)     # 0 = every status that receives
     audience_gender_mask: Mapped[int] = mapped_column(default=0)     # 0 = both
     audience_role_mask: Mapped[int] = mapped_column(default=0)       # 0 = no role needed
-    audience_sub_unions: Mapped[str] = mapped_column(String(255), default="")   # ",3,5," or "" = all
+    audience_sub_unions: Mapped[str] = mapped_column(Text, default="")   # ",3,5," or "" = all

@@ -82,6 +82,9 @@ class Notification(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(255))
+    # A template send that may have reached WeChat (a timeout, a sender that died): resending is safe only within
+    # WeChat's 10-minute client_msg_id window counted from here.
+    uncertain_since: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -152,3 +152,11 @@ def test_public_default_secret_is_refused_outside_the_sqlite_demo():
     ok = load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su",
                               "SMART_UNION__APP__SECRET_KEY": "x" * 40})
     assert ok.app.secret_key == "x" * 40
+
+
+def test_ids_and_pages_beyond_the_database_range_are_4xx_not_500(client, make_staff, token_for):
+    token = {"Authorization": f"Bearer {token_for(make_staff())}"}
+    for path in ("/api/v1/announcements/2147483648", "/api/v1/events/99999999999999999999",
+                 "/api/v1/announcements?page=100000000000000000000", "/api/v1/inbox?before=100000000000000000000"):
+        assert client.get(path, headers=token).status_code in (404, 422), path
+    assert client.post("/api/v1/inbox/2147483648/read", headers=token).status_code == 404

@@ -371,3 +371,24 @@ def test_unknown_template_in_subscriptions_is_refused(client, make_staff, token_
                            headers=bearer(token_for(make_staff())))
     assert response.status_code == 422
     assert response.json["error"]["code"] == "unknown_template"
+
+
+def test_a_template_that_may_have_arrived_is_not_resent_after_wechats_dedup_window(app, fake_wechat, make_staff,
+                                                                                   wechat_user):
+    from app.services import delivery
+
+    staff = make_staff()
+    wechat_user(staff, follows=True)
+    notify(app, "service", [staff])
+    with app.app_context(), unit_of_work():
+        [claimed], _ = delivery.claim_due(10)          # a sender claims it, then dies before any answer
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=3)):
+        with app.app_context(), unit_of_work():
+            delivery.reap_expired_leases()             # taken back for a resend: still inside the window
+        assert row_of(app, staff).status is DeliveryStatus.PENDING
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=12)):
+        app.extensions["redis"].flushdb()
+        drain(app)
+    row = row_of(app, staff)
+    assert row.status is DeliveryStatus.UNKNOWN         # a resend now could reach the person twice
+    assert sent(fake_wechat) == []

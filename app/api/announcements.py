@@ -18,7 +18,7 @@ OFFICER = AuthLevel.OFFICER
 
 
 class PageQuery(BaseModel):
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=20, ge=1, le=50)
 
 

@@ -16,7 +16,7 @@ bp = Blueprint("inbox", __name__)
 
 
 class InboxQuery(BaseModel):
-    before: int | None = Field(default=None, ge=1, description="上一页最后一条的 id（翻页用）")
+    before: int | None = Field(default=None, ge=1, le=2**31 - 1, description="上一页最后一条的 id（翻页用）")
     limit: int = Field(default=20, ge=1, le=50)
 
 

@@ -40,7 +40,7 @@ class StaffQuery(BaseModel):
     q: str = Field(default="", max_length=64, description="工号或姓名")
     sub_union_id: int | None = None
     status: StaffStatus | None = None
-    page: int = Field(default=1, ge=1)
+    page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=20, ge=1, le=100)
 
 

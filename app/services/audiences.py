@@ -7,7 +7,7 @@ Staff who have left (离职) are never in any audience.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Annotated, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, and_, exists, false, func, or_, select
@@ -22,7 +22,8 @@ RECEIVING_STATUSES = (StaffStatus.ACTIVE, StaffStatus.RETIRED)
 class Audience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sub_union_ids: list[int] = Field(default_factory=list, description="限定分工会（空表示全部）")
+    sub_union_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+        default_factory=list, max_length=500, description="限定分工会（空表示全部）")
     statuses: list[StaffStatus] = Field(default_factory=list, description="在职 active / 退休 retired（空表示都包括）")
     genders: list[Gender] = Field(default_factory=list, description="性别（如三八节仅女职工）")
     roles: list[Role] = Field(default_factory=list, description="限定角色（如仅工会干部）")

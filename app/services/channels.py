@@ -200,6 +200,7 @@ class Outcome:
     reason: str | None = None
     errcode: int | None = None
     refund_consent: bool = field(default=False)
+    maybe_delivered: bool = field(default=False)   # WeChat may have delivered it although we saw no answer
 
 
 def send(channel: Channel, row_id: int, openid: str, message: Message) -> Outcome:
@@ -219,7 +220,7 @@ def send(channel: Channel, row_id: int, openid: str, message: Message) -> Outcom
         return Outcome("retry", f"网络错误：{type(exc).__name__}", refund_consent=channel is Channel.SUBSCRIBE)
     except requests.Timeout:
         if channel is Channel.TEMPLATE:   # a resend within 10 minutes is dropped by WeChat (client_msg_id)
-            return Outcome("retry", "微信响应超时")
+            return Outcome("retry", "微信响应超时", maybe_delivered=True)
         return Outcome("unknown", "微信响应超时，可能已送达，不再重发")
 
 

@@ -88,6 +88,9 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
     route = channels.Router(rows)
     claimed = []
     for row in rows:
+        if _past_dedup_window(row):
+            _finish(row, DeliveryStatus.UNKNOWN, "可能已送达，且已超过微信去重时限，不再重发")
+            continue
         decision = route.decide(row)
         if decision.postpone_until is not None:
             row.next_attempt_at = decision.postpone_until
@@ -97,6 +100,14 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
             _start_sending(row, decision.channel)
             claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message))
     return claimed, len(rows)
+
+
+# WeChat drops a template message repeated with the same client_msg_id within 10 minutes; keep a margin.
+DEDUP_WINDOW = timedelta(minutes=9)
+
+
+def _past_dedup_window(row: Notification) -> bool:
+    return row.uncertain_since is not None and _now() - row.uncertain_since > DEDUP_WINDOW
 
 
 def _start_sending(row: Notification, channel: Channel) -> None:
@@ -138,6 +149,8 @@ def record_outcome(claimed: Claimed, outcome: channels.Outcome) -> None:
         _requeue(row, _now() + timedelta(seconds=delay), outcome.reason)
     else:
         _finish(row, DeliveryStatus.FAILED, outcome.reason)
+    if outcome.maybe_delivered and row.uncertain_since is None:
+        row.uncertain_since = _now()
     channels.apply_side_effects(row, claimed.channel, claimed.message, outcome)
 
 
@@ -167,9 +180,11 @@ def reap_expired_leases(limit: int = 500) -> int:
         .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)).all()
     resend = [row_id for row_id, channel in expired if channel is Channel.TEMPLATE]
     unknown = [row_id for row_id, channel in expired if channel is not Channel.TEMPLATE]
-    if resend:
+    if resend:   # the lost send happened at most a lease ago: that is when WeChat's dedup window may have begun
+        lease = timedelta(seconds=_settings().lease_seconds)
         db.session.execute(update(Notification).where(Notification.id.in_(resend))
-                           .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None)
+                           .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None,
+                                   uncertain_since=func.coalesce(Notification.uncertain_since, now - lease))
                            .execution_options(synchronize_session=False))
     if unknown:
         db.session.execute(update(Notification).where(Notification.id.in_(unknown))
