@@ -2,7 +2,8 @@
 
 The senders are subprocesses (the same database, Redis and in-process fake WeChat server as the test, through
 `subprocess_env`); the test seeds the roster in bulk, writes notices, starts the senders, polls the database until
-the outbox is settled (bounded) and then reads what the fake server delivered (`/_fake/sent`).
+the outbox is settled (bounded) and then reads what the fake server delivered (`/_fake/sent`). The last test
+stays in one process, to move the clock past WeChat's 10-minute client_msg_id window.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Callable
 
 import pytest
 import requests
+import time_machine
 from sqlalchemy import func, insert, select
 
 from app.extensions import db, unit_of_work
-from app.services import notifications
+from app.services import channels, delivery, notifications
 from app.services.audiences import Audience
+from jobs.sender import Sender
 from models import (
     Channel, DeliveryStatus, Notice, NoticeStatus, Notification, Staff, SubscriptionConsent, WeChatApp,
     WeChatIdentity,
@@ -311,13 +315,17 @@ def test_sender_killed_mid_fanout_and_restarted(app, fake_wechat, senders):
 
 def test_two_senders_never_spend_one_consent_twice(app, fake_wechat, senders):
     consents, notices = 2, 4
-    people = seed_people(app, ["subscriber"] * 40, consents={GREETING_TPL: consents})["subscriber"]
-    for n in range(notices):             # greetings go by subscribe message only
-        with app.app_context(), unit_of_work():
-            notifications.notify_people("greeting", f"greeting:{n}", people, "生日快乐", body="工会祝您生日快乐")
+    people = seed_people(app, ["subscriber"] * 30, consents={GREETING_TPL: consents})["subscriber"]
     add_latency(fake_wechat, 20)
-    group = senders(in_flight=4, claim_batch=10)
+    group = senders(in_flight=4, claim_batch=3)
     procs = group.start(2)
+    wait_until_idle(procs, group)        # both polling before the first row exists
+    # Person by person, in one transaction, so each person's rows are next to each other in the queue: the two
+    # senders' small claims keep catching rows of the same person at the same time and race for the same consents.
+    with app.app_context(), unit_of_work():
+        for sid in people:
+            for n in range(notices):     # greetings go by subscribe message only
+                notifications.notify_people("greeting", f"greeting:{n}:{sid}", [sid], "生日快乐", body="工会祝您生日快乐")
     wait_for(app, settled(app, len(people) * notices), timeout=120, group=group, procs=procs, what="the greetings")
     assert group.stop() == [0, 0]
 
@@ -333,3 +341,21 @@ def test_two_senders_never_spend_one_consent_twice(app, fake_wechat, senders):
         assert left[sid] == consents - got                   # every consent spent is one message delivered
         assert set(statuses) <= {DeliveryStatus.SENT, DeliveryStatus.INBOX_ONLY}
         assert got == consents                               # and none was left unused while a notice went unsent
+
+
+def test_a_template_send_lost_longer_than_the_dedup_window_is_not_resent(app, fake_wechat):
+    """The only sender dies right after its send reached WeChat and comes back 11 minutes later: WeChat's
+    client_msg_id window (10 minutes from the first send) is over, so a resend would be a second message."""
+    [staff] = seed_people(app, ["follower"])["follower"]
+    with app.app_context(), unit_of_work():
+        notifications.notify_people("service", "late:1", [staff], "体检通知")
+    with app.app_context():
+        with unit_of_work():
+            [claimed], _ = delivery.claim_due(10)
+        assert channels.send(claimed.channel, claimed.id, claimed.openid, claimed.message).kind == "sent"
+    # ... and the sender is gone before recording the outcome; the next one starts 11 minutes after the send
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=11)):
+        Sender(app).drain()
+    assert recipients(sent(fake_wechat), TEMPLATE_SEND) == Counter({f"mp-{staff}": 1})
+    with app.app_context():
+        assert db.session.scalar(select(Notification.status)) is DeliveryStatus.UNKNOWN

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select
+from sqlalchemy.orm import lazyload
 
 from app.extensions import db
 from app.services import channels
@@ -131,7 +132,9 @@ def record_outcome(claimed: Claimed, outcome: channels.Outcome) -> None:
     """Applies one send's result, unless the lease already ran out and the row was taken back."""
     row = db.session.scalar(select(Notification).where(
         Notification.id == claimed.id, Notification.status == DeliveryStatus.SENDING,
-        Notification.channel == claimed.channel).with_for_update())
+        Notification.channel == claimed.channel)
+        .options(lazyload(Notification.notice))   # lock the row only, not its notice (shared by the fan-out)
+        .with_for_update())
     if row is None:
         log.warning("notification %s finished after its lease; outcome %s dropped", claimed.id, outcome.kind)
         return
@@ -171,26 +174,20 @@ def _requeue(row: Notification, when: datetime, reason: str | None, count_attemp
 
 def reap_expired_leases(limit: int = 500) -> int:
     """Rows whose sender vanished mid-send: template messages go back to the queue (WeChat drops the repeat by
-    client_msg_id); subscribe messages become `unknown` and are never resent. Rows are locked with SKIP LOCKED
-    first, so reaping never waits on (or deadlocks with) a sender recording an outcome."""
+    client_msg_id within its window, counted from the lost send); subscribe messages become `unknown` and are
+    never resent. Rows are locked with SKIP LOCKED, so reaping never waits on a sender recording an outcome."""
     now = _now()
-    expired = db.session.execute(
-        select(Notification.id, Notification.channel)
-        .where(Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)
-        .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)).all()
-    resend = [row_id for row_id, channel in expired if channel is Channel.TEMPLATE]
-    unknown = [row_id for row_id, channel in expired if channel is not Channel.TEMPLATE]
-    if resend:   # the lost send happened at most a lease ago: that is when WeChat's dedup window may have begun
-        lease = timedelta(seconds=_settings().lease_seconds)
-        db.session.execute(update(Notification).where(Notification.id.in_(resend))
-                           .values(status=DeliveryStatus.PENDING, next_attempt_at=now, lease_until=None,
-                                   uncertain_since=func.coalesce(Notification.uncertain_since, now - lease))
-                           .execution_options(synchronize_session=False))
-    if unknown:
-        db.session.execute(update(Notification).where(Notification.id.in_(unknown))
-                           .values(status=DeliveryStatus.UNKNOWN, lease_until=None,
-                                   last_error="发送过程中断，可能已送达，不再重发")
-                           .execution_options(synchronize_session=False))
+    lease = timedelta(seconds=_settings().lease_seconds)
+    expired = db.session.scalars(
+        select(Notification).where(Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)
+        .options(lazyload(Notification.notice)).order_by(Notification.id).limit(limit)
+        .with_for_update(skip_locked=True)).all()
+    for row in expired:
+        if row.channel is Channel.TEMPLATE:
+            row.uncertain_since = row.uncertain_since or row.lease_until - lease   # when it was claimed
+            _requeue(row, now, row.last_error)          # the lost send counts as an attempt
+        else:
+            _finish(row, DeliveryStatus.UNKNOWN, "发送过程中断，可能已送达，不再重发")
     if expired:
-        log.warning("took back %s template and %s subscribe rows after their lease", len(resend), len(unknown))
+        log.warning("took back %s rows after their lease", len(expired))
     return len(expired)
