@@ -32,10 +32,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import redis as redis_lib
 import requests
-from sqlalchemy import create_engine, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
+from bench import seed
 from bench.harness import RESULTS_DIR, ROOT, clean_env, free_port
 from bench.report import _pad, _width
 
@@ -82,27 +82,11 @@ def env_for(settings: dict[str, object]) -> dict[str, str]:
 
 
 def recreate_database(cfg, database: str) -> None:
-    from app.migrations import drop_everything, upgrade
-
-    admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}):
-                conn.execute(text(f'CREATE DATABASE "{database}"'))
-    finally:
-        admin.dispose()
-    drop_everything(cfg)
-    upgrade(cfg)
+    seed.reset_database(cfg, database)
 
 
 def reset_redis() -> None:
-    client = redis_lib.Redis.from_url(REDIS_URL)
-    try:
-        keys = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
-        for i in range(0, len(keys), 1000):
-            client.delete(*keys[i:i + 1000])
-    finally:
-        client.close()
+    seed.reset_redis(REDIS_PREFIX)
 
 
 def seed_roster(app, staff: int, chunk: int = 10_000) -> dict[str, int]:

@@ -37,25 +37,26 @@ def env_for(overrides: dict[str, object]) -> dict[str, str]:
             for key, value in overrides.items()}
 
 
-def reset_database(cfg: Config) -> None:
+def reset_database(cfg: Config, database: str = DB_NAME) -> None:
+    """Creates the bench database when missing, then drops every table and migrates afresh."""
     from app.migrations import drop_everything, upgrade
 
     admin = create_engine(f"{PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            exists = conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME})
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
+            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}):
+                conn.execute(text(f'CREATE DATABASE "{database}"'))
     finally:
         admin.dispose()
     drop_everything(cfg)
     upgrade(cfg)
 
 
-def reset_redis() -> None:
+def reset_redis(prefix: str = REDIS_PREFIX) -> None:
+    """Deletes this bench's keys (only those under its prefix) from the bench Redis DB."""
     client = redis_lib.Redis.from_url(REDIS_URL)
     try:
-        keys = list(client.scan_iter(match=REDIS_PREFIX + "*", count=1000))
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
         for i in range(0, len(keys), 1000):
             client.delete(*keys[i:i + 1000])
     finally:
