@@ -37,7 +37,7 @@ from sqlalchemy import delete, func, insert, select, text, update
 
 from bench import seed
 from bench.harness import RESULTS_DIR, ROOT, clean_env, free_port
-from bench.report import _pad, _width
+from bench.report import render_rows
 
 DB_NAME = "smart_union_bench_fanout"
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
@@ -408,13 +408,7 @@ def table(rows: list[Row]) -> str:
                       "-" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.0f}",
                       "(ceiling)" if is_ceiling else
                       (f"{r.rate / r.ceiling_rate:.2f}x" if r.ceiling_rate else "-")])
-    widths = [max(_width(row[i]) for row in cells) for i in range(len(HEADERS))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(_pad(c, w, left=(i == 0)) for i, (c, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_rows(cells)
 
 
 def parse_args() -> argparse.Namespace:

@@ -288,6 +288,11 @@ def _pyload(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figu
                                   "--token-start", str(i)],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True) for i, n in enumerate(per_proc) if n]
     parts = [json.loads(child.communicate(timeout=seconds + 60)[0]) for child in children]
+    return merge_load_parts(target.name, parts)
+
+
+def merge_load_parts(name: str, parts: list[dict]) -> Figures:
+    """One Figures from the JSON reports of several Python load-generator processes."""
     latencies = sorted(x for p in parts for x in p["latencies_ms"])
     statuses: dict[str, int] = {}
     for p in parts:
@@ -297,7 +302,7 @@ def _pyload(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figu
     bad_status = sum(n for code, n in statuses.items() if not 200 <= int(code) < 400)
     socket_errors = sum(p["socket_errors"] for p in parts)
     return Figures(
-        name=target.name, loadgen="python", requests=len(latencies), seconds=elapsed,
+        name=name, loadgen="python", requests=len(latencies), seconds=elapsed,
         rps=len(latencies) / elapsed if elapsed else 0.0,
         p50_ms=_percentile(latencies, 50), p99_ms=_percentile(latencies, 99), errors=bad_status + socket_errors,
         detail={"statuses": statuses, "socket_errors": socket_errors},

@@ -49,7 +49,7 @@ import redis as redis_lib
 
 from bench import mp_seed, report, seed
 from bench.harness import (
-    RESULTS_DIR, ROOT, Figures, Gunicorn, LoadSpec, Target, _percentile, loadgen_name, parse_wrk, run_load,
+    RESULTS_DIR, ROOT, Figures, Gunicorn, LoadSpec, Target, loadgen_name, merge_load_parts, parse_wrk, run_load,
 )
 from bench.main import BARE_TARGET
 
@@ -157,18 +157,7 @@ def _pyload_unique(base_url: str, name: str, push: Push, spec: LoadSpec, seconds
                                   "--unique-start", str(base + i)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
                 for i, n in enumerate(per_proc) if n]
     parts = [json.loads(child.communicate(timeout=seconds + 60)[0]) for child in children]
-    latencies = sorted(x for p in parts for x in p["latencies_ms"])
-    statuses: dict[str, int] = {}
-    for p in parts:
-        for code, n in p["statuses"].items():
-            statuses[code] = statuses.get(code, 0) + n
-    elapsed = max(p["seconds"] for p in parts)
-    bad = sum(n for code, n in statuses.items() if not 200 <= int(code) < 400)
-    sock = sum(p["socket_errors"] for p in parts)
-    return Figures(name=name, loadgen="python", requests=len(latencies), seconds=elapsed,
-                   rps=len(latencies) / elapsed if elapsed else 0.0, p50_ms=_percentile(latencies, 50),
-                   p99_ms=_percentile(latencies, 99), errors=bad + sock,
-                   detail={"statuses": statuses, "socket_errors": sock})
+    return merge_load_parts(name, parts)
 
 
 def claimed_pushes() -> dict[str, int]:

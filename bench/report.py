@@ -36,13 +36,7 @@ def table(rows: list[Figures], baseline: Figures) -> str:
         cells.append([f.name, f"{f.rps:,.0f}", f"{f.p50_ms:.2f}", f"{f.p99_ms:.2f}", str(f.errors),
                       "(baseline)" if is_base else _ratio(f.rps, baseline.rps),
                       "(baseline)" if is_base else _ratio(f.p99_ms, baseline.p99_ms)])
-    widths = [max(_width(row[i]) for row in cells) for i in range(len(HEADERS))]
-    lines = []
-    for n, row in enumerate(cells):
-        lines.append("  ".join(_pad(c, w, left=(i == 0)) for i, (c, w) in enumerate(zip(row, widths))))
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return render_rows(cells)
 
 
 def _git_revision() -> str:
@@ -71,3 +65,14 @@ def write_json(rows: list[Figures], baseline: Figures, settings: dict) -> Path:
     path.write_text(text)
     (RESULTS_DIR / "latest.json").write_text(text)
     return path
+
+
+def render_rows(cells: list[list[str]]) -> str:
+    """Aligned columns, the first left-aligned, a rule under the header row."""
+    widths = [max(_width(row[i]) for row in cells) for i in range(len(cells[0]))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append("  ".join(_pad(c, w, left=(i == 0)) for i, (c, w) in enumerate(zip(row, widths))))
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

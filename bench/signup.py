@@ -40,17 +40,7 @@ def settings() -> dict[str, object]:
 
 
 def reset_database(cfg) -> None:
-    from app.migrations import drop_everything, upgrade
-
-    admin = create_engine(f"{seed.PG_SERVER}/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if not conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": DB_NAME}):
-                conn.execute(text(f'CREATE DATABASE "{DB_NAME}"'))
-    finally:
-        admin.dispose()
-    drop_everything(cfg)
-    upgrade(cfg)
+    seed.reset_database(cfg, DB_NAME)
 
 
 def seed_staff(app, count: int, sub_unions: int = 20) -> list[str]:

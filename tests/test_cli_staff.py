@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from app.extensions import db
-from models import Role, RoleAssignment, Staff
+from models import RoleAssignment, Staff
 
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 

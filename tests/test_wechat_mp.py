@@ -12,7 +12,7 @@ from wechatpy.messages import MESSAGE_TYPES
 
 from app.extensions import db
 from models import WeChatApp, WeChatIdentity
-from tests.conftest import BACKEND, LiveServer
+from tests.conftest import LiveServer
 from tests.wechat_client import WeChatPusher, sample_push
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"   # 43 characters, as WeChat's console shows it

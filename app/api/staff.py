@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from flask import Blueprint, current_app, g
 from pydantic import BaseModel, ConfigDict, Field
