@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any, TypeVar
+
 from flask import Flask, jsonify
+from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,24 @@ class Unauthorized(ApiError):
 
 class Conflict(ApiError):
     status = 409
+
+
+M = TypeVar("M", bound=BaseModel)
+FIELD_LABELS_CN = {"missing": "缺少必填项", "extra_forbidden": "不支持的字段"}
+
+
+def validate_model(model: type[M], data: Any) -> M:
+    """Validates data into a model, answering bad input with a 422 that names the field (in Chinese)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "请求"
+        reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
+        if err["type"] == "value_error":   # our validators word their reasons in Chinese
+            reason = str(err["ctx"]["error"])
+        raise ApiError("invalid_request", f"参数 {field} {reason}", 422,
+                       fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
 
 
 # Chinese wording for the HTTP errors Flask itself raises (routing, size limit, methods).

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, TargetsAudience, str_enum, utcnow
+from models.base import Base, TargetsAudience, audience_links_table, str_enum, utcnow
 
 
 class AnnouncementCategory(enum.Enum):
@@ -25,6 +25,7 @@ class AnnouncementStatus(enum.Enum):
 
 class Announcement(TargetsAudience, Base):
     __tablename__ = "announcements"
+    sub_union_links = audience_links_table("announcement_sub_unions", "announcements")
     # The audience columns ride in the listing index (PostgreSQL INCLUDE) so "what may I see" is index-only.
     __table_args__ = (Index("ix_announcements_listing", "status", "pinned", "published_at",
                             postgresql_include=["audience_status_mask", "audience_gender_mask",

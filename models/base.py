@@ -3,9 +3,9 @@ from __future__ import annotations
 import enum
 from datetime import datetime, timezone
 
-from typing import Any
+from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, Text, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, Enum, ForeignKey, MetaData, Table, Text, TypeDecorator
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -64,3 +64,15 @@ class TargetsAudience:
     audience_gender_mask: Mapped[int] = mapped_column(default=0)     # 0 = both
     audience_role_mask: Mapped[int] = mapped_column(default=0)       # 0 = no role needed
     audience_sub_unions: Mapped[str] = mapped_column(Text, default="")   # ",3,5," or "" = all
+
+    # The sub-unions the audience names, one row each (none: every sub-union): what the policy module asks when
+    # it decides whether a record is addressed only to an officer's sub-unions (app.services.policy).
+    sub_union_links: ClassVar[Table]
+
+
+def audience_links_table(name: str, target_table: str) -> Table:
+    """The join table of a TargetsAudience model: (target_id, sub_union_id), removed with its row."""
+    return Table(name, Base.metadata,
+                 Column("target_id", ForeignKey(f"{target_table}.id", ondelete="CASCADE"), primary_key=True),
+                 Column("sub_union_id", ForeignKey("sub_unions.id", ondelete="CASCADE"), primary_key=True,
+                        index=True))

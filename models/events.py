@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, TargetsAudience, str_enum, utcnow
+from models.base import Base, TargetsAudience, audience_links_table, str_enum, utcnow
 from models.roster import Staff, SubUnion
 
 
@@ -41,6 +41,7 @@ class SignupStatus(enum.Enum):
 
 class Event(TargetsAudience, Base):
     __tablename__ = "events"
+    sub_union_links = audience_links_table("event_sub_unions", "events")
     __table_args__ = (
         CheckConstraint("confirmed_count >= 0 AND confirmed_count <= capacity", name="seats_within_capacity"),
         CheckConstraint("waitlisted_count >= 0", name="waitlisted_count_not_negative"),

@@ -33,13 +33,13 @@ def test_sub_union_officer_sees_only_their_sub_union(client, people):
     assert {s["employee_no"] for s in response.json["items"]} == {"100001", "100002", "100003"}
 
 
-def test_sub_union_officer_gets_403_outside_scope(client, people):
+def test_sub_union_officer_gets_404_outside_scope(client, people):
     response = client.post("/api/v1/officer/staff/100004/unbind", headers=bearer(people["sub_officer"]))
-    assert response.status_code == 403
-    assert response.json["error"]["code"] == "out_of_scope"
+    assert response.status_code == 404
+    assert response.json["error"]["code"] == "staff_not_found"
     edit = client.patch("/api/v1/officer/staff/100004", json={"department": "x"},
                         headers=bearer(people["sub_officer"]))
-    assert edit.status_code == 403
+    assert edit.status_code == 404
 
 
 def test_sub_union_officer_unbinds_own_staff_and_their_token_dies(client, people):
@@ -120,7 +120,7 @@ def test_officer_issues_bind_code_within_scope(client, people):
     assert ok.status_code == 201
     assert len(ok.json["code"]) == 8
     refused = client.post("/api/v1/officer/staff/100004/bind-code", headers=bearer(people["sub_officer"]))
-    assert refused.status_code == 403
+    assert refused.status_code == 404           # outside their scope: as if the record did not exist
 
 
 def test_audience_preview_counts(client, people):

@@ -12,7 +12,7 @@ from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
 from app.errors import ApiError
-from app.services import announcements, attachments, permissions
+from app.services import announcements, attachments, policy
 from app.services.audiences import Audience, count_audience
 from app.wechat import mp_client
 from models import AnnouncementStatus, Gender, StaffStatus
@@ -32,9 +32,7 @@ PREVIEW_BODY_CHARS = 300
 
 
 def _own_sub_unions(staff) -> list[int]:
-    """The sub-unions an officer acts for, or (a union officer) the one they belong to."""
-    scope = permissions.officer_sub_unions(staff)
-    ids = sorted(scope) if scope else ([staff.sub_union_id] if staff.sub_union_id else [])
+    ids = policy.home_sub_unions(staff)
     if not ids:
         raise ApiError("no_sub_union", "您没有所属的分工会，请选择其他发布范围")
     return ids
@@ -95,7 +93,7 @@ def _still_a_draft(ctx: Context, draft_id: int) -> bool:
 
 def cancel_posting(ctx: Context, state: dict) -> str:
     if state.get("draft") and _still_a_draft(ctx, state["draft"]):
-        announcements.discard_draft(ctx.staff, announcements.get_for_officer(ctx.staff, state["draft"]))
+        announcements.discard_draft(ctx.staff, state["draft"])
         return "已取消，草稿已丢弃。"
     return "已取消。"
 
@@ -115,7 +113,7 @@ def _body_step(ctx: Context, state: dict) -> str:
             return "正文还是空的，请先发送正文。"
         _goto(ctx, "audience", draft.id)
         return "请选择发布范围，回复其中之一：" + " / ".join(AUDIENCE_CHOICES)
-    announcements.edit(ctx.staff, draft, body=f"{draft.body}\n{ctx.text}".strip())
+    announcements.edit(ctx.staff, draft.id, body=f"{draft.body}\n{ctx.text}".strip())
     _goto(ctx, "body", draft.id)
     return f"已收到（正文共 {len(draft.body)} 字）。继续发送，或回复“完成”。"
 
@@ -125,7 +123,7 @@ def _audience_step(ctx: Context, state: dict) -> str:
     if choose is None:
         return "没有这个选项，请回复其中之一：" + " / ".join(AUDIENCE_CHOICES)
     draft = announcements.get_for_officer(ctx.staff, state["draft"])
-    announcements.edit(ctx.staff, draft, audience=choose(ctx.staff))
+    announcements.edit(ctx.staff, draft.id, audience=choose(ctx.staff))
     _goto(ctx, "confirm", draft.id)
     return _preview(draft, ctx.text)
 
@@ -141,7 +139,7 @@ def _confirm_step(ctx: Context, state: dict) -> str:
     draft = announcements.get_for_officer(ctx.staff, state["draft"])
     if ctx.text != "确认":
         return "回复“确认”发布，回复“取消”放弃。"
-    announcements.publish(ctx.staff, draft)
+    announcements.publish(ctx.staff, draft.id)
     end_conversation(ctx.openid)
     return f"公告《{draft.title}》已发布，将陆续通知 {count_audience(Audience.model_validate(draft.audience))} 人。"
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from app.services import permissions
+from app.services import policy
 from models import Staff
 from wechat_handlers import announcements, conversation, events, staff
 from wechat_handlers.context import Context
@@ -123,4 +123,4 @@ def _command_route(text: str) -> tuple[Route | None, str]:
 
 
 def _is_officer(member: Staff | None) -> bool:
-    return member is not None and permissions.is_officer(member)
+    return policy.is_officer(member)

@@ -175,28 +175,26 @@ def officer_show(announcement_id: int):
 @bp.patch("/officer/announcements/<int:announcement_id>")
 @endpoint("修改公告", auth=OFFICER, body=AnnouncementPatch, response=AnnouncementDetail, tags=("officer",))
 def edit(announcement_id: int, body: AnnouncementPatch):
-    announcement = announcements.get_for_officer(g.staff, announcement_id)
     changes = {k: getattr(body, k) for k in body.model_fields_set}
-    return detail_out(announcements.edit(g.staff, announcement, **changes))
+    return detail_out(announcements.edit(g.staff, announcement_id, **changes))
 
 
 @bp.post("/officer/announcements/<int:announcement_id>/publish")
 @endpoint("发布公告（经微信内容安全检查，并通知受众）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
 def publish(announcement_id: int):
-    return detail_out(announcements.publish(g.staff, announcements.get_for_officer(g.staff, announcement_id)))
+    return detail_out(announcements.publish(g.staff, announcement_id))
 
 
 @bp.post("/officer/announcements/<int:announcement_id>/withdraw")
 @endpoint("撤回公告（未送达的通知一并取消）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
 def withdraw(announcement_id: int):
-    return detail_out(announcements.withdraw(g.staff, announcements.get_for_officer(g.staff, announcement_id)))
+    return detail_out(announcements.withdraw(g.staff, announcement_id))
 
 
 @bp.get("/officer/announcements/<int:announcement_id>/reads")
 @endpoint("阅读统计：已读人数与未读名单", auth=OFFICER, query=PageQuery, response=ReadStats, tags=("officer",))
 def reads(announcement_id: int, query: PageQuery):
-    stats = announcements.read_statistics(announcements.get_for_officer(g.staff, announcement_id),
-                                          query.page, query.page_size)
+    stats = announcements.read_statistics(g.staff, announcement_id, query.page, query.page_size)
     unread = [StaffBrief(employee_no=s.employee_no, name=s.name, sub_union=s.sub_union.name if s.sub_union else None)
               for s in stats.pop("unread_staff")]
     return ReadStats(**stats, unread_staff=unread)

@@ -8,7 +8,7 @@ from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.api.endpoint import AuthLevel, endpoint
-from app.services import auth, permissions, roster
+from app.services import auth, policy, roster
 from models import BirthdayCalendar, Staff
 
 bp = Blueprint("auth", __name__)
@@ -68,7 +68,7 @@ def me_out(staff: Staff) -> MeOut:
         gender=roster.GENDER_LABELS.get(staff.gender), status=roster.STATUS_LABELS[staff.status],
         sub_union=staff.sub_union.name if staff.sub_union else None, birthday=staff.birthday,
         birthday_calendar=staff.birthday_calendar, phone=mask_phone(staff.phone),
-        roles=sorted({r.role.value for r in staff.roles}), is_officer=permissions.is_officer(staff))
+        roles=sorted({r.role.value for r in staff.roles}), is_officer=policy.is_officer(staff))
 
 
 @bp.post("/auth/login")

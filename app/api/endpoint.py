@@ -15,17 +15,17 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import g, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from app.errors import ApiError, Unauthorized
-from app.services import auth, permissions
+from app.errors import ApiError, Unauthorized, validate_model
+from app.services import auth, policy
 
 
 class AuthLevel(enum.Enum):
     NONE = "none"          # public
     WECHAT = "wechat"      # logged in through WeChat, maybe not bound yet
     STAFF = "staff"        # a bound staff member (the default)
-    OFFICER = "officer"    # a union or sub-union officer (areas check the scope)
+    OFFICER = "officer"    # a union or sub-union officer (services ask app.services.policy for the rest)
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,6 @@ class EndpointSpec:
     response: type[BaseModel] | None
     status: int
     tags: tuple[str, ...]
-
-
-FIELD_LABELS_CN = {"missing": "缺少必填项", "extra_forbidden": "不支持的字段"}
 
 
 def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[BaseModel] | None = None,
@@ -80,7 +77,7 @@ def _authenticate(level: AuthLevel) -> None:
     if principal.staff is None:
         raise Unauthorized("not_bound", "请先绑定教职工身份")
     if level is AuthLevel.OFFICER:
-        permissions.ensure_officer(principal.staff)
+        policy.ensure_officer(principal.staff)
 
 
 def _json_body() -> Any:
@@ -90,17 +87,3 @@ def _json_body() -> Any:
     if data is None:
         raise ApiError("invalid_json", "请求内容不是合法的 JSON")
     return data
-
-
-def validate_model(model: type[BaseModel], data: Any) -> BaseModel:
-    """Validates data into a model, answering bad input with a 422 that names the field (in Chinese)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "请求"
-        reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
-        if err["type"] == "value_error":   # our validators word their reasons in Chinese
-            reason = str(err["ctx"]["error"])
-        raise ApiError("invalid_request", f"参数 {field} {reason}", 422,
-                       fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None

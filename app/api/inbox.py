@@ -9,7 +9,7 @@ from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.endpoint import AuthLevel, endpoint
-from app.services import audiences, notifications, permissions
+from app.services import audiences, notifications
 from app.services.audiences import Audience
 
 bp = Blueprint("inbox", __name__)
@@ -100,29 +100,18 @@ def record_subscriptions(body: SubscriptionsIn):
     return SubscriptionsOut(remaining=notifications.record_subscribe_results(g.staff, body.results))
 
 
-def _reported_notice(notice_id: int):
-    notice = notifications.get_notice(notice_id)
-    scope = permissions.officer_sub_unions(g.staff)
-    if scope is not None:
-        audience = Audience.model_validate(notice.audience or {})
-        if not audience.sub_union_ids or not set(audience.sub_union_ids) <= scope:
-            permissions.ensure_union_officer(g.staff)
-    return notice
-
-
 @bp.get("/officer/notices/<int:notice_id>/report")
 @endpoint("通知送达情况（已发送 / 仅站内 / 跳过 / 失败 / 未知）", auth=AuthLevel.OFFICER, response=ReportOut,
           tags=("officer",))
 def report(notice_id: int):
-    notice = _reported_notice(notice_id)
-    return ReportOut(notice_id=notice.id, occasion=notice.occasion, title=notice.title,
-                     **notifications.delivery_report(notice))
+    notice, report = notifications.delivery_report(g.staff, notice_id)
+    return ReportOut(notice_id=notice.id, occasion=notice.occasion, title=notice.title, **report)
 
 
 @bp.post("/officer/notices/<int:notice_id>/requeue")
 @endpoint("重新发送失败的通知", auth=AuthLevel.OFFICER, response=RequeueOut, tags=("officer",))
 def requeue(notice_id: int):
-    return RequeueOut(requeued=notifications.requeue_failed(_reported_notice(notice_id)))
+    return RequeueOut(requeued=notifications.requeue_failed(g.staff, notice_id))
 
 
 class NoticeIn(BaseModel):
@@ -142,6 +131,6 @@ class NoticeOut(BaseModel):
 @endpoint("向受众发送一条服务通知（一次写入，发送进程分批送达）", auth=AuthLevel.OFFICER, body=NoticeIn,
           response=NoticeOut, status=201, tags=("officer",))
 def send_notice(body: NoticeIn):
-    audience = permissions.restrict_audience(g.staff, body.audience)
-    notice = notifications.send_officer_notice(g.staff, body.title, body.body, audience)
-    return NoticeOut(notice_id=notice.id, occasion=notice.occasion, audience_size=audiences.count_audience(audience))
+    notice = notifications.send_officer_notice(g.staff, body.title, body.body, body.audience)
+    return NoticeOut(notice_id=notice.id, occasion=notice.occasion,
+                     audience_size=audiences.count_audience(Audience.model_validate(notice.audience)))

@@ -8,9 +8,8 @@ from flask import Blueprint, current_app, g
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.auth import mask_phone
-from app.api.endpoint import AuthLevel, endpoint, validate_model
-from app.errors import Conflict, Forbidden
-from app.services import audiences, permissions, roster
+from app.api.endpoint import AuthLevel, endpoint
+from app.services import audiences, notifications, roster
 from models import Role, Staff, StaffStatus
 
 bp = Blueprint("staff", __name__)
@@ -96,74 +95,49 @@ def staff_out(staff: Staff) -> StaffOut:
                     status=roster.STATUS_LABELS[staff.status], phone=mask_phone(staff.phone), birthday=staff.birthday)
 
 
-def _managed_staff(employee_no: str) -> Staff:
-    staff = roster.get_staff(employee_no)
-    permissions.ensure_may_manage(g.staff, staff)
-    return staff
-
-
 @bp.get("/officer/staff")
 @endpoint("教职工名册（按管理范围）", auth=OFFICER, query=StaffQuery, response=StaffPage, tags=("officer",))
 def list_staff(query: StaffQuery):
-    rows, total = roster.list_staff(permissions.officer_sub_unions(g.staff), query.q, query.sub_union_id,
-                                    query.status, query.page, query.page_size)
+    rows, total = roster.list_staff(g.staff, query.q, query.sub_union_id, query.status, query.page,
+                                    query.page_size)
     return StaffPage(items=[staff_out(s) for s in rows], total=total, page=query.page, page_size=query.page_size)
 
 
 @bp.post("/officer/staff")
 @endpoint("新增教职工", auth=OFFICER, body=StaffCreate, response=StaffOut, status=201, tags=("officer",))
 def create_staff(body: StaffCreate):
-    permissions.ensure_union_officer(g.staff)
-    if roster.find_staff(body.employee_no):
-        raise Conflict("staff_exists", "该工号已存在")
-    staff, _ = roster.upsert_staff(body.employee_no, roster.StaffFields(**body.model_dump(exclude={"employee_no"})),
-                                   actor=g.staff)
-    return staff_out(staff)
+    fields = roster.StaffFields(**body.model_dump(exclude={"employee_no"}))
+    return staff_out(roster.create_staff(g.staff, body.employee_no, fields))
 
 
 @bp.patch("/officer/staff/<employee_no>")
 @endpoint("修改教职工信息", auth=OFFICER, body=StaffPatch, response=StaffOut, tags=("officer",))
 def edit_staff(employee_no: str, body: StaffPatch):
-    staff = _managed_staff(employee_no)
-    changes = body.model_dump(exclude_unset=True)
-    if "sub_union" in changes and not permissions.is_union_officer(g.staff):
-        raise Forbidden("仅校工会工作人员可以调整所属分工会", code="union_officer_only")
-    fields = validate_model(roster.StaffFields, {**roster.staff_fields_of(staff).model_dump(), **changes})
-    roster.upsert_staff(employee_no, fields, actor=g.staff)
-    return staff_out(staff)
+    return staff_out(roster.edit_staff(g.staff, employee_no, body.model_dump(exclude_unset=True)))
 
 
 @bp.post("/officer/staff/<employee_no>/roles/grant")
 @endpoint("授予分工会干部角色", auth=OFFICER, body=RoleChange, response=Done, tags=("officer",))
 def grant_role(employee_no: str, body: RoleChange):
-    _ensure_may_change_role(body.role)
-    return Done(changed=roster.grant_role(roster.get_staff(employee_no), body.role, body.sub_union_id, actor=g.staff))
+    return Done(changed=roster.change_role(g.staff, employee_no, body.role, body.sub_union_id, grant=True))
 
 
 @bp.post("/officer/staff/<employee_no>/roles/revoke")
 @endpoint("撤销分工会干部角色", auth=OFFICER, body=RoleChange, response=Done, tags=("officer",))
 def revoke_role(employee_no: str, body: RoleChange):
-    _ensure_may_change_role(body.role)
-    return Done(changed=roster.revoke_role(roster.get_staff(employee_no), body.role, body.sub_union_id,
-                                           actor=g.staff))
-
-
-def _ensure_may_change_role(role: Role) -> None:
-    permissions.ensure_union_officer(g.staff)
-    if role is not Role.SUB_UNION_OFFICER:
-        raise Forbidden("校工会干部和管理员角色只能在服务器命令行授予", code="cli_only_role")
+    return Done(changed=roster.change_role(g.staff, employee_no, body.role, body.sub_union_id, grant=False))
 
 
 @bp.post("/officer/staff/<employee_no>/unbind")
 @endpoint("解除教职工的微信绑定", auth=OFFICER, response=Done, tags=("officer",))
 def unbind(employee_no: str):
-    return Done(changed=roster.unbind(_managed_staff(employee_no), actor=g.staff))
+    return Done(changed=roster.unbind(roster.get_staff(employee_no), actor=g.staff))
 
 
 @bp.post("/officer/staff/<employee_no>/bind-code")
 @endpoint("为无手机号的教职工生成一次性绑定码", auth=OFFICER, response=BindCodeOut, status=201, tags=("officer",))
 def issue_bind_code(employee_no: str):
-    code = roster.issue_bind_code(_managed_staff(employee_no), actor=g.staff)
+    code = roster.issue_bind_code(roster.get_staff(employee_no), actor=g.staff)
     return BindCodeOut(code=code, valid_days=current_app.config["SU"].auth.bind_code_ttl_seconds // 86400)
 
 
@@ -177,4 +151,5 @@ def list_sub_unions():
 @bp.post("/officer/audiences/preview")
 @endpoint("预览受众人数", auth=OFFICER, body=AudienceIn, response=AudiencePreview, tags=("officer",))
 def preview_audience(body: AudienceIn):
-    return AudiencePreview(count=audiences.count_audience(body.audience), description=body.audience.describe())
+    count, description = notifications.preview_audience(g.staff, body.audience)
+    return AudiencePreview(count=count, description=description)

@@ -13,8 +13,8 @@ from wechatpy.exceptions import WeChatClientException
 
 from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
-from app.services import audit, notifications, permissions
-from app.services.audiences import Audience, audience_columns, audience_condition, count_audience, visible_to
+from app.services import audit, notifications, policy
+from app.services.audiences import Audience, address, audience_condition, count_audience
 from app.wechat import mini_client
 from models import (
     Announcement, AnnouncementCategory, AnnouncementRead, AnnouncementStatus, Staff, WeChatApp, WeChatIdentity,
@@ -38,37 +38,27 @@ def occasion_of(announcement: Announcement) -> str:
 def create_draft(author: Staff, title: str = "", body: str = "",
                  category: AnnouncementCategory = AnnouncementCategory.NOTICE, audience: Audience | None = None,
                  pinned: bool = False, disclosure_ends_at: datetime | None = None) -> Announcement:
-    permissions.ensure_officer(author)
+    policy.ensure_officer(author)
     announcement = Announcement(title=title, body=body, category=category, pinned=pinned, author_id=author.id,
                                 disclosure_ends_at=disclosure_ends_at, status=AnnouncementStatus.DRAFT)
-    set_audience(author, announcement, audience or Audience())
     db.session.add(announcement)
-    db.session.flush()
+    set_audience(author, announcement, audience or Audience())
     audit.record(author, "announcement.create", "announcement", announcement.id)
     return announcement
 
 
 def set_audience(officer: Staff, announcement: Announcement, audience: Audience) -> None:
-    for column, value in audience_columns(permissions.restrict_audience(officer, audience)).items():
-        setattr(announcement, column, value)
+    address(announcement, policy.restrict_audience(officer, audience))
 
 
 def get_for_officer(officer: Staff, announcement_id: int) -> Announcement:
-    """An announcement the officer may manage: union officers all; sub-union officers those addressed only
-    to their sub-unions."""
-    permissions.ensure_officer(officer)
-    announcement = db.session.get(Announcement, announcement_id)
-    if announcement is None:
-        raise NotFound("找不到该公告", code="announcement_not_found")
-    scope = permissions.officer_sub_unions(officer)
-    if scope is not None:
-        ids = Audience.model_validate(announcement.audience).sub_union_ids
-        if not ids or not set(ids) <= scope:
-            raise NotFound("找不到该公告", code="announcement_not_found")
-    return announcement
+    """An announcement the officer manages (app.services.policy); any other is not found."""
+    policy.ensure_manages(Announcement, officer, announcement_id)
+    return db.session.get(Announcement, announcement_id)
 
 
-def edit(officer: Staff, announcement: Announcement, **changes) -> Announcement:
+def edit(officer: Staff, announcement_id: int, **changes) -> Announcement:
+    announcement = get_for_officer(officer, announcement_id)
     if announcement.status is AnnouncementStatus.WITHDRAWN:
         raise Conflict("announcement_withdrawn", "公告已撤回，不能再修改")
     if "audience" in changes:
@@ -84,8 +74,9 @@ def edit(officer: Staff, announcement: Announcement, **changes) -> Announcement:
     return announcement
 
 
-def publish(officer: Staff, announcement: Announcement) -> Announcement:
+def publish(officer: Staff, announcement_id: int) -> Announcement:
     """Checks the text with WeChat, then publishes and notifies the audience through one fan-out row."""
+    announcement = get_for_officer(officer, announcement_id)
     if announcement.status is not AnnouncementStatus.DRAFT:
         raise Conflict("not_a_draft", "只有草稿可以发布")
     if not announcement.title.strip() or not announcement.body.strip():
@@ -101,15 +92,17 @@ def publish(officer: Staff, announcement: Announcement) -> Announcement:
     return announcement
 
 
-def discard_draft(officer: Staff, announcement: Announcement) -> None:
+def discard_draft(officer: Staff, announcement_id: int) -> None:
     """A draft the officer gave up on goes away with its files' rows (the files stay until a cleanup)."""
+    announcement = get_for_officer(officer, announcement_id)
     if announcement.status is not AnnouncementStatus.DRAFT:
         raise Conflict("not_a_draft", "只有草稿可以丢弃")
     audit.record(officer, "announcement.discard", "announcement", announcement.id, title=announcement.title)
     db.session.delete(announcement)
 
 
-def withdraw(officer: Staff, announcement: Announcement) -> Announcement:
+def withdraw(officer: Staff, announcement_id: int) -> Announcement:
+    announcement = get_for_officer(officer, announcement_id)
     if announcement.status is not AnnouncementStatus.PUBLISHED:
         raise Conflict("not_published", "只有已发布的公告可以撤回")
     announcement.status = AnnouncementStatus.WITHDRAWN
@@ -149,7 +142,7 @@ def _hold(announcement: Announcement, code: str, message: str) -> None:
 def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[Announcement, bool]], int]:
     """Published announcements whose audience includes me: pinned first, newest first, with my read flag.
     Two queries whatever the page size."""
-    where = (Announcement.status == AnnouncementStatus.PUBLISHED, visible_to(Announcement, staff))
+    where = (policy.announcement_visible_condition(staff),)
     read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
                           AnnouncementRead.staff_id == staff.id)
     stmt = (select(Announcement, read.label("read")).where(*where)
@@ -162,10 +155,9 @@ def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[
 
 def get_for_staff(staff: Staff, announcement_id: int) -> Announcement:
     announcement = db.session.scalar(select(Announcement).where(
-        Announcement.id == announcement_id, Announcement.status == AnnouncementStatus.PUBLISHED,
-        visible_to(Announcement, staff)))
+        Announcement.id == announcement_id, policy.announcement_visible_condition(staff)))
     if announcement is None:
-        raise NotFound("找不到该公告", code="announcement_not_found")
+        raise NotFound(*policy.NOT_FOUND[Announcement])
     return announcement
 
 
@@ -188,8 +180,9 @@ def latest_for_staff(staff: Staff, limit: int = 5) -> list[Announcement]:
 
 # --- officers: statistics ------------------------------------------------------------------------------------
 
-def read_statistics(announcement: Announcement, page: int = 1, page_size: int = 50) -> dict:
+def read_statistics(officer: Staff, announcement_id: int, page: int = 1, page_size: int = 50) -> dict:
     """How many of the audience read it, and a page of who has not (unread = audience minus readers)."""
+    announcement = get_for_officer(officer, announcement_id)
     condition = audience_condition(Audience.model_validate(announcement.audience))
     read_by = exists().where(AnnouncementRead.announcement_id == announcement.id,
                              AnnouncementRead.staff_id == Staff.id)
@@ -202,20 +195,10 @@ def read_statistics(announcement: Announcement, page: int = 1, page_size: int = 
 
 def list_for_officer(officer: Staff, status: AnnouncementStatus | None, page: int,
                      page_size: int) -> tuple[list[Announcement], int]:
-    stmt = select(Announcement)
-    scope = permissions.officer_sub_unions(officer)
-    if scope is not None:
-        stmt = stmt.where(Announcement.author_id == officer.id)
+    policy.ensure_officer(officer)
+    stmt = select(Announcement).where(policy.managed_condition(Announcement, officer))
     if status is not None:
         stmt = stmt.where(Announcement.status == status)
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
     rows = db.session.scalars(stmt.order_by(Announcement.id.desc()).limit(page_size).offset((page - 1) * page_size))
     return list(rows), total
-
-
-def disclosure_open(announcement: Announcement, now: datetime | None = None) -> bool:
-    """公示 is open until its end; other categories have no period."""
-    if announcement.category is not AnnouncementCategory.DISCLOSURE or announcement.disclosure_ends_at is None:
-        return False
-    return (now or _now()) < announcement.disclosure_ends_at
-

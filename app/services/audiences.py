@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Annotated, Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Select, and_, exists, false, func, or_, select
+from sqlalchemy import and_, delete, exists, false, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from app.errors import ApiError
 from app.extensions import db
-from models import Gender, Role, RoleAssignment, Staff, StaffStatus
+from models import Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
 
 RECEIVING_STATUSES = (StaffStatus.ACTIVE, StaffStatus.RETIRED)
 
@@ -27,10 +28,6 @@ class Audience(BaseModel):
     statuses: list[StaffStatus] = Field(default_factory=list, description="在职 active / 退休 retired（空表示都包括）")
     genders: list[Gender] = Field(default_factory=list, description="性别（如三八节仅女职工）")
     roles: list[Role] = Field(default_factory=list, description="限定角色（如仅工会干部）")
-
-    @classmethod
-    def everyone(cls) -> "Audience":
-        return cls()
 
     def describe(self) -> str:
         """A short Chinese label for officers' previews."""
@@ -62,11 +59,6 @@ def _statuses(audience: Audience) -> Iterable[StaffStatus]:
     return [s for s in (audience.statuses or RECEIVING_STATUSES) if s in RECEIVING_STATUSES]
 
 
-def audience_ids_query(audience: Audience) -> Select:
-    """SELECT staff.id for the audience, to embed in INSERT ... SELECT or IN (...) elsewhere."""
-    return select(Staff.id).where(audience_condition(audience))
-
-
 def resolve_audience(audience: Audience) -> list[Staff]:
     """The staff in the audience, ordered by 工号, in one query."""
     stmt = select(Staff).where(audience_condition(audience)).order_by(Staff.employee_no)
@@ -93,6 +85,28 @@ def includes(audience: Audience, staff: Staff) -> bool:
 STATUS_BITS = {StaffStatus.ACTIVE: 1, StaffStatus.RETIRED: 2}
 GENDER_BITS = {Gender.MALE: 1, Gender.FEMALE: 2}
 ROLE_BITS = {Role.UNION_OFFICER: 1, Role.SUB_UNION_OFFICER: 2, Role.ADMIN: 4}
+
+
+def address(record, audience: Audience) -> None:
+    """Addresses a TargetsAudience row (already in the session) to an audience: its columns and its rows of
+    sub-unions. Unknown sub-unions are refused."""
+    check_sub_unions_exist(audience.sub_union_ids)
+    for column, value in audience_columns(audience).items():
+        setattr(record, column, value)
+    db.session.flush()
+    links = type(record).sub_union_links
+    db.session.execute(delete(links).where(links.c.target_id == record.id))
+    if audience.sub_union_ids:
+        db.session.execute(insert(links), [{"target_id": record.id, "sub_union_id": i}
+                                           for i in sorted(set(audience.sub_union_ids))])
+
+
+def check_sub_unions_exist(ids: Iterable[int]) -> None:
+    wanted = set(ids)
+    known = set(db.session.scalars(select(SubUnion.id).where(SubUnion.id.in_(wanted)))) if wanted else set()
+    missing = sorted(wanted - known)
+    if missing:
+        raise ApiError("unknown_sub_union", f"找不到分工会：{'、'.join(map(str, missing))}", 422)
 
 
 def audience_columns(audience: Audience) -> dict:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app.extensions import db
-from app.services import audit, permissions, roster, signups
+from app.services import audit, policy, roster, signups
 from app.services.events import SIGNUP_LABELS
 from app.services.signups import local_time
 from models import Event, Signup, SignupStatus, Staff
@@ -116,8 +116,10 @@ def export_xlsx(officer: Staff, event: Event) -> bytes:
 # --- officers acting for staff who don't use WeChat (代报名 / 代取消) -------------------------------------------
 
 def _managed_member(officer: Staff, employee_no: str) -> Staff:
+    """A member of the officer's sub-unions, whom they may sign up for any event that addresses the member."""
+    policy.ensure_officer(officer)
     staff = roster.get_staff(employee_no)
-    permissions.ensure_covers_sub_union(officer, staff.sub_union_id)
+    policy.ensure_sees_staff(officer, staff)
     return staff
 
 
@@ -127,5 +129,6 @@ def sign_up_for(officer: Staff, event_id: int, employee_no: str, answers: dict[s
 
 
 def cancel_for(officer: Staff, event_id: int, employee_no: str) -> Signup:
-    """An officer cancels a member's signup (also after the cancellation deadline, until the event starts)."""
+    """An officer cancels a member's signup; after the cancellation deadline (until the event starts) only an
+    officer who manages the event."""
     return signups.cancel_signup(event_id, _managed_member(officer, employee_no), actor=officer)

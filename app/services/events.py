@@ -2,7 +2,7 @@
 scheduler reminds the confirmed the day before and marks past events finished. Seats live in app.services.signups.
 
 Who manages an event: union officers every event; a sub-union officer the events addressed only to their own
-sub-unions (permissions.restrict_audience makes an officer's audience theirs when they name none).
+sub-unions, created by an officer of no higher rank (app.services.policy decides, for every area).
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.errors import ApiError, Conflict, NotFound
+from app.errors import ApiError, Conflict
 from app.extensions import db
-from app.services import audit, notifications, permissions, signups
-from app.services.audiences import Audience, audience_columns, includes, visible_to
+from app.services import audit, notifications, policy, signups
+from app.services.audiences import Audience, address, check_sub_unions_exist, includes
 from app.services.signups import Question, local_text, local_time
 from models import Event, EventCategory, EventQuota, EventStatus, Notice, Notification, Signup, SignupStatus, Staff
-from models import SubUnion
 
 CATEGORY_LABELS = {EventCategory.SPORTS: "体育", EventCategory.CULTURE: "文化", EventCategory.OUTDOOR: "户外",
                    EventCategory.OTHER: "其他"}
@@ -86,12 +85,7 @@ class EventFields(BaseModel):
 # --- officers ------------------------------------------------------------------------------------------------------
 
 def ensure_manages(officer: Staff, event: Event) -> None:
-    scope = permissions.officer_sub_unions(officer)
-    if scope is None:
-        return
-    ids = Audience.model_validate(event.audience).sub_union_ids
-    if not ids or not set(ids) <= scope:
-        raise NotFound("找不到该活动", code="event_not_found")
+    policy.ensure_manages(Event, officer, event.id)
 
 
 def get_for_officer(officer: Staff, event_id: int) -> Event:
@@ -112,10 +106,10 @@ def fields_of(event: Event) -> EventFields:
 
 def create_event(officer: Staff, fields: EventFields) -> Event:
     """A draft event; staff see it once it is published."""
+    policy.ensure_officer(officer)
     event = Event(created_by_id=officer.id, status=EventStatus.DRAFT, capacity=0)
-    _apply(officer, event, fields)
     db.session.add(event)
-    db.session.flush()
+    _apply(officer, event, fields)
     signups.set_places(event, fields.capacity, {q.sub_union_id: q.places for q in fields.quotas})
     audit.record(officer, "event.create", "event", event.id, title=event.title)
     return event
@@ -138,14 +132,13 @@ def edit_event(officer: Staff, event_id: int, changes: dict) -> Event:
 
 def _apply(officer: Staff, event: Event, fields: EventFields) -> None:
     _check_schedule(fields)
-    audience = permissions.restrict_audience(officer, fields.audience)
-    _check_quota_sub_unions(officer, [q.sub_union_id for q in fields.quotas])
+    audience = policy.restrict_audience(officer, fields.audience)
     for name in ("title", "description", "category", "place", "starts_at", "ends_at", "signup_opens_at",
                  "signup_closes_at", "cancel_deadline", "waitlist_enabled"):
         setattr(event, name, getattr(fields, name))
     event.questions = [q.model_dump() for q in fields.questions]
-    for column, value in audience_columns(audience).items():
-        setattr(event, column, value)
+    _check_quota_sub_unions(officer, [q.sub_union_id for q in fields.quotas])   # its query flushes the above
+    address(event, audience)
 
 
 def _check_schedule(f: EventFields) -> None:
@@ -163,11 +156,8 @@ def _check_schedule(f: EventFields) -> None:
 
 def _check_quota_sub_unions(officer: Staff, ids: list[int]) -> None:
     for sub_union_id in ids:
-        permissions.ensure_covers_sub_union(officer, sub_union_id)
-    known = set(db.session.scalars(select(SubUnion.id).where(SubUnion.id.in_(ids)))) if ids else set()
-    missing = sorted(set(ids) - known)
-    if missing:
-        raise ApiError("unknown_sub_union", f"找不到分工会：{'、'.join(map(str, missing))}", 422)
+        policy.ensure_covers_sub_union(officer, sub_union_id)
+    check_sub_unions_exist(ids)
 
 
 def publish_event(officer: Staff, event_id: int, notify: bool = True) -> Event:
@@ -241,15 +231,12 @@ def cancel_event(officer: Staff, event_id: int, reason: str = "") -> Event:
 
 def officer_events(officer: Staff, status: EventStatus | None = None) -> list[Event]:
     """The events an officer manages, soonest first."""
-    stmt = select(Event).options(selectinload(Event.quotas)).order_by(Event.starts_at.desc(), Event.id.desc())
+    policy.ensure_officer(officer)
+    stmt = (select(Event).where(policy.managed_condition(Event, officer)).options(selectinload(Event.quotas))
+            .order_by(Event.starts_at.desc(), Event.id.desc()))
     if status is not None:
         stmt = stmt.where(Event.status == status)
-    scope = permissions.officer_sub_unions(officer)
-    events = list(db.session.scalars(stmt))
-    if scope is None:
-        return events
-    return [e for e in events if Audience.model_validate(e.audience).sub_union_ids
-            and set(Audience.model_validate(e.audience).sub_union_ids) <= scope]
+    return list(db.session.scalars(stmt))
 
 
 # --- staff ---------------------------------------------------------------------------------------------------------
@@ -302,7 +289,7 @@ def events_for(staff: Staff) -> list[EventCard]:
     place in the waiting list): at most four queries whatever the number of events."""
     now = _now()
     events = list(db.session.scalars(
-        select(Event).where(Event.status.in_(PUBLISHED), Event.ends_at > now, visible_to(Event, staff))
+        select(Event).where(Event.status.in_(PUBLISHED), Event.ends_at > now, policy.event_visible_condition(staff))
         .options(selectinload(Event.quotas)).order_by(Event.starts_at, Event.id)))
     mine = {s.event_id: s for s in db.session.scalars(select(Signup).where(
         Signup.staff_id == staff.id, Signup.event_id.in_([e.id for e in events])))} if events else {}
@@ -319,9 +306,8 @@ def open_events_for(staff: Staff) -> list[EventCard]:
 
 
 def event_for(staff: Staff, event_id: int) -> EventCard:
+    policy.ensure_sees_event(staff, event_id)
     event = signups.get_event(event_id)
-    if event.status is EventStatus.DRAFT:
-        raise NotFound("找不到该活动", code="event_not_found")
     card = _card(event, staff, signups.find_signup(event.id, staff.id), _now())
     if card.signup is not None:
         card.position = signups.waitlist_positions([card.signup]).get(card.signup.id)

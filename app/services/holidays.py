@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from app.errors import ApiError, Conflict
 from app.extensions import db
-from app.services import audit, notifications
+from app.services import audit, notifications, policy
 from app.services.audiences import Audience
 from app.services.calendar import PlannedNotice, plan_notices
 from models import GiftCampaign, Notice, Staff
@@ -110,6 +110,7 @@ def pickup_details(campaign: GiftCampaign) -> str:
 
 def create_campaign(officer: Staff, occasion: str, year: int, gift: str, pickup_place: str,
                     pickup_start: datetime, pickup_end: datetime, audience: Audience) -> GiftCampaign:
+    policy.ensure_union_officer(officer)
     if occasion not in _settings().occasions:
         raise ApiError("unknown_occasion", "未知的节日")
     if pickup_end <= pickup_start:

@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import ApiError, Conflict, NotFound
 from app.extensions import db
-from app.services import audit
-from app.services.audiences import Audience, includes
+from app.services import audit, policy
+from app.services.audiences import Audience, count_audience, includes
 from models import (
     DeliveryStatus, Notice, NoticeStatus, Notification, Staff, StaffStatus, SubscriptionConsent,
 )
@@ -232,31 +232,35 @@ def remaining_consents(staff: Staff) -> dict[str, int]:
 
 # --- officers --------------------------------------------------------------------------------------------------
 
-def get_notice(notice_id: int) -> Notice:
+def get_for_officer(officer: Staff, notice_id: int) -> Notice:
+    """A notice whose delivery the officer follows (app.services.policy); any other is not found."""
     notice = db.session.get(Notice, notice_id)
     if notice is None:
         raise NotFound("找不到该通知", code="notice_not_found")
+    policy.ensure_oversees_notice(officer, notice)
     return notice
 
 
-def delivery_report(notice: Notice) -> dict[str, Any]:
+def delivery_report(officer: Staff, notice_id: int) -> tuple[Notice, dict[str, Any]]:
     """Counts per delivery state, and the reasons behind skipped / failed / unknown rows."""
+    notice = get_for_officer(officer, notice_id)
     counts = dict(db.session.execute(select(Notification.status, func.count()).where(
         Notification.notice_id == notice.id).group_by(Notification.status)).all())
     reasons = db.session.execute(select(Notification.status, Notification.last_error, func.count()).where(
         Notification.notice_id == notice.id,
         Notification.status.in_([DeliveryStatus.SKIPPED, DeliveryStatus.FAILED, DeliveryStatus.UNKNOWN]))
         .group_by(Notification.status, Notification.last_error)).all()
-    return {
+    return notice, {
         "counts": {status.value: counts.get(status, 0) for status in DeliveryStatus},
         "reasons": [{"status": s.value, "reason": r or "", "count": c} for s, r, c in reasons],
         "fanout_done": notice.status is not NoticeStatus.FANNING_OUT,
     }
 
 
-def requeue_failed(notice: Notice) -> int:
+def requeue_failed(officer: Staff, notice_id: int) -> int:
     """Failed rows go back to the queue with a fresh set of attempts. Unknown rows stay: they may have arrived.
     A withdrawn occasion is never sent again."""
+    notice = get_for_officer(officer, notice_id)
     if notice.status is NoticeStatus.CANCELLED:
         raise Conflict("notice_cancelled", "该通知已撤回或取消，不能重新发送")
     result = db.session.execute(
@@ -267,8 +271,16 @@ def requeue_failed(notice: Notice) -> int:
     return result.rowcount
 
 
+def preview_audience(officer: Staff, audience: Audience) -> tuple[int, str]:
+    """How many people an officer's audience reaches, and its label (sub-union officers: their own only)."""
+    audience = policy.restrict_audience(officer, audience)
+    return count_audience(audience), audience.describe()
+
+
 def send_officer_notice(officer: Staff, title: str, body: str, audience: Audience) -> Notice:
     """An officer's own service notice to an audience (e.g. 体检安排、材料提交提醒)."""
+    policy.ensure_officer(officer)
+    audience = policy.restrict_audience(officer, audience)
     occasion = f"officer-notice:{_now():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
     notice = notify_audience("service", occasion, audience, title, body)
     audit.record(officer, "notice.send", "notice", occasion, title=title, audience=audience.model_dump(mode="json"))

@@ -13,11 +13,10 @@ from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Fie
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from app.errors import ApiError, Conflict, NotFound
+from app.errors import ApiError, Conflict, NotFound, validate_model
 from app.extensions import db
-from app.services import audit
+from app.services import audit, policy
 from app.services.calendar import lunar_month_day
-from app.services.permissions import scope_key
 from models import (
     BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
     WeChatIdentity,
@@ -73,6 +72,10 @@ class StaffFields(BaseModel):
     member_since: date | None = None
 
 
+def scope_key(sub_union_id: int | None) -> str:
+    return "all" if sub_union_id is None else f"sub_union:{sub_union_id}"
+
+
 def find_staff(employee_no: str) -> Staff | None:
     return db.session.scalar(select(Staff).where(Staff.employee_no == employee_no))
 
@@ -107,6 +110,23 @@ def upsert_staff(employee_no: str, fields: StaffFields, actor: Staff | None = No
     if changed:
         db.session.flush()
     return staff, changed
+
+
+def create_staff(officer: Staff, employee_no: str, fields: StaffFields) -> Staff:
+    """An officer adds one person to the roster (union officers only; HR imports add the rest)."""
+    policy.ensure_union_officer(officer)
+    if find_staff(employee_no):
+        raise Conflict("staff_exists", "该工号已存在")
+    return upsert_staff(employee_no, fields, actor=officer)[0]
+
+
+def edit_staff(officer: Staff, employee_no: str, changes: dict) -> Staff:
+    """An officer changes some fields of a person they manage; the rest stay as they are."""
+    staff = get_staff(employee_no)
+    policy.ensure_may_edit_staff(officer, staff, set(changes))
+    fields = validate_model(StaffFields, {**staff_fields_of(staff).model_dump(), **changes})
+    upsert_staff(employee_no, fields, actor=officer)
+    return staff
 
 
 def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_union_id: int | None,
@@ -160,6 +180,13 @@ def set_birthday_calendar(staff: Staff, calendar: BirthdayCalendar) -> None:
     staff.birthday_calendar = calendar
 
 
+def change_role(officer: Staff, employee_no: str, role: Role, sub_union_id: int | None, grant: bool) -> bool:
+    """An officer grants or revokes a role (app.services.policy says which)."""
+    policy.ensure_may_change_role(officer, role)
+    change = grant_role if grant else revoke_role
+    return change(get_staff(employee_no), role, sub_union_id, actor=officer)
+
+
 def grant_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor: Staff | None = None,
                actor_label: str = "") -> bool:
     """Grants a role (idempotent); returns False when the staff member already held it."""
@@ -204,6 +231,8 @@ def mini_identity_of(staff: Staff) -> WeChatIdentity | None:
 def unbind(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> bool:
     """Releases the staff member's WeChat accounts (mini-program and official account) so another may bind;
     ends their sessions. The official-account follower stays a follower, but no longer speaks for them."""
+    if actor is not None:
+        policy.ensure_may_manage_staff(actor, staff)
     identities = db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id == staff.id)).all()
     if not identities:
         return False
@@ -223,6 +252,8 @@ def _hash_bind_code(code: str) -> str:
 
 def issue_bind_code(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> str:
     """A fresh one-time code (8 digits) for staff without a phone on the roster; older codes stop working."""
+    if actor is not None:
+        policy.ensure_may_manage_staff(actor, staff)
     if staff.status is StaffStatus.LEFT:
         raise Conflict("staff_left", "该教职工已离职，不能绑定")
     now = datetime.now(timezone.utc)
@@ -255,14 +286,13 @@ def staff_fields_of(staff: Staff) -> StaffFields:
                        status=staff.status, member_since=staff.member_since)
 
 
-def list_staff(sub_union_ids: set[int] | None, search: str = "", sub_union_id: int | None = None,
+def list_staff(officer: Staff, search: str = "", sub_union_id: int | None = None,
                status: StaffStatus | None = None, page: int = 1, page_size: int = 20) -> tuple[list[Staff], int]:
-    """A page of the roster within an officer's scope (None = whole union), with the total count."""
+    """A page of the roster within an officer's scope, with the total count."""
     from sqlalchemy import func, or_
 
-    stmt = select(Staff)
-    if sub_union_ids is not None:
-        stmt = stmt.where(Staff.sub_union_id.in_(sub_union_ids))
+    policy.ensure_officer(officer)
+    stmt = select(Staff).where(policy.staff_condition(officer))
     if sub_union_id is not None:
         stmt = stmt.where(Staff.sub_union_id == sub_union_id)
     if status is not None:

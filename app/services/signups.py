@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from app.errors import ApiError, Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.services import audit, notifications
+from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -187,6 +187,7 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     """Signs a person up: confirmed while seats are left, else waitlisted (or refused when the waiting list is
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
+    policy.ensure_sees_event(staff, event_id)
     event = get_event(event_id)
     check_may_sign_up(event, staff)
     clean = clean_answers(event.questions, answers)
@@ -249,14 +250,16 @@ def _count(event: Event, quota: EventQuota | None, confirmed: int = 0, waitliste
 
 def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Signup:
     """Cancels a person's signup; a freed seat goes at once to the first person waiting in the same pool.
-    Cancelling twice is harmless. Officers (`actor`) may cancel after the deadline, until the event starts."""
+    Cancelling twice is harmless. Officers (`actor`) who manage the event may cancel after the deadline, until the
+    event starts."""
+    policy.ensure_sees_event(staff, event_id)
     event = lock_event(event_id)
     signup = _locked_signup(event.id, staff.id)
     if signup is None:
         raise NotFound("您没有报名该活动", code="not_signed_up")
     if signup.status is SignupStatus.CANCELLED:
         return signup
-    _check_may_cancel(event, signup, by_officer=actor is not None)
+    _check_may_cancel(event, signup, by_manager=actor is not None and policy.manages(Event, actor, event.id))
     was_confirmed = signup.status is SignupStatus.CONFIRMED
     quota = _lock_quota(event, signup.pool_sub_union_id)
     signup.status = SignupStatus.CANCELLED
@@ -271,14 +274,14 @@ def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Si
     return signup
 
 
-def _check_may_cancel(event: Event, signup: Signup, by_officer: bool) -> None:
+def _check_may_cancel(event: Event, signup: Signup, by_manager: bool) -> None:
     now = _now()
     if event.status in (EventStatus.CANCELLED, EventStatus.FINISHED) or now >= event.starts_at:
         raise Conflict("event_started", "活动已开始或已结束，不能取消报名")
     if signup.checked_in_at is not None:
         raise Conflict("already_checked_in", "已签到，不能取消报名")
     deadline = event.cancel_deadline
-    if not by_officer and deadline is not None and now >= deadline:
+    if not by_manager and deadline is not None and now >= deadline:
         raise Conflict("cancel_deadline_passed", f"已过取消报名截止时间（{local_text(deadline)}），如需取消请联系工会")
 
 

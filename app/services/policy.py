@@ -1,0 +1,232 @@
+"""Who may see and do what, for every area: the one place that decides.
+
+Kinds of caller (`Caller`): someone anonymous, a WeChat user not yet bound to the roster, staff, sub-union officers,
+union officers and admins. A new kind of caller (a bakery's cashier, a department liaison) is one entry in `Caller`
+(and `RANKS` when it is a role), plus the rules below that name it.
+
+Each rule has one form per use, over the same facts:
+- `ensure_*` for one record or one action, called by services (never only by views): `NotFound` when the caller may
+  not see the record at all (a record outside their audience or scope answers 404, so ids reveal nothing),
+  `Forbidden` when they may see it but not do this (`higher_role`, union-officer-only actions);
+- `*_condition` for lists: a WHERE clause, so a list never shows what a detail would refuse.
+
+Officers' scope: union officers and admins act for the whole union; a sub-union officer for their sub-unions, and
+manages a record (an event, an announcement) only when it is addressed only to those sub-unions *and* was created by
+an officer of no higher rank. The sub-unions a record addresses are rows of its join table
+(`TargetsAudience.sub_union_links`), so the rule is one portable query.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING
+
+from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy.sql.elements import ColumnElement
+
+from app.errors import Forbidden, NotFound
+from app.extensions import db
+from app.services.audiences import Audience, visible_to
+from models import (
+    Announcement, AnnouncementStatus, Event, EventStatus, Notice, Role, RoleAssignment, Signup, Staff,
+)
+
+if TYPE_CHECKING:
+    from app.services.auth import Principal
+
+
+class Caller(enum.Enum):
+    """Kinds of caller, lowest first; the authorization matrix test covers every one of them."""
+
+    ANONYMOUS = "anonymous"
+    WECHAT = "wechat"                        # logged in through WeChat, not bound to the roster
+    STAFF = "staff"
+    SUB_UNION_OFFICER = "sub_union_officer"
+    UNION_OFFICER = "union_officer"
+    ADMIN = "admin"
+
+
+RANKS = {Role.SUB_UNION_OFFICER: 1, Role.UNION_OFFICER: 2, Role.ADMIN: 3}
+CALLER_OF_ROLE = {Role.SUB_UNION_OFFICER: Caller.SUB_UNION_OFFICER, Role.UNION_OFFICER: Caller.UNION_OFFICER,
+                  Role.ADMIN: Caller.ADMIN}
+
+
+def caller_of(principal: Principal | None) -> Caller:
+    if principal is None:
+        return Caller.ANONYMOUS
+    if principal.staff is None:
+        return Caller.WECHAT
+    top = max((r.role for r in principal.staff.roles), key=RANKS.get, default=None)
+    return CALLER_OF_ROLE.get(top, Caller.STAFF)
+
+
+# --- roles, ranks and scopes -----------------------------------------------------------------------------------
+
+def has_role(staff: Staff, role: Role) -> bool:
+    return any(r.role is role for r in staff.roles)
+
+
+def is_union_officer(staff: Staff) -> bool:
+    """Union-wide officers; an admin may do everything an officer may."""
+    return has_role(staff, Role.UNION_OFFICER) or has_role(staff, Role.ADMIN)
+
+
+def is_officer(staff: Staff | None) -> bool:
+    return staff is not None and (is_union_officer(staff) or has_role(staff, Role.SUB_UNION_OFFICER))
+
+
+def officer_sub_unions(staff: Staff) -> set[int] | None:
+    """The sub-unions an officer acts for: None means the whole union."""
+    if is_union_officer(staff):
+        return None
+    return {r.sub_union_id for r in staff.roles if r.role is Role.SUB_UNION_OFFICER and r.sub_union_id}
+
+
+def home_sub_unions(officer: Staff) -> list[int]:
+    """What "本分工会" means for an officer: the sub-unions they act for, or (a union officer) the one they belong
+    to; empty when neither."""
+    scope = officer_sub_unions(officer)
+    return sorted(scope) if scope else ([officer.sub_union_id] if officer.sub_union_id else [])
+
+
+def rank(staff: Staff) -> int:
+    return max((RANKS[r.role] for r in staff.roles), default=0)
+
+
+def _roles_above(officer: Staff) -> list[Role]:
+    return [role for role, r in RANKS.items() if r > rank(officer)]
+
+
+def ensure_officer(staff: Staff) -> None:
+    if not is_officer(staff):
+        raise Forbidden("仅工会工作人员可以进行此操作", code="officer_only")
+
+
+def ensure_union_officer(staff: Staff) -> None:
+    if not is_union_officer(staff):
+        raise Forbidden("仅校工会工作人员可以进行此操作", code="union_officer_only")
+
+
+# --- the roster --------------------------------------------------------------------------------------------------
+
+STAFF_NOT_FOUND = ("找不到该工号的教职工", "staff_not_found")
+
+
+def staff_condition(officer: Staff) -> ColumnElement[bool]:
+    """The staff records an officer may see: their sub-unions' (all for union officers)."""
+    scope = officer_sub_unions(officer)
+    return true() if scope is None else Staff.sub_union_id.in_(scope)
+
+
+def ensure_sees_staff(officer: Staff, target: Staff) -> None:
+    scope = officer_sub_unions(officer)
+    if scope is not None and target.sub_union_id not in scope:
+        raise NotFound(*STAFF_NOT_FOUND)
+
+
+def ensure_may_manage_staff(officer: Staff, target: Staff) -> None:
+    """An officer manages staff of their scope, but only those of a lower rank (admins manage everyone):
+    otherwise a sub-union officer could unbind a union officer or an admin and take over their account."""
+    ensure_sees_staff(officer, target)
+    if rank(officer) < RANKS[Role.ADMIN] and rank(target) >= rank(officer):
+        raise Forbidden("不能管理与您同级或更高权限的工会干部", code="higher_role")
+
+
+def ensure_may_edit_staff(officer: Staff, target: Staff, changed_fields: set[str]) -> None:
+    ensure_may_manage_staff(officer, target)
+    if "sub_union" in changed_fields and not is_union_officer(officer):
+        raise Forbidden("仅校工会工作人员可以调整所属分工会", code="union_officer_only")
+
+
+def ensure_may_change_role(officer: Staff, role: Role) -> None:
+    """Officers' roles: union officers grant and revoke the sub-union officer role; higher roles only from the
+    server's command line."""
+    ensure_union_officer(officer)
+    if role is not Role.SUB_UNION_OFFICER:
+        raise Forbidden("校工会干部和管理员角色只能在服务器命令行授予", code="cli_only_role")
+
+
+# --- audiences an officer addresses ------------------------------------------------------------------------------
+
+def ensure_covers_sub_union(officer: Staff, sub_union_id: int | None) -> None:
+    """An officer names only sub-unions of their scope (places per sub-union, an audience)."""
+    scope = officer_sub_unions(officer)
+    if scope is not None and sub_union_id not in scope:
+        raise Forbidden("超出您所在分工会的管理范围", code="out_of_scope")
+
+
+def restrict_audience(officer: Staff, audience: Audience) -> Audience:
+    """A sub-union officer addresses only their own sub-unions: an audience without sub-unions becomes theirs,
+    one naming others is refused."""
+    scope = officer_sub_unions(officer)
+    if scope is None:
+        return audience
+    if not audience.sub_union_ids:
+        return audience.model_copy(update={"sub_union_ids": sorted(scope)})
+    if not set(audience.sub_union_ids) <= scope:
+        raise Forbidden("只能向本分工会的会员发送", code="out_of_scope")
+    return audience
+
+
+# --- records addressed to an audience (events, announcements) -----------------------------------------------------
+
+CREATORS = {Event: Event.created_by_id, Announcement: Announcement.author_id}
+NOT_FOUND = {Event: ("找不到该活动", "event_not_found"), Announcement: ("找不到该公告", "announcement_not_found")}
+
+
+def managed_condition(model, officer: Staff) -> ColumnElement[bool]:
+    """The rows of an addressed model an officer manages (see the module's docstring)."""
+    scope = officer_sub_unions(officer)
+    if scope is None:
+        return true()
+    links = model.sub_union_links
+    addressed = exists().where(links.c.target_id == model.id)
+    elsewhere = exists().where(links.c.target_id == model.id, links.c.sub_union_id.not_in(scope))
+    by_higher_rank = exists().where(RoleAssignment.staff_id == CREATORS[model],
+                                    RoleAssignment.role.in_(_roles_above(officer)))
+    return and_(addressed, ~elsewhere, ~by_higher_rank)
+
+
+def ensure_manages(model, officer: Staff, record_id: int) -> None:
+    ensure_officer(officer)
+    if not _exists(model, record_id, managed_condition(model, officer)):
+        raise NotFound(*NOT_FOUND[model])
+
+
+def manages(model, officer: Staff, record_id: int) -> bool:
+    return is_officer(officer) and _exists(model, record_id, managed_condition(model, officer))
+
+
+def _exists(model, record_id: int, condition: ColumnElement[bool]) -> bool:
+    return db.session.scalar(select(model.id).where(model.id == record_id, condition)) is not None
+
+
+# --- what staff may read -------------------------------------------------------------------------------------------
+
+def event_visible_condition(staff: Staff) -> ColumnElement[bool]:
+    """Staff see a published event (also once closed, finished or cancelled) when its audience includes them or
+    they hold a signup for it."""
+    signed_up = exists().where(Signup.event_id == Event.id, Signup.staff_id == staff.id)
+    return and_(Event.status != EventStatus.DRAFT, or_(visible_to(Event, staff), signed_up))
+
+
+def announcement_visible_condition(staff: Staff) -> ColumnElement[bool]:
+    return and_(Announcement.status == AnnouncementStatus.PUBLISHED, visible_to(Announcement, staff))
+
+
+def ensure_sees_event(staff: Staff, event_id: int) -> None:
+    if not _exists(Event, event_id, event_visible_condition(staff)):
+        raise NotFound(*NOT_FOUND[Event])
+
+
+# --- notices and their delivery reports ------------------------------------------------------------------------
+
+def ensure_oversees_notice(officer: Staff, notice: Notice) -> None:
+    """Union officers follow every notice; a sub-union officer those addressed only to their sub-unions."""
+    ensure_officer(officer)
+    scope = officer_sub_unions(officer)
+    if scope is None:
+        return
+    named = set(Audience.model_validate(notice.audience or {}).sub_union_ids) if notice.audience else set()
+    if not named or not named <= scope:
+        raise NotFound("找不到该通知", code="notice_not_found")

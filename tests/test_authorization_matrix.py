@@ -1,0 +1,414 @@
+"""The authorization matrix: every route of `app.url_map` × every kind of caller × (for a route that takes a record)
+one record the caller may see and one they may not.
+
+Each API route has one row in ROUTES: its gate (the lowest kind of caller it admits) and how to build, for one
+caller, the request on a record they may see (expects a 2xx with a valid body) and on one they may not (expects 404).
+Below the gate a caller gets 401 (anonymous; a WeChat user not yet bound, on staff routes) or 403 (staff on officer
+routes; a sub-union officer on union-officer-only actions). A route without a row, or a row without a route, fails
+`test_every_route_has_a_row`: a new area adds its rows here. Routes that are not API operations are listed in
+NOT_API_OPERATIONS.
+
+The world every case starts from: sub-unions 甲, 乙 and 丙; the staff caller and the sub-union officer (of 甲) belong
+to 甲, the union officer and the admin to 丙; plain members A0002 (甲) and B0001 (乙). What a caller may see: events
+and announcements addressed to everyone (as staff); records addressed to 甲 and created by the sub-union officer (as
+officers). What they may not: records addressed to 乙 (as staff); union-wide records of the union officer (the
+sub-union officer); a missing id (union officers and admins, who see every record).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable
+
+import pytest
+from sqlalchemy import select
+
+from app.extensions import db, unit_of_work
+from app.services import announcements, attachments, auth, checkin, events, notifications, roster, signups
+from app.services.audiences import Audience
+from app.services.policy import Caller
+from models import Role, Signup, Staff, WeChatApp, WeChatIdentity
+from tests.events_support import event_body
+from tests.helpers import bearer
+
+ANON, WECHAT, STAFF = Caller.ANONYMOUS, Caller.WECHAT, Caller.STAFF
+SUB, UNION, ADMIN = Caller.SUB_UNION_OFFICER, Caller.UNION_OFFICER, Caller.ADMIN
+CALLERS = list(Caller)
+OFFICERS = (SUB, UNION, ADMIN)
+MISSING = 2**31 - 1          # an id no record has
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+NOT_API_OPERATIONS = {
+    ("GET", "/healthz"), ("GET", "/readyz"),                       # health probes, no data
+    ("GET", "/wechat/mp"), ("POST", "/wechat/mp"),                 # WeChat's signed pushes (tests/test_wechat_mp.py)
+    ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/docs"),      # the public API description
+    ("GET", "/static/<path:filename>"),                            # Flask's static folder (empty)
+}
+
+
+# --- the world -----------------------------------------------------------------------------------------------------
+
+@dataclass
+class World:
+    sub_unions: dict[str, int]
+    staff_ids: dict[Caller, int]
+    tokens: dict[Caller, str]
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def staff(self, caller: Caller) -> Staff:
+        return db.session.get(Staff, self.staff_ids[caller])
+
+
+def _person(employee_no: str, name: str, sub_union: str, **extra) -> Staff:
+    fields = roster.StaffFields(name=name, sub_union=sub_union, **extra)
+    return roster.upsert_staff(employee_no, fields, actor_label="matrix")[0]
+
+
+def _identity(openid: str, staff: Staff | None) -> str:
+    identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=openid, staff_id=staff.id if staff else None)
+    db.session.add(identity)
+    db.session.flush()
+    return auth.issue_token(identity, staff)
+
+
+@pytest.fixture
+def world(app) -> World:
+    with app.app_context(), unit_of_work():
+        people = {
+            STAFF: _person("S0001", "普通会员", "甲分工会"),
+            SUB: _person("O0001", "分工会主席", "甲分工会"),
+            UNION: _person("U0001", "校工会干事", "丙分工会"),
+            ADMIN: _person("D0001", "系统管理员", "丙分工会"),
+        }
+        _person("A0002", "甲会员", "甲分工会", phone="13800000002")
+        _person("B0001", "乙会员", "乙分工会")
+        _person("W0001", "待绑定", "甲分工会", phone="13800000001")
+        sub_unions = {name: roster.ensure_sub_union(name)[0].id for name in ("甲分工会", "乙分工会", "丙分工会")}
+        roster.grant_role(people[SUB], Role.SUB_UNION_OFFICER, sub_unions["甲分工会"], actor_label="matrix")
+        roster.grant_role(people[UNION], Role.UNION_OFFICER, actor_label="matrix")
+        roster.grant_role(people[ADMIN], Role.ADMIN, actor_label="matrix")
+        db.session.flush()
+        tokens = {caller: _identity(f"openid-{caller.value}", staff) for caller, staff in people.items()}
+        tokens[WECHAT] = _identity("openid-unbound", None)
+        return World(sub_unions, {c: s.id for c, s in people.items()}, tokens)
+
+
+def build(app, w: World, make: Callable[[World], Any]) -> Any:
+    with app.app_context(), unit_of_work():
+        return make(w)
+
+
+def audience_of(w: World, to: str) -> dict:
+    return {} if to == "all" else {"sub_union_ids": [w.sub_unions[to]]}
+
+
+def an_event(w: World, by: Caller, to: str, publish: bool = True, signed_up: str | None = None, **changes) -> int:
+    officer = w.staff(by)
+    event = events.create_event(officer, events.EventFields.model_validate(
+        event_body(audience=audience_of(w, to), **changes)))
+    if publish:
+        events.publish_event(officer, event.id, notify=False)
+    if signed_up:
+        signups.sign_up(event.id, roster.get_staff(signed_up), {})
+    return event.id
+
+
+def an_announcement(w: World, by: Caller, to: str, publish: bool = True, attach: bool = False) -> tuple[int, int]:
+    officer = w.staff(by)
+    draft = announcements.create_draft(officer, title="工会通知", body="正文", audience=Audience(**audience_of(w, to)))
+    file_id = attachments.attach(draft, "附件.png", PNG).id if attach else MISSING
+    if publish:
+        announcements.publish(officer, draft.id)
+    return draft.id, file_id
+
+
+def a_notice(w: World, to: str) -> int:
+    return notifications.notify_audience("service", f"matrix:{to}", Audience(**audience_of(w, to)), "通知").id
+
+
+def personal_notice(w: World, employee_no: str) -> int:
+    return notifications.notify_people("service", f"matrix:{employee_no}", [roster.get_staff(employee_no).id],
+                                       "通知").id
+
+
+def checkin_code(event_id: int, employee_no: str) -> str:
+    signup = db.session.scalar(select(Signup).where(Signup.event_id == event_id,
+                                                    Signup.staff_id == roster.get_staff(employee_no).id))
+    return checkin.checkin_code(signup)
+
+
+# --- the rows ------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Req:
+    path: str
+    json: Any = None
+    files: dict | None = None
+
+
+@dataclass
+class Row:
+    gate: Caller
+    # (world, caller) -> (request on a record the caller may see, request on one they may not, or None)
+    cases: Callable[[Any, World, Caller], tuple[Req, Req | None]]
+    expect: dict[Caller, int] = field(default_factory=dict)   # a status other than 2xx for an admitted caller
+
+
+def plain(path: str, json: Any = None) -> Callable:
+    return lambda app, w, caller: (Req(path, json), None)
+
+
+def staff_view(path: str, make: Callable[[World, str], Any], json: Any = None) -> Callable:
+    """A staff route on a record addressed to everyone (seen) or to 乙 only (not seen)."""
+    def cases(app, w, caller):
+        seen, unseen = build(app, w, lambda w: (make(w, "all"), make(w, "乙分工会")))
+        return Req(path.format(*_tuple(seen)), json), Req(path.format(*_tuple(unseen)), json)
+    return cases
+
+
+def managed(path: str, make: Callable[[World, Caller, str], Any], json: Any = None, files: Callable | None = None,
+            missing: Any = MISSING) -> Callable:
+    """An officer route on a record addressed to 甲 by the sub-union officer (seen by every officer), and on the
+    union officer's union-wide record (the sub-union officer) or a missing one (union officers and admins)."""
+    def cases(app, w, caller):
+        def make_both(w):
+            seen = make(w, SUB, "甲分工会")
+            return seen, (make(w, UNION, "all") if caller is SUB else missing)
+        seen, unseen = build(app, w, make_both) if caller in OFFICERS else (missing, missing)
+        return (Req(path.format(*_tuple(seen)), json, files() if files else None),
+                Req(path.format(*_tuple(unseen)), json, files() if files else None))
+    return cases
+
+
+def member_record(path: str, json: Any = None) -> Callable:
+    """An officer route on a staff record: A0002 of 甲 (seen by every officer); B0001 of 乙 (the sub-union
+    officer) or a missing 工号 (union officers and admins)."""
+    return lambda app, w, caller: (Req(path.format("A0002"), json),
+                                   Req(path.format("B0001" if caller is SUB else "NOPE99"), json))
+
+
+def _tuple(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _inbox_cases(app, w, caller):
+    own = {STAFF: "S0001", SUB: "O0001", UNION: "U0001", ADMIN: "D0001"}.get(caller, "S0001")
+    seen, unseen = build(app, w, lambda w: (personal_notice(w, own), personal_notice(w, "A0002")))
+    return Req(f"/api/v1/inbox/{seen}/read"), Req(f"/api/v1/inbox/{unseen}/read")
+
+
+def _proxy_cancel_cases(app, w, caller):
+    def make(w):
+        seen = an_event(w, UNION, "all", signed_up="A0002")
+        if caller is SUB:
+            return seen, (an_event(w, UNION, "all", signed_up="B0001"), "B0001")
+        return seen, (MISSING, "A0002")
+    seen, (unseen, member) = build(app, w, make) if caller in OFFICERS else (MISSING, (MISSING, "A0002"))
+    return (Req(f"/api/v1/officer/events/{seen}/signups/A0002/cancel"),
+            Req(f"/api/v1/officer/events/{unseen}/signups/{member}/cancel"))
+
+
+def _checkin_cases(app, w, caller):
+    def make(w):
+        seen = an_event(w, SUB, "甲分工会", signed_up="A0002")
+        unseen = an_event(w, UNION, "all", signed_up="A0002") if caller is SUB else MISSING
+        return (seen, checkin_code(seen, "A0002")), (unseen, checkin_code(seen, "A0002"))
+    (seen, code), (unseen, _) = build(app, w, make) if caller in OFFICERS else ((MISSING, "x"), (MISSING, "x"))
+    return (Req(f"/api/v1/officer/events/{seen}/checkin", {"code": code}),
+            Req(f"/api/v1/officer/events/{unseen}/checkin", {"code": code}))
+
+
+def _png():
+    return {"file": (io.BytesIO(PNG), "照片.png")}
+
+
+def _campaign_body() -> dict:
+    now = datetime.now(timezone.utc)
+    return {"occasion": "mid_autumn", "year": now.year, "gift": "月饼一盒", "pickup_place": "工会办公室",
+            "pickup_start": now.isoformat(), "pickup_end": (now + timedelta(days=3)).isoformat()}
+
+
+def _role_cases(action: str) -> Callable:
+    def cases(app, w, caller):
+        body = {"role": "sub_union_officer", "sub_union_id": w.sub_unions["甲分工会"]}
+        return (Req(f"/api/v1/officer/staff/A0002/roles/{action}", body),
+                Req(f"/api/v1/officer/staff/NOPE99/roles/{action}", body))
+    return cases
+
+
+def _event_make(**kwargs) -> Callable:
+    return lambda w, by, to: an_event(w, by, to, **kwargs)
+
+
+def _announcement_make(**kwargs) -> Callable:
+    return lambda w, by, to: an_announcement(w, by, to, **kwargs)[0]
+
+
+def _announcement_file(w, by, to):
+    return an_announcement(w, by, to, attach=True)
+
+
+BIND_BODY = {"employee_no": "W0001", "name": "待绑定", "phone_code": "phone:13800000001"}
+ALREADY_BOUND = {c: 409 for c in (STAFF, SUB, UNION, ADMIN)}
+
+ROUTES: dict[tuple[str, str], Row] = {
+    # login and binding; the caller's own profile
+    ("POST", "/api/v1/auth/login"): Row(ANON, plain("/api/v1/auth/login", {"code": "code:openid-new"})),
+    ("POST", "/api/v1/auth/bind"): Row(WECHAT, plain("/api/v1/auth/bind", BIND_BODY), ALREADY_BOUND),
+    ("GET", "/api/v1/me"): Row(STAFF, plain("/api/v1/me")),
+    ("PATCH", "/api/v1/me"): Row(STAFF, plain("/api/v1/me", {"birthday_calendar": "lunar"})),
+    ("POST", "/api/v1/me/mp-link-code"): Row(STAFF, plain("/api/v1/me/mp-link-code")),
+    # the inbox
+    ("GET", "/api/v1/inbox"): Row(STAFF, plain("/api/v1/inbox")),
+    ("GET", "/api/v1/inbox/unread-count"): Row(STAFF, plain("/api/v1/inbox/unread-count")),
+    ("POST", "/api/v1/inbox/<int:notice_id>/read"): Row(STAFF, _inbox_cases),
+    ("POST", "/api/v1/inbox/read-all"): Row(STAFF, plain("/api/v1/inbox/read-all")),
+    ("POST", "/api/v1/subscriptions"): Row(STAFF, plain("/api/v1/subscriptions",
+                                                        {"results": {"TPL-MINI-SERVICE": "accept"}})),
+    # announcements, as staff
+    ("GET", "/api/v1/announcements"): Row(STAFF, plain("/api/v1/announcements")),
+    ("GET", "/api/v1/announcements/<int:announcement_id>"): Row(STAFF, staff_view(
+        "/api/v1/announcements/{}", lambda w, to: an_announcement(w, UNION, to)[0])),
+    ("GET", "/api/v1/announcements/<int:announcement_id>/attachments/<int:attachment_id>"): Row(STAFF, staff_view(
+        "/api/v1/announcements/{}/attachments/{}", lambda w, to: an_announcement(w, UNION, to, attach=True))),
+    # events, as staff
+    ("GET", "/api/v1/events"): Row(STAFF, plain("/api/v1/events")),
+    ("GET", "/api/v1/events/mine"): Row(STAFF, plain("/api/v1/events/mine")),
+    ("GET", "/api/v1/events/<int:event_id>"): Row(STAFF, staff_view(
+        "/api/v1/events/{}", lambda w, to: an_event(w, UNION, to))),
+    ("POST", "/api/v1/events/<int:event_id>/signup"): Row(STAFF, staff_view(
+        "/api/v1/events/{}/signup", lambda w, to: an_event(w, UNION, to), {"answers": {}})),
+    ("POST", "/api/v1/events/<int:event_id>/cancel"): Row(STAFF, lambda app, w, caller: staff_view(
+        "/api/v1/events/{}/cancel", lambda w, to: an_event(
+            w, UNION, to, signed_up={STAFF: "S0001", SUB: "O0001", UNION: "U0001", ADMIN: "D0001"}.get(caller)
+            if to == "all" else None))(app, w, caller)),
+    # the roster
+    ("GET", "/api/v1/officer/staff"): Row(SUB, plain("/api/v1/officer/staff")),
+    ("POST", "/api/v1/officer/staff"): Row(UNION, plain("/api/v1/officer/staff",
+                                                        {"employee_no": "N0001", "name": "新同事"})),
+    ("PATCH", "/api/v1/officer/staff/<employee_no>"): Row(SUB, member_record(
+        "/api/v1/officer/staff/{}", {"department": "新部门"})),
+    ("POST", "/api/v1/officer/staff/<employee_no>/roles/grant"): Row(UNION, _role_cases("grant")),
+    ("POST", "/api/v1/officer/staff/<employee_no>/roles/revoke"): Row(UNION, _role_cases("revoke")),
+    ("POST", "/api/v1/officer/staff/<employee_no>/unbind"): Row(SUB, member_record(
+        "/api/v1/officer/staff/{}/unbind")),
+    ("POST", "/api/v1/officer/staff/<employee_no>/bind-code"): Row(SUB, member_record(
+        "/api/v1/officer/staff/{}/bind-code")),
+    ("GET", "/api/v1/officer/sub-unions"): Row(SUB, plain("/api/v1/officer/sub-unions")),
+    ("POST", "/api/v1/officer/audiences/preview"): Row(SUB, plain("/api/v1/officer/audiences/preview",
+                                                                  {"audience": {}})),
+    # holiday gift campaigns
+    ("POST", "/api/v1/officer/campaigns"): Row(UNION, lambda app, w, c: (Req("/api/v1/officer/campaigns",
+                                                                             _campaign_body()), None)),
+    ("GET", "/api/v1/officer/campaigns"): Row(SUB, plain("/api/v1/officer/campaigns")),
+    # notices and their delivery
+    ("POST", "/api/v1/officer/notices"): Row(SUB, plain("/api/v1/officer/notices", {"title": "体检安排"})),
+    ("GET", "/api/v1/officer/notices/<int:notice_id>/report"): Row(SUB, managed(
+        "/api/v1/officer/notices/{}/report", lambda w, by, to: a_notice(w, to))),
+    ("POST", "/api/v1/officer/notices/<int:notice_id>/requeue"): Row(SUB, managed(
+        "/api/v1/officer/notices/{}/requeue", lambda w, by, to: a_notice(w, to))),
+    # announcements, as officers
+    ("GET", "/api/v1/officer/announcements"): Row(SUB, plain("/api/v1/officer/announcements")),
+    ("POST", "/api/v1/officer/announcements"): Row(SUB, plain("/api/v1/officer/announcements",
+                                                              {"title": "通知", "body": "正文"})),
+    ("GET", "/api/v1/officer/announcements/<int:announcement_id>"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}", _announcement_make())),
+    ("PATCH", "/api/v1/officer/announcements/<int:announcement_id>"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}", _announcement_make(), {"pinned": True})),
+    ("POST", "/api/v1/officer/announcements/<int:announcement_id>/publish"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}/publish", _announcement_make(publish=False))),
+    ("POST", "/api/v1/officer/announcements/<int:announcement_id>/withdraw"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}/withdraw", _announcement_make())),
+    ("GET", "/api/v1/officer/announcements/<int:announcement_id>/reads"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}/reads", _announcement_make())),
+    ("POST", "/api/v1/officer/announcements/<int:announcement_id>/attachments"): Row(SUB, managed(
+        "/api/v1/officer/announcements/{}/attachments", _announcement_make(publish=False), files=_png)),
+    ("GET", "/api/v1/officer/announcements/<int:announcement_id>/attachments/<int:attachment_id>"): Row(
+        SUB, managed("/api/v1/officer/announcements/{}/attachments/{}", _announcement_file,
+                     missing=(MISSING, MISSING))),
+    # events, as officers
+    ("GET", "/api/v1/officer/events"): Row(SUB, plain("/api/v1/officer/events")),
+    ("POST", "/api/v1/officer/events"): Row(SUB, lambda app, w, c: (Req("/api/v1/officer/events", event_body()),
+                                                                    None)),
+    ("GET", "/api/v1/officer/events/<int:event_id>"): Row(SUB, managed(
+        "/api/v1/officer/events/{}", _event_make())),
+    ("PATCH", "/api/v1/officer/events/<int:event_id>"): Row(SUB, managed(
+        "/api/v1/officer/events/{}", _event_make(), {"place": "新体育馆"})),
+    ("POST", "/api/v1/officer/events/<int:event_id>/publish"): Row(SUB, managed(
+        "/api/v1/officer/events/{}/publish", _event_make(publish=False), {"notify": False})),
+    ("POST", "/api/v1/officer/events/<int:event_id>/close"): Row(SUB, managed(
+        "/api/v1/officer/events/{}/close", _event_make())),
+    ("POST", "/api/v1/officer/events/<int:event_id>/cancel"): Row(SUB, managed(
+        "/api/v1/officer/events/{}/cancel", _event_make(), {"reason": "天气原因"})),
+    ("GET", "/api/v1/officer/events/<int:event_id>/signups"): Row(SUB, managed(
+        "/api/v1/officer/events/{}/signups", _event_make())),
+    ("GET", "/api/v1/officer/events/<int:event_id>/signups.xlsx"): Row(SUB, managed(
+        "/api/v1/officer/events/{}/signups.xlsx", _event_make())),
+    ("POST", "/api/v1/officer/events/<int:event_id>/signups"): Row(SUB, lambda app, w, caller: staff_view(
+        "/api/v1/officer/events/{}/signups", lambda w, to: an_event(w, UNION, to),
+        {"employee_no": "A0002", "answers": {}})(app, w, caller)),
+    ("POST", "/api/v1/officer/events/<int:event_id>/signups/<employee_no>/cancel"): Row(SUB, _proxy_cancel_cases),
+    ("POST", "/api/v1/officer/events/<int:event_id>/checkin"): Row(SUB, _checkin_cases),
+}
+
+
+def api_routes(app) -> set[tuple[str, str]]:
+    return {(method, rule.rule) for rule in app.url_map.iter_rules()
+            for method in rule.methods - {"HEAD", "OPTIONS"}}
+
+
+def test_every_route_has_a_row(app):
+    routes = api_routes(app)
+    assert sorted(routes - set(ROUTES) - NOT_API_OPERATIONS) == [], "routes without rows in the matrix"
+    assert sorted(set(ROUTES) - routes) == [], "rows for routes that do not exist"
+
+
+def test_routes_that_are_not_api_operations_answer_anyone(client):
+    for method, path in sorted(NOT_API_OPERATIONS):
+        if "<" in path or path == "/wechat/mp":      # /wechat/mp is for WeChat's signed pushes only
+            continue
+        assert client.open(path, method=method).status_code == 200, path
+
+
+def _refusal_below_gate(caller: Caller, gate: Caller) -> int:
+    if caller is ANON or (caller is WECHAT and gate is not WECHAT):
+        return 401
+    return 403
+
+
+def _send(client, method: str, req: Req, token: str | None):
+    headers = bearer(token) if token else {}
+    if req.files is not None:
+        return client.open(req.path, method=method, data=req.files, headers=headers,
+                           content_type="multipart/form-data")
+    if req.json is None and method != "GET":
+        return client.open(req.path, method=method, headers=headers)
+    return client.open(req.path, method=method, json=req.json if method != "GET" else None, headers=headers)
+
+
+MATRIX = [(method, rule, caller) for (method, rule) in ROUTES for caller in CALLERS]
+
+
+@pytest.mark.parametrize(("method", "rule", "caller"), MATRIX,
+                         ids=[f"{m} {r} as {c.value}" for m, r, c in MATRIX])
+def test_matrix(app, client, world, method, rule, caller):
+    row = ROUTES[(method, rule)]
+    token = world.tokens.get(caller)
+    admitted = CALLERS.index(caller) >= CALLERS.index(row.gate)
+    seen, unseen = row.cases(app, world, caller) if admitted else row.cases(app, world, STAFF)
+    response = _send(client, method, seen, token)
+    if not admitted:
+        assert response.status_code == _refusal_below_gate(caller, row.gate), response.get_data(as_text=True)
+        return
+    wanted = row.expect.get(caller)
+    if wanted is not None:
+        assert response.status_code == wanted, response.get_data(as_text=True)
+        return
+    assert 200 <= response.status_code < 300, response.get_data(as_text=True)
+    if response.is_json:
+        assert "error" not in response.json
+    if unseen is not None:
+        response = _send(client, method, unseen, token)
+        assert response.status_code == 404, response.get_data(as_text=True)
+        assert response.json["error"]["code"].endswith("not_found")
