@@ -28,15 +28,16 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.json.ensure_ascii = False
     logging.basicConfig(level=cfg.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from app import errors, unit_of_work
+    from app import clock, errors
+    from models.base import use_clock
     from app.api import register_blueprints
     from app.extensions import build_redis, db
     from app.wechat.client import build_wechat_clients
 
+    use_clock(clock.now)
     db.init_app(app, cfg)
     app.extensions["redis"] = build_redis(cfg)
     app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
-    unit_of_work.init_app(app)
     errors.init_app(app)
     app.url_map.converters["int"] = DatabaseIntConverter
     register_blueprints(app)

@@ -9,7 +9,7 @@ import click
 from app.commands import Context, demo, pass_ctx, staff
 from app.commands import mp
 from app.config import ConfigError
-from app.errors import ApiError
+from app.errors import Refusal
 
 
 @click.group(help="智慧工会后端 Smart Union backend")
@@ -23,7 +23,7 @@ def main() -> None:
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    except ApiError as exc:
+    except Refusal as exc:
         click.echo(f"错误：{exc.message}", err=True)
         sys.exit(1)
 

@@ -34,6 +34,8 @@ class AppSection(Section):
     max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=1024)
     timezone: str = "Asia/Shanghai"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    testing: bool = False          # set by the test suite only
+    clock_file: str = ""           # tests and the demo only: a file holding an ISO time read as "now" (app.clock)
 
 
 class DatabaseSection(Section):
@@ -188,7 +190,6 @@ class NotificationsSection(Section):
 class SchedulerSection(Section):
     tick_seconds: float = Field(default=60, gt=0)                  # how often each job looks for due work
     leader_lock_seconds: float = Field(default=30, ge=2)         # a dead leader is replaced within this
-    clock_file: str = ""   # tests only: a file holding an ISO time the jobs read as "now"
 
 
 class BirthdaySection(Section):
@@ -278,6 +279,11 @@ def _check_secret(cfg: "Config") -> None:
                           "（可用环境变量 SMART_UNION__APP__SECRET_KEY）")
 
 
+def _check_clock(cfg: "Config") -> None:
+    if cfg.app.clock_file and not (cfg.app.testing or cfg.database.url.startswith("sqlite")):
+        raise ConfigError("配置错误：app.clock_file：只能在测试或内置演示中使用，生产环境请留空")
+
+
 def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] | None = None,
                 overrides: dict[str, Any] | None = None) -> Config:
     """Defaults < TOML file < environment < overrides (used by tests and the demo)."""
@@ -294,6 +300,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     _check_secret(cfg)
+    _check_clock(cfg)
     return cfg
 
 

@@ -8,7 +8,7 @@ from datetime import date
 import click
 from sqlalchemy import func, select
 
-from app.extensions import unit_of_work
+from app.unit_of_work import unit_of_work
 from app.services import roster
 from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus
 

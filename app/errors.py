@@ -13,40 +13,73 @@ from werkzeug.exceptions import HTTPException
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    """A refusal a person should understand. `code` is stable English; `message` is Chinese."""
+class Refusal(Exception):
+    """A refusal a person should understand, raised by services: `code` is stable English, `message` Chinese.
 
-    status = 400
+    The subclass says what kind of refusal it is; each edge maps the kind to its own answer: an HTTP status
+    (HTTP_STATUS below), a WeChat reply (the message), a CLI exit. Services never name HTTP statuses."""
 
-    def __init__(self, code: str, message: str, status: int | None = None, **detail):
+    def __init__(self, code: str, message: str, **detail):
         super().__init__(code)
         self.code = code
         self.message = message
         self.detail = detail
-        if status is not None:
-            self.status = status
 
 
-class NotFound(ApiError):
-    status = 404
-
-    def __init__(self, message: str = "您要找的内容不存在", code: str = "not_found"):
-        super().__init__(code, message)
+class Invalid(Refusal):
+    """Input that breaks a rule: a field, a schedule, an answer."""
 
 
-class Forbidden(ApiError):
-    status = 403
+class Unauthorized(Refusal):
+    """Who is calling is unknown, or their login is no longer valid."""
+
+
+class Forbidden(Refusal):
+    """The caller may see this, but not do it."""
 
     def __init__(self, message: str = "您没有权限进行此操作", code: str = "forbidden"):
         super().__init__(code, message)
 
 
-class Unauthorized(ApiError):
-    status = 401
+class NotFound(Refusal):
+    """No such record, or none the caller may see."""
+
+    def __init__(self, message: str = "您要找的内容不存在", code: str = "not_found"):
+        super().__init__(code, message)
 
 
-class Conflict(ApiError):
-    status = 409
+class Conflict(Refusal):
+    """The record's state does not allow this now (already done, closed, full...)."""
+
+
+class TooLarge(Refusal):
+    """A file or body over its limit."""
+
+
+class UnsupportedMediaType(Refusal):
+    """A body in a format the endpoint does not read."""
+
+
+class RateLimited(Refusal):
+    """Too many attempts; try again later."""
+
+
+class Busy(Refusal):
+    """Too many people at once; try again in a moment."""
+
+
+class WeChatUnavailable(Refusal):
+    """WeChat did not answer as it should."""
+
+
+HTTP_STATUS: dict[type[Refusal], int] = {
+    Refusal: 400, Invalid: 422, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413,
+    UnsupportedMediaType: 415, RateLimited: 429, WeChatUnavailable: 502, Busy: 503,
+}
+
+
+def http_status(refusal: Refusal) -> int:
+    return next(HTTP_STATUS[kind] for kind in type(refusal).__mro__ if kind in HTTP_STATUS)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -63,8 +96,8 @@ def validate_model(model: type[M], data: Any) -> M:
         reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
         if err["type"] == "value_error":   # our validators word their reasons in Chinese
             reason = str(err["ctx"]["error"])
-        raise ApiError("invalid_request", f"参数 {field} {reason}", 422,
-                       fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
+        raise Invalid("invalid_request", f"参数 {field} {reason}",
+                      fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
 
 
 # Chinese wording for the HTTP errors Flask itself raises (routing, size limit, methods).
@@ -86,9 +119,9 @@ def error_response(code: str, message: str, status: int, **detail):
 
 
 def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError):
-        return error_response(exc.code, exc.message, exc.status, **exc.detail)
+    @app.errorhandler(Refusal)
+    def _refusal(exc: Refusal):
+        return error_response(exc.code, exc.message, http_status(exc), **exc.detail)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

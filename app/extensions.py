@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import redis
 from flask import Flask, current_app
@@ -72,6 +70,10 @@ class Database:
     def _remove_session(_exc: BaseException | None) -> None:
         current_app.extensions["db.session"].remove()
 
+    @staticmethod
+    def remove_session() -> None:
+        current_app.extensions["db.session"].remove()
+
     @property
     def engine(self) -> Engine:
         return current_app.extensions["db.engine"]
@@ -91,20 +93,6 @@ def get_redis() -> redis.Redis:
 def redis_key(*parts: object) -> str:
     """A Redis key under this deployment's prefix, so several deployments may share one Redis."""
     return current_app.config["SU"].redis.key_prefix + ":".join(str(p) for p in parts)
-
-
-@contextlib.contextmanager
-def unit_of_work() -> Iterator[Session]:
-    """For jobs and commands: one commit at the end, rollback on any error."""
-    session = db.session
-    try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        current_app.extensions["db.session"].remove()
 
 
 def _sqlite_begin(conn) -> None:

@@ -91,7 +91,8 @@ def reset_redis() -> None:
 
 def seed_roster(app, staff: int, chunk: int = 10_000) -> dict[str, int]:
     """Bulk inserts: even staff follow the official account, odd ones have a mini-program openid and a consent."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from models import Staff, SubscriptionConsent, WeChatApp, WeChatIdentity
 
     counts = {"template": 0, "subscribe": 0}
@@ -115,7 +116,8 @@ def seed_roster(app, staff: int, chunk: int = 10_000) -> dict[str, int]:
 
 def reset_outbox(app) -> None:
     """Between runs: no notices or rows, every consent back to one, tables vacuumed."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from models import Notice, Notification, SubscriptionConsent
 
     with app.app_context(), unit_of_work():
@@ -127,7 +129,7 @@ def reset_outbox(app) -> None:
 
 
 def write_notice(app, occasion: str) -> None:
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import notifications
     from app.services.audiences import Audience
 

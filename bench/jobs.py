@@ -34,7 +34,7 @@ def _config():
 
 def seed_roster(count: int) -> None:
     from app import create_app
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services.calendar import lunar_month_day
 
     cfg = _config()
@@ -62,7 +62,7 @@ def seed_roster(count: int) -> None:
 def run_one(what: str) -> dict:
     """Runs one measured step in this (fresh) process and returns its figures."""
     from app import create_app
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import delivery, greetings, holidays
 
     app = create_app(_config())

@@ -66,7 +66,8 @@ BODY_PARAGRAPH = ("各位会员：为丰富教职工业余文化生活，校工�
 def seed_all(app, staff_count: int, published: int, others_readers: int = 100,
              others_read_newest: int = 2000) -> Seeded:
     """Everything, in one transaction; then VACUUM ANALYZE so the planner sees the tables as production would."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from app.services.audiences import audience_columns, visible_to
     from models import (
         Announcement, AnnouncementCategory, AnnouncementRead, AnnouncementStatus, Role, RoleAssignment, Staff,

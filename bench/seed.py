@@ -65,7 +65,7 @@ def reset_redis(prefix: str = REDIS_PREFIX) -> None:
 
 def seed_staff(app, count: int = 1000, sub_unions: int = 20) -> list[int]:
     """`count` staff through the roster service (one transaction), spread over `sub_unions` sub-unions."""
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import roster
     from models import Gender
 
@@ -83,7 +83,8 @@ def seed_staff(app, count: int = 1000, sub_unions: int = 20) -> list[int]:
 
 def bind_token(app, staff_id: int, openid: str | None = None) -> str:
     """Binds a mini-program identity to the staff member and returns its bearer token."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from app.services import auth
     from models import Staff, WeChatApp, WeChatIdentity
 

@@ -45,7 +45,8 @@ def reset_database(cfg) -> None:
 
 def seed_staff(app, count: int, sub_unions: int = 20) -> list[str]:
     """`count` staff with mini-program identities in a few bulk INSERTs; returns their bearer tokens."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from app.services import auth, roster
     from models import Staff, WeChatApp, WeChatIdentity
 
@@ -62,7 +63,7 @@ def seed_staff(app, count: int, sub_unions: int = 20) -> list[str]:
 
 def create_events(app, count: int) -> list[int]:
     """`count` published events of SEATS seats each, open for signup now, through the events service."""
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import events, roster
     from models import Role
 

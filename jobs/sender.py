@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
-from app.extensions import unit_of_work
+from app.unit_of_work import unit_of_work
 from app.services import channels, delivery
 
 log = logging.getLogger(__name__)

@@ -17,8 +17,22 @@ NAMING_CONVENTION = {
 }
 
 
+def _system_clock() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+_clock = _system_clock
+
+
+def use_clock(clock) -> None:
+    """The app installs its clock (app.clock.now) here, so column defaults read the same time as the services."""
+    global _clock
+    _clock = clock
+
+
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    """The default of every timestamp column: the app's clock."""
+    return _clock()
 
 
 class UTCDateTime(TypeDecorator):

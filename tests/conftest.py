@@ -66,6 +66,7 @@ def settings(database_url, fake_wechat) -> dict[str, Any]:
         "wechat.api_base_url": fake_wechat.url,
         "app.secret_key": "test-secret-key-0123456789abcdef-xyz",
         "app.log_level": "WARNING",
+        "app.testing": True,
     }
 
 
@@ -175,7 +176,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def make_staff(app):
     """Creates a committed staff member through the roster service; returns its id."""
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import roster
     from models import Gender, StaffStatus
 
@@ -196,7 +197,8 @@ def make_staff(app):
 @pytest.fixture
 def grant(app):
     """Grants a role to a staff id (sub_union by name for sub_union_officer)."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from app.services import roster
     from models import Role, Staff
 
@@ -210,7 +212,8 @@ def grant(app):
 @pytest.fixture
 def token_for(app):
     """A bearer token for a staff id, as if they had logged in and bound through the mini-program."""
-    from app.extensions import db, unit_of_work
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
     from app.services import auth
     from models import Staff, WeChatApp, WeChatIdentity
 

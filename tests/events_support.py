@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from models import Event, Signup, SignupStatus, WeChatApp, WeChatIdentity
 from tests.helpers import bearer
 

@@ -9,6 +9,7 @@ import requests
 from sqlalchemy import select
 
 from app.extensions import db
+from app.unit_of_work import unit_of_work
 from jobs.sender import Sender
 from models import Announcement, DeliveryStatus, Gender, Notification, StaffStatus
 from tests.helpers import bearer
@@ -115,7 +116,6 @@ def test_withdrawal_cancels_only_what_was_not_sent(client, union, app):
     draft = create(client, officer)
     publish(client, officer, draft["id"])
     from app.services import delivery
-    from app.extensions import unit_of_work
 
     with app.app_context(), unit_of_work():
         delivery.expand_one_fanout_batch()

@@ -170,7 +170,7 @@ def _me(server, token):
 
 
 def test_token_dead_after_unbind(live_server, fake_wechat, teacher, app):
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import roster
 
     token = bound_token(live_server)
@@ -190,7 +190,7 @@ def test_token_dead_after_role_change(live_server, fake_wechat, teacher, grant):
 
 
 def test_token_dead_after_leaving_and_login_no_longer_binds(live_server, fake_wechat, teacher, app):
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import roster
     from models import StaffStatus
 
@@ -202,7 +202,7 @@ def test_token_dead_after_leaving_and_login_no_longer_binds(live_server, fake_we
 
 
 def test_bind_code_for_staff_without_phone_works_once(live_server, fake_wechat, make_staff, app):
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import roster
 
     make_staff("000777", name="赵老师", phone=None)

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import announcements, attachments, auth, checkin, events, notifications, roster, signups
 from app.services.audiences import Audience
 from app.services.policy import Caller

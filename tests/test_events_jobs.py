@@ -10,7 +10,8 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import events
 from jobs.scheduler import JobRunner
 from jobs.schedule import schedule
@@ -115,7 +116,7 @@ def test_cancelled_event_is_not_reminded_and_unsent_reminders_are_withdrawn(app,
 def test_reminder_job_runs_from_the_schedule_with_the_schedulers_clock(make_app, june_event, tmp_path):
     event_id, (first, second, _), _ = june_event
     clock = tmp_path / "now.txt"
-    app = make_app(**{"scheduler.clock_file": str(clock)})
+    app = make_app(**{"app.clock_file": str(clock)})
     runner = JobRunner(app)
     runner.heartbeat()                                  # takes the leader lock
     [spec] = [s for s in schedule() if s.id == "events.reminders"]

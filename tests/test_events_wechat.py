@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from models import WeChatApp, WeChatIdentity
 from tests.events_support import create_event, iso
 from tests.helpers import bearer

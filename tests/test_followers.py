@@ -12,7 +12,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from models import WeChatApp, WeChatIdentity
 from tests.conftest import LiveServer
 from tests.helpers import bearer

@@ -7,7 +7,8 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from models import Announcement, AnnouncementStatus, Gender, StaffStatus, WeChatApp, WeChatIdentity
 from tests.helpers import bearer
 from tests.wechat_client import WeChatPusher

@@ -10,7 +10,8 @@ import requests
 import time_machine
 from sqlalchemy import func, select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import notifications
 from app.services.audiences import Audience
 from jobs.sender import Sender

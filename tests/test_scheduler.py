@@ -12,9 +12,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import requests
+import time_machine
 from sqlalchemy import select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import greetings, holidays
 from app.services.calendar import lunar_birthday_in_year
 from jobs.sender import Sender
@@ -280,7 +282,7 @@ def test_two_schedulers_greet_once_and_a_killed_leader_is_replaced(app, make_sta
     clock = tmp_path / "now.txt"
     clock.write_text(at(day_one, 9).isoformat())
     env = {**subprocess_env, "SMART_UNION__SCHEDULER__TICK_SECONDS": "0.2",
-           "SMART_UNION__SCHEDULER__LEADER_LOCK_SECONDS": "2", "SMART_UNION__SCHEDULER__CLOCK_FILE": str(clock)}
+           "SMART_UNION__SCHEDULER__LEADER_LOCK_SECONDS": "2", "SMART_UNION__APP__CLOCK_FILE": str(clock)}
     procs = [subprocess.Popen([SMART_UNION, "scheduler"], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(2)]
     try:
@@ -297,6 +299,7 @@ def test_two_schedulers_greet_once_and_a_killed_leader_is_replaced(app, make_sta
                 proc.terminate()
             proc.wait(timeout=20)
     assert greeted(app) == {"2027-04-01": sorted(first), "2027-04-02": sorted(second)}
-    Sender(app).drain()
+    with time_machine.travel(at(day_two, 9, 1)):     # the schedulers lived on the clock file's day; so does the sender
+        Sender(app).drain()
     delivered = [m["touser"] for m in requests.get(f"{fake_wechat.url}_fake/sent", timeout=10).json()]
     assert sorted(delivered) == sorted(f"mini-{sid}" for sid in first + second)    # each exactly once

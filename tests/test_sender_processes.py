@@ -23,7 +23,8 @@ import requests
 import time_machine
 from sqlalchemy import func, insert, select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import channels, delivery, notifications
 from app.services.audiences import Audience
 from jobs.sender import Sender

@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from app.extensions import db, unit_of_work
+from app.extensions import db
+from app.unit_of_work import unit_of_work
 from app.services import roster
 from app.services.staff_import import ImportReport, RowError, import_staff_file
 from models import AuditLog, BirthdayCalendar, Gender, Staff, StaffStatus, SubUnion

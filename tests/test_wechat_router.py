@@ -16,7 +16,7 @@ def wechat(client):
 @pytest.fixture
 def officer_openid(make_staff, grant, app):
     """A linked union officer following the account, so officer-only routes are listed too."""
-    from app.extensions import unit_of_work
+    from app.unit_of_work import unit_of_work
     from app.services import followers
     from models import Staff
 

@@ -11,5 +11,5 @@
 - `staff`: what every follower can do (follow, link by code, 我的, 帮助 ...).
 
 Handlers are thin: they call `app.services` for every change and return the reply text (None: no reply).
-A handler raising `ApiError` answers with its Chinese message and changes nothing.
+A handler raising `Refusal` answers with its Chinese message and changes nothing.
 """

@@ -11,11 +11,11 @@ from __future__ import annotations
 from flask import current_app
 from wechatpy.exceptions import WeChatClientException
 
-from app.errors import ApiError
+from app.errors import Refusal
 from app.services import announcements, attachments, policy
 from app.services.audiences import Audience, count_audience
 from app.wechat import mp_client
-from models import AnnouncementStatus, Gender, StaffStatus
+from models import Gender, StaffStatus
 from wechat_handlers.context import Context
 from wechat_handlers.conversation import end_conversation, start_conversation
 
@@ -34,7 +34,7 @@ PREVIEW_BODY_CHARS = 300
 def _own_sub_unions(staff) -> list[int]:
     ids = policy.home_sub_unions(staff)
     if not ids:
-        raise ApiError("no_sub_union", "您没有所属的分工会，请选择其他发布范围")
+        raise Refusal("no_sub_union", "您没有所属的分工会，请选择其他发布范围")
     return ids
 LIST_SIZE = 5
 
@@ -71,24 +71,19 @@ def start_posting(ctx: Context) -> str:
 
 
 def posting_step(ctx: Context, state: dict) -> str | None:
-    """One message of the posting conversation; service refusals become the reply, the step stays. A draft that
-    was published, withdrawn or deleted meanwhile (through the API) ends the conversation."""
+    """One message of the posting conversation. A service refusal rolls the message's unit of work back and becomes
+    the reply (wechat_handlers.push); the step stays. A draft that was published, withdrawn or deleted meanwhile
+    (through the API) ends the conversation."""
     if state.get("draft") and not _still_a_draft(ctx, state["draft"]):
         end_conversation(ctx.openid)
         return "这份草稿已在别处发布或删除，本次发布已结束。回复“发布公告”重新开始。"
-    try:
-        if ctx.message.type == "image":
-            return _add_image(ctx, state)
-        return STEPS[state.get("step", "title")](ctx, state)
-    except ApiError as exc:
-        return exc.message
+    if ctx.message.type == "image":
+        return _add_image(ctx, state)
+    return STEPS[state.get("step", "title")](ctx, state)
 
 
 def _still_a_draft(ctx: Context, draft_id: int) -> bool:
-    try:
-        return announcements.get_for_officer(ctx.staff, draft_id).status is AnnouncementStatus.DRAFT
-    except ApiError:
-        return False
+    return announcements.is_managed_draft(ctx.staff, draft_id)
 
 
 def cancel_posting(ctx: Context, state: dict) -> str:

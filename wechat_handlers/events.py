@@ -4,7 +4,7 @@ Signing up itself happens in the mini-program (answers, check-in code)."""
 from __future__ import annotations
 
 from app.services import events
-from app.services.signups import local_text
+from app import clock
 from models import SignupStatus
 from wechat_handlers.context import Context
 
@@ -30,8 +30,8 @@ def open_events(ctx: Context) -> str:
     lines = ["正在报名的活动："]
     for n, card in enumerate(cards[:LIST_SIZE], start=1):
         e = card.event
-        lines.append(f"{n}. {e.title}\n   {local_text(e.starts_at)}，{e.place or '地点见详情'}；"
-                     f"{_seats(card)}{_mine(card)}\n   报名截止：{local_text(e.signup_closes_at)}")
+        lines.append(f"{n}. {e.title}\n   {clock.local_text(e.starts_at)}，{e.place or '地点见详情'}；"
+                     f"{_seats(card)}{_mine(card)}\n   报名截止：{clock.local_text(e.signup_closes_at)}")
     if len(cards) > LIST_SIZE:
         lines.append(f"……共 {len(cards)} 个活动")
     lines.append("请在工会小程序的“活动”页面报名或取消。")

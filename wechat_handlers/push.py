@@ -5,7 +5,7 @@
   (events: FromUserName + CreateTime + Event), so only one delivery runs the handler; a duplicate that arrives
   meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply.
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
-  service refusal (ApiError) becomes the reply text; any other error is logged and answered "success", and its
+  service refusal (Refusal) becomes the reply text; any other error is logged and answered "success", and its
   claim is dropped so a later retry may try again.
 - A reply's text is cut to REPLY_MAX_BYTES of UTF-8 on a character boundary.
 """
@@ -22,8 +22,9 @@ from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
-from app.errors import ApiError
-from app.extensions import get_redis, redis_key, unit_of_work
+from app.errors import Refusal
+from app.extensions import get_redis, redis_key
+from app.unit_of_work import unit_of_work
 from app.services import followers
 from wechat_handlers import router
 from wechat_handlers.context import Context
@@ -86,7 +87,7 @@ def _answer(message: BaseMessage) -> str:
     try:
         with unit_of_work():
             text = router.dispatch(_context(message))
-    except ApiError as refusal:   # rolled back; the refusal is worded for the person
+    except Refusal as refusal:   # rolled back; the refusal is worded for the person
         text = refusal.message
     return render_reply(message, text)
 

@@ -47,7 +47,7 @@ def unsubscribe(ctx: Context) -> None:
 
 
 def link_by_code(ctx: Context) -> str:
-    """"绑定 123456": a service refusal (wrong code, too many tries) becomes the reply through its ApiError."""
+    """"绑定 123456": a service refusal (wrong code, too many tries) becomes the reply through its Refusal."""
     if not CODE_PATTERN.fullmatch(ctx.args):
         return "请发送“绑定”加 6 位绑定码，例如“绑定 123456”。\n" + _howto()
     staff = followers.link_by_code(ctx.openid, ctx.args)

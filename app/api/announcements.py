@@ -8,7 +8,7 @@ from flask import Blueprint, g, request, send_file
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from app.api.endpoint import AuthLevel, endpoint
-from app.errors import ApiError, NotFound
+from app.errors import Refusal, NotFound
 from app.services import announcements, attachments
 from app.services.audiences import Audience
 from models import Announcement, AnnouncementCategory, AnnouncementStatus
@@ -207,7 +207,7 @@ def upload(announcement_id: int):
     announcement = announcements.get_for_officer(g.staff, announcement_id)
     upload = request.files.get("file")
     if upload is None:
-        raise ApiError("file_missing", "请以 multipart/form-data 上传，字段名为 file")
+        raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
     attachment = attachments.attach(announcement, upload.filename or "", upload.read())
     return attachment_out(announcement, attachment)
 

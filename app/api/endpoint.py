@@ -17,8 +17,9 @@ from typing import Any, Callable
 from flask import g, request
 from pydantic import BaseModel
 
-from app.errors import ApiError, Unauthorized, validate_model
+from app.errors import Refusal, Unauthorized, UnsupportedMediaType, validate_model
 from app.services import auth, policy
+from app.unit_of_work import unit_of_work
 
 
 class AuthLevel(enum.Enum):
@@ -47,15 +48,16 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
-            _authenticate(spec.auth)
-            if spec.body is not None:
-                kwargs["body"] = validate_model(spec.body, _json_body())
-            if spec.query is not None:
-                kwargs["query"] = validate_model(spec.query, request.args.to_dict())
-            result = view(*args, **kwargs)
-            if isinstance(result, BaseModel):
-                return result.model_dump(mode="json"), spec.status
-            return result
+            with unit_of_work():       # the request's one commit, after the answer is shaped from the objects
+                _authenticate(spec.auth)
+                if spec.body is not None:
+                    kwargs["body"] = validate_model(spec.body, _json_body())
+                if spec.query is not None:
+                    kwargs["query"] = validate_model(spec.query, request.args.to_dict())
+                result = view(*args, **kwargs)
+                if isinstance(result, BaseModel):
+                    return result.model_dump(mode="json"), spec.status
+                return result
 
         wrapper.endpoint_spec = spec
         return wrapper
@@ -82,8 +84,8 @@ def _authenticate(level: AuthLevel) -> None:
 
 def _json_body() -> Any:
     if not request.is_json:
-        raise ApiError("unsupported_media_type", "请以 JSON 格式提交（Content-Type: application/json）", 415)
+        raise UnsupportedMediaType("unsupported_media_type", "请以 JSON 格式提交（Content-Type: application/json）")
     data = request.get_json(silent=True)
     if data is None:
-        raise ApiError("invalid_json", "请求内容不是合法的 JSON")
+        raise Refusal("invalid_json", "请求内容不是合法的 JSON")
     return data

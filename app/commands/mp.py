@@ -10,7 +10,7 @@ import requests
 from wechatpy.exceptions import WeChatClientException
 
 from app.commands import Context, pass_ctx
-from app.extensions import unit_of_work
+from app.unit_of_work import unit_of_work
 
 
 @contextlib.contextmanager

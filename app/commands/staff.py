@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from app.commands import Context, pass_ctx
-from app.extensions import unit_of_work
+from app.unit_of_work import unit_of_work
 from app.services import roster
 from models import Role
 

@@ -4,14 +4,15 @@ withdrawal and read statistics. Posting by chat (wechat_handlers) and the office
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import defer
 from wechatpy.exceptions import WeChatClientException
 
-from app.errors import ApiError, Conflict, NotFound
+from app import clock
+from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, address, audience_condition, count_audience
@@ -23,10 +24,6 @@ from models import (
 log = logging.getLogger(__name__)
 CONTENT_CHECK_SCENE = 3          # msg_sec_check scene 3: 论坛 (public posts)
 NO_RECENT_LOGIN = 61010
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def occasion_of(announcement: Announcement) -> str:
@@ -57,6 +54,13 @@ def get_for_officer(officer: Staff, announcement_id: int) -> Announcement:
     return db.session.get(Announcement, announcement_id)
 
 
+def is_managed_draft(officer: Staff, announcement_id: int) -> bool:
+    """Whether this is still a draft the officer manages (one they posted by chat may have been published or
+    discarded through the API meanwhile)."""
+    return policy.manages(Announcement, officer, announcement_id) and db.session.scalar(
+        select(Announcement.status).where(Announcement.id == announcement_id)) is AnnouncementStatus.DRAFT
+
+
 def edit(officer: Staff, announcement_id: int, **changes) -> Announcement:
     announcement = get_for_officer(officer, announcement_id)
     if announcement.status is AnnouncementStatus.WITHDRAWN:
@@ -80,10 +84,10 @@ def publish(officer: Staff, announcement_id: int) -> Announcement:
     if announcement.status is not AnnouncementStatus.DRAFT:
         raise Conflict("not_a_draft", "只有草稿可以发布")
     if not announcement.title.strip() or not announcement.body.strip():
-        raise ApiError("announcement_incomplete", "公告的标题和正文都不能为空")
+        raise Refusal("announcement_incomplete", "公告的标题和正文都不能为空")
     check_content(officer, announcement)
     announcement.status = AnnouncementStatus.PUBLISHED
-    announcement.published_at = _now()
+    announcement.published_at = clock.now()
     notifications.notify_audience(
         "announcement", occasion_of(announcement), Audience.model_validate(announcement.audience),
         announcement.title, announcement.body[:200], data={"announcement_id": announcement.id},
@@ -134,7 +138,7 @@ def check_content(officer: Staff, announcement: Announcement) -> None:
 
 def _hold(announcement: Announcement, code: str, message: str) -> None:
     """Not published: the draft stays as it was, and the officer is told why."""
-    raise ApiError(code, message, 422)
+    raise Invalid(code, message)
 
 
 # --- staff: reading ------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import current_app
 
-from app.errors import ApiError
+from app.errors import Refusal, TooLarge
 from app.extensions import db
 from models import Announcement, AnnouncementAttachment
 
@@ -32,12 +32,12 @@ def sniff(data: bytes) -> tuple[str, str]:
     for magic, kind in SIGNATURES.items():
         if data.startswith(magic):
             return kind
-    raise ApiError("unsupported_file", "只支持 JPG、PNG、GIF 图片和 PDF 文件")
+    raise Refusal("unsupported_file", "只支持 JPG、PNG、GIF 图片和 PDF 文件")
 
 
 def attach(announcement: Announcement, filename: str, data: bytes) -> AnnouncementAttachment:
     if len(data) > current_app.config["SU"].storage.max_attachment_bytes:
-        raise ApiError("file_too_large", "文件过大", 413)
+        raise TooLarge("file_too_large", "文件过大")
     content_type, extension = sniff(data)
     key = secrets.token_hex(16) + extension
     (_storage_dir() / key).write_bytes(data)

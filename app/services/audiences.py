@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, exists, false, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from app.errors import ApiError
+from app.errors import Invalid
 from app.extensions import db
 from models import Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
 
@@ -106,7 +106,7 @@ def check_sub_unions_exist(ids: Iterable[int]) -> None:
     known = set(db.session.scalars(select(SubUnion.id).where(SubUnion.id.in_(wanted)))) if wanted else set()
     missing = sorted(wanted - known)
     if missing:
-        raise ApiError("unknown_sub_union", f"找不到分工会：{'、'.join(map(str, missing))}", 422)
+        raise Invalid("unknown_sub_union", f"找不到分工会：{'、'.join(map(str, missing))}")
 
 
 def audience_columns(audience: Audience) -> dict:

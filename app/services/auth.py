@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -17,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from wechatpy.exceptions import WeChatClientException
 
-from app.errors import ApiError, Conflict, Unauthorized
+from app import clock
+from app.errors import Conflict, RateLimited, Refusal, Unauthorized, WeChatUnavailable
 from app.extensions import db, get_redis, redis_key
 from app.services import roster
 from app.wechat import mini_client
@@ -70,7 +70,7 @@ def login(js_code: str) -> tuple[str, WeChatIdentity, Staff | None]:
     """Exchanges a wx.login() code for our token; returns (token, identity, bound staff or None)."""
     session_info = _code_to_session(js_code)
     identity = _find_or_create_identity(session_info["openid"], session_info.get("unionid"))
-    identity.last_login_at = datetime.now(timezone.utc)
+    identity.last_login_at = clock.now()
     staff = identity.staff if identity.staff_id else None
     if staff is not None and staff.status is StaffStatus.LEFT:
         staff = None
@@ -84,7 +84,7 @@ def _code_to_session(js_code: str) -> dict:
         if exc.errcode in INVALID_CODE_ERRCODES:
             raise Unauthorized("invalid_code", "登录凭证无效或已过期，请重新进入小程序") from None
         log.warning("code2session failed: %s", exc.errcode)
-        raise ApiError("wechat_unavailable", "微信服务暂时不可用，请稍后再试", 502) from None
+        raise WeChatUnavailable("wechat_unavailable", "微信服务暂时不可用，请稍后再试") from None
 
 
 def _find_or_create_identity(openid: str, unionid: str | None) -> WeChatIdentity:
@@ -115,7 +115,7 @@ def bind(principal: Principal, employee_no: str, name: str, phone_code: str | No
     phone = None if bind_code else _resolve_phone(phone_code)   # before the roster: its errors reveal nothing
     staff = roster.find_staff(employee_no)
     if not _proof_matches(staff, name, phone, bind_code):
-        raise ApiError(*BIND_MISMATCH)
+        raise Refusal(*BIND_MISMATCH)
     if roster.mini_identity_of(staff) is not None:
         raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑")
     _link(identity, staff)
@@ -139,15 +139,15 @@ def _resolve_phone(phone_code: str | None) -> str | None:
         result = mini_client().wxa.get_phone_number(phone_code)
     except WeChatClientException as exc:
         if exc.errcode in INVALID_CODE_ERRCODES:
-            raise ApiError("invalid_phone_code", "手机号授权已失效，请重新点击获取手机号") from None
+            raise Refusal("invalid_phone_code", "手机号授权已失效，请重新点击获取手机号") from None
         log.warning("getuserphonenumber failed: %s", exc.errcode)
-        raise ApiError("wechat_unavailable", "微信服务暂时不可用，请稍后再试", 502) from None
+        raise WeChatUnavailable("wechat_unavailable", "微信服务暂时不可用，请稍后再试") from None
     return result.get("phone_info", {}).get("purePhoneNumber")
 
 
 def _link(identity: WeChatIdentity, staff: Staff) -> None:
     identity.staff_id = staff.id
-    identity.bound_at = datetime.now(timezone.utc)
+    identity.bound_at = clock.now()
     try:
         db.session.flush()
     except IntegrityError:   # another WeChat account bound this staff member in the same instant
@@ -168,7 +168,7 @@ def _count_attempt(openid: str, employee_no: str) -> None:
     counts = pipe.execute()[1::2]
     if max(counts) > cfg.bind_max_failures:
         minutes = max(1, cfg.bind_failure_window_seconds // 60)
-        raise ApiError("bind_rate_limited", f"尝试次数过多，请 {minutes} 分钟后再试", 429)
+        raise RateLimited("bind_rate_limited", f"尝试次数过多，请 {minutes} 分钟后再试")
 
 
 def _clear_attempts(openid: str, employee_no: str) -> None:

@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import requests
 from flask import current_app
 from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
+from app import clock
 from app.extensions import db, get_redis, redis_key
 from app.wechat import mini_client, mp_client
 from models import (
@@ -35,14 +35,10 @@ VALUE_LIMITS = {"thing": 20, "character_string": 32, "number": 32, "letter": 32,
 RETRY_ERRCODES = {-1, 40001, 40014, 42001, None}
 
 
-def _tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["SU"].app.timezone)
-
-
 def next_day_start() -> datetime:
     """Midnight of the next calendar day in the union's time zone, when WeChat's daily quotas reset."""
-    local = datetime.now(_tz())
-    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), _tz()).astimezone(timezone.utc)
+    local = clock.local()
+    return datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), clock.zone()).astimezone(timezone.utc)
 
 
 def trim_value(key: str, value: Any) -> str:
@@ -68,7 +64,7 @@ class Message:
 
 def _values(row: Notification) -> dict[str, Any]:
     notice = row.notice
-    created = notice.created_at.astimezone(_tz())
+    created = notice.created_at.astimezone(clock.zone())
     summary = (notice.body or "").strip().splitlines()[0] if (notice.body or "").strip() else notice.title
     return {"title": notice.title, "summary": summary, "time": created.strftime("%Y-%m-%d %H:%M"),
             "date": created.strftime("%Y-%m-%d"), **(notice.data or {}), **(row.data or {})}
@@ -155,7 +151,7 @@ def channel_paused(channel: Channel) -> bool:
 
 
 def pause_channel_until_tomorrow(channel: Channel) -> None:
-    seconds = max(1, int((next_day_start() - datetime.now(timezone.utc)).total_seconds()))
+    seconds = max(1, int((next_day_start() - clock.now()).total_seconds()))
     get_redis().set(redis_key("notify", "paused", channel.value), 1, ex=seconds)
     log.warning("WeChat says the %s quota is used up (45009): paused until tomorrow", channel.value)
 
@@ -164,7 +160,7 @@ def take_daily_quota(channel: Channel) -> bool:
     quota = _limits(channel).daily_quota
     if not quota:
         return True
-    key = redis_key("notify", "quota", channel.value, datetime.now(_tz()).strftime("%Y%m%d"))
+    key = redis_key("notify", "quota", channel.value, clock.local().strftime("%Y%m%d"))
     pipe = get_redis().pipeline()
     pipe.incr(key)
     pipe.expire(key, 2 * 86400)

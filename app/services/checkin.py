@@ -5,13 +5,13 @@ signup, or a code from before a cancellation, is refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 
-from app.errors import ApiError, Conflict
+from app import clock
+from app.errors import Refusal, Conflict
 from app.extensions import db
 from app.services import audit
 from app.services.events import get_for_officer
@@ -45,7 +45,7 @@ def check_in(officer: Staff, event_id: int, code: str) -> CheckIn:
     try:
         code_event, signup_id, sequence = _serializer().loads(code.strip())
     except (BadSignature, ValueError, TypeError):
-        raise ApiError("invalid_checkin_code", "签到码无效，请让报名人刷新后重新出示") from None
+        raise Refusal("invalid_checkin_code", "签到码无效，请让报名人刷新后重新出示") from None
     if code_event != event.id:
         raise Conflict("checkin_wrong_event", "该签到码不属于本活动")
     if event.status in (EventStatus.DRAFT, EventStatus.CANCELLED):
@@ -53,7 +53,7 @@ def check_in(officer: Staff, event_id: int, code: str) -> CheckIn:
     marked = db.session.execute(
         update(Signup).where(Signup.id == signup_id, Signup.event_id == event.id, Signup.sequence == sequence,
                              Signup.status == SignupStatus.CONFIRMED, Signup.checked_in_at.is_(None))
-        .values(checked_in_at=datetime.now(timezone.utc).replace(microsecond=0), checked_in_by_id=officer.id)
+        .values(checked_in_at=clock.now(), checked_in_by_id=officer.id)
         .execution_options(synchronize_session=False)).rowcount
     signup = db.session.scalar(select(Signup).where(Signup.id == signup_id).with_for_update()
                                .execution_options(populate_existing=True))

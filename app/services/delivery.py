@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, insert, literal, select
 from sqlalchemy.orm import lazyload
 
+from app import clock
 from app.extensions import db
 from app.services import channels
 from app.services.audiences import Audience, audience_condition
@@ -25,10 +26,6 @@ from models import Channel, DeliveryStatus, Notice, NoticeStatus, Notification, 
 from models.base import UTCDateTime
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _settings():
@@ -41,7 +38,7 @@ def expand_one_fanout_batch() -> int:
     """Writes the next batch of per-person rows of one fan-out notice, as one INSERT ... SELECT over the staff
     table (nothing per person passes through Python); returns how many people the batch covered."""
     notice = db.session.scalar(
-        select(Notice).where(Notice.status == NoticeStatus.FANNING_OUT, Notice.send_after <= _now())
+        select(Notice).where(Notice.status == NoticeStatus.FANNING_OUT, Notice.send_after <= clock.now())
         .order_by(Notice.id).limit(1).with_for_update(skip_locked=True))
     if notice is None:
         return 0
@@ -52,7 +49,7 @@ def expand_one_fanout_batch() -> int:
     if upper is None:
         notice.status = NoticeStatus.READY
         return 0
-    now = _now()
+    now = clock.now()
     read_already = exists().where(Notification.notice_id == notice.id, Notification.staff_id == Staff.id)
     rows = select(literal(notice.id), Staff.id, literal(DeliveryStatus.PENDING.value), literal(now, UTCDateTime()),
                   literal(0), literal(""), literal(now, UTCDateTime())) \
@@ -80,7 +77,7 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
     returned; the others are settled (inbox only) or postponed. Returns (to send, rows handled)."""
     ids = db.session.scalars(
         select(Notification.id).where(Notification.status == DeliveryStatus.PENDING,
-                                      Notification.next_attempt_at <= _now())
+                                      Notification.next_attempt_at <= clock.now())
         .order_by(Notification.next_attempt_at, Notification.id).limit(limit)
         .with_for_update(skip_locked=True)).all()
     if not ids:
@@ -108,14 +105,14 @@ DEDUP_WINDOW = timedelta(minutes=9)
 
 
 def _past_dedup_window(row: Notification) -> bool:
-    return row.uncertain_since is not None and _now() - row.uncertain_since > DEDUP_WINDOW
+    return row.uncertain_since is not None and clock.now() - row.uncertain_since > DEDUP_WINDOW
 
 
 def _start_sending(row: Notification, channel: Channel) -> None:
     row.status = DeliveryStatus.SENDING
     row.channel = channel
     row.attempts += 1
-    row.lease_until = _now() + timedelta(seconds=_settings().lease_seconds)
+    row.lease_until = clock.now() + timedelta(seconds=_settings().lease_seconds)
 
 
 def _finish(row: Notification, status: DeliveryStatus, reason: str | None = None) -> None:
@@ -123,7 +120,7 @@ def _finish(row: Notification, status: DeliveryStatus, reason: str | None = None
     row.last_error = reason
     row.lease_until = None
     if status is DeliveryStatus.SENT:
-        row.sent_at = _now()
+        row.sent_at = clock.now()
 
 
 # --- outcomes ------------------------------------------------------------------------------------------------
@@ -149,18 +146,18 @@ def record_outcome(claimed: Claimed, outcome: channels.Outcome) -> None:
         _requeue(row, channels.next_day_start(), outcome.reason, count_attempt=False)
     elif outcome.kind == "retry" and row.attempts < settings.max_attempts:
         delay = settings.backoff_seconds * 2 ** (row.attempts - 1)
-        _requeue(row, _now() + timedelta(seconds=delay), outcome.reason)
+        _requeue(row, clock.now() + timedelta(seconds=delay), outcome.reason)
     else:
         _finish(row, DeliveryStatus.FAILED, outcome.reason)
     if outcome.maybe_delivered and row.uncertain_since is None:
-        row.uncertain_since = _now()
+        row.uncertain_since = clock.now()
     channels.apply_side_effects(row, claimed.channel, claimed.message, outcome)
 
 
 def _exclude_channel(row: Notification, channel: Channel, reason: str | None) -> None:
     excluded = set(filter(None, row.excluded_channels.split(","))) | {channel.value}
     row.excluded_channels = ",".join(sorted(excluded))
-    _requeue(row, _now(), reason, count_attempt=False)
+    _requeue(row, clock.now(), reason, count_attempt=False)
 
 
 def _requeue(row: Notification, when: datetime, reason: str | None, count_attempt: bool = True) -> None:
@@ -176,7 +173,7 @@ def reap_expired_leases(limit: int = 500) -> int:
     """Rows whose sender vanished mid-send: template messages go back to the queue (WeChat drops the repeat by
     client_msg_id within its window, counted from the lost send); subscribe messages become `unknown` and are
     never resent. Rows are locked with SKIP LOCKED, so reaping never waits on a sender recording an outcome."""
-    now = _now()
+    now = clock.now()
     lease = timedelta(seconds=_settings().lease_seconds)
     expired = db.session.scalars(
         select(Notification).where(Notification.status == DeliveryStatus.SENDING, Notification.lease_until < now)

@@ -10,10 +10,10 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
+from app import clock
 from app.extensions import db
 from app.services import audit, policy, roster, signups
 from app.services.events import SIGNUP_LABELS
-from app.services.signups import local_time
 from models import Event, Signup, SignupStatus, Staff
 
 STATUS_ORDER = {SignupStatus.CONFIRMED: 0, SignupStatus.WAITLISTED: 1, SignupStatus.CANCELLED: 2}
@@ -76,10 +76,6 @@ def _proxies(signups: list[Signup]) -> dict[int, Staff]:
     return {s.id: s for s in db.session.scalars(select(Staff).where(Staff.id.in_(ids))).unique()}
 
 
-def _cell_time(moment) -> str | None:
-    return f"{local_time(moment):%Y-%m-%d %H:%M}" if moment else None
-
-
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -101,8 +97,8 @@ def export_xlsx(officer: Staff, event: Event) -> bytes:
     for n, row in enumerate(signup_rows(event), start=1):
         s, staff = row.signup, row.signup.staff
         cells = [n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
-                 staff.department or None, SIGNUP_LABELS[s.status], row.position, _cell_time(s.signed_up_at),
-                 _cell_time(s.checked_in_at), row.proxy.name if row.proxy else None]
+                 staff.department or None, SIGNUP_LABELS[s.status], row.position, clock.local_cell(s.signed_up_at),
+                 clock.local_cell(s.checked_in_at), row.proxy.name if row.proxy else None]
         ws.append([_as_text(v) for v in cells + [row.answers.get(q["key"]) for q in questions]])
     for i, width in enumerate([6, 12, 10, 16, 16, 10, 10, 18, 18, 10] + [16] * len(questions), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width

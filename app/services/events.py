@@ -8,17 +8,18 @@ sub-unions, created by an officer of no higher rank (app.services.policy decides
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager, selectinload
 
-from app.errors import ApiError, Conflict
+from app import clock
+from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.services import audit, notifications, policy, signups
 from app.services.audiences import Audience, address, check_sub_unions_exist, includes
-from app.services.signups import Question, local_text, local_time
+from app.services.signups import Question
 from models import Event, EventCategory, EventQuota, EventStatus, Notice, Notification, Signup, SignupStatus, Staff
 
 CATEGORY_LABELS = {EventCategory.SPORTS: "体育", EventCategory.CULTURE: "文化", EventCategory.OUTDOOR: "户外",
@@ -31,10 +32,6 @@ SIGNUP_LABELS = {SignupStatus.CONFIRMED: "报名成功", SignupStatus.WAITLISTED
                  SignupStatus.CANCELLED: "已取消"}
 PUBLISHED = (EventStatus.OPEN, EventStatus.CLOSED)
 REMINDER_TIME = time(9, 0)        # the reminder goes out the day before the event from 09:00 (local time)
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def event_page(event_id: int) -> str:
@@ -125,7 +122,7 @@ def edit_event(officer: Staff, event_id: int, changes: dict) -> Event:
     _apply(officer, event, fields)
     if {"capacity", "quotas"} & set(changes):
         signups.set_places(event, fields.capacity, {q.sub_union_id: q.places for q in fields.quotas})
-    event.updated_at = _now()
+    event.updated_at = clock.now()
     audit.record(officer, "event.edit", "event", event.id, fields=sorted(changes))
     return event
 
@@ -143,15 +140,15 @@ def _apply(officer: Staff, event: Event, fields: EventFields) -> None:
 
 def _check_schedule(f: EventFields) -> None:
     if f.ends_at <= f.starts_at:
-        raise ApiError("invalid_schedule", "活动结束时间必须晚于开始时间", 422)
+        raise Invalid("invalid_schedule", "活动结束时间必须晚于开始时间")
     if f.signup_closes_at <= f.signup_opens_at:
-        raise ApiError("invalid_schedule", "报名截止时间必须晚于报名开始时间", 422)
+        raise Invalid("invalid_schedule", "报名截止时间必须晚于报名开始时间")
     if f.signup_closes_at > f.starts_at:
-        raise ApiError("invalid_schedule", "报名截止时间不能晚于活动开始时间", 422)
+        raise Invalid("invalid_schedule", "报名截止时间不能晚于活动开始时间")
     if f.cancel_deadline is not None and f.cancel_deadline > f.starts_at:
-        raise ApiError("invalid_schedule", "取消报名截止时间不能晚于活动开始时间", 422)
+        raise Invalid("invalid_schedule", "取消报名截止时间不能晚于活动开始时间")
     if not f.quotas and f.capacity < 1:
-        raise ApiError("invalid_capacity", "请填写活动名额（至少 1 人），或按分工会分配名额", 422)
+        raise Invalid("invalid_capacity", "请填写活动名额（至少 1 人），或按分工会分配名额")
 
 
 def _check_quota_sub_unions(officer: Staff, ids: list[int]) -> None:
@@ -167,11 +164,11 @@ def publish_event(officer: Staff, event_id: int, notify: bool = True) -> Event:
     ensure_manages(officer, event)
     if event.status not in (EventStatus.DRAFT, EventStatus.CLOSED):
         raise Conflict("event_not_publishable", f"活动{STATUS_LABELS[event.status]}，不能发布")
-    if event.signup_closes_at <= _now():
+    if event.signup_closes_at <= clock.now():
         raise Conflict("signup_window_passed", "报名截止时间已过，请先修改报名时间")
     first = event.published_at is None
     event.status = EventStatus.OPEN
-    event.published_at = event.published_at or _now()
+    event.published_at = event.published_at or clock.now()
     if first and notify:
         _announce(event)
     audit.record(officer, "event.publish", "event", event.id, notify=notify)
@@ -188,10 +185,10 @@ def _announce(event: Event) -> None:
         audience = audience.model_copy(update={"sub_union_ids": sorted(chosen)})
     notifications.notify_audience(
         "service", f"event-published:{event.id}", audience, f"活动报名：{event.title}",
-        f"{CATEGORY_LABELS[event.category]}活动“{event.title}”开始报名，报名截止：{local_text(event.signup_closes_at)}。"
-        f"活动时间：{local_text(event.starts_at)}，地点：{event.place or '见活动详情'}。",
+        f"{CATEGORY_LABELS[event.category]}活动“{event.title}”开始报名，报名截止：{clock.local_text(event.signup_closes_at)}。"
+        f"活动时间：{clock.local_text(event.starts_at)}，地点：{event.place or '见活动详情'}。",
         data={"summary": "活动开始报名", "event_id": event.id}, page=event_page(event.id),
-        send_after=max(_now(), event.signup_opens_at))
+        send_after=max(clock.now(), event.signup_opens_at))
 
 
 def close_signup(officer: Staff, event_id: int) -> Event:
@@ -214,14 +211,14 @@ def cancel_event(officer: Staff, event_id: int, reason: str = "") -> Event:
     if event.status is EventStatus.FINISHED:
         raise Conflict("event_finished", "活动已结束，不能取消")
     event.status = EventStatus.CANCELLED
-    event.cancelled_at = _now()
+    event.cancelled_at = clock.now()
     event.cancel_reason = reason or None
     people = db.session.scalars(select(Signup.staff_id).where(          # a locking read: see signups' docstring
         Signup.event_id == event.id, Signup.status.in_(signups.ACTIVE)).with_for_update()).all()
     if people:
         notifications.notify_people(
             "service", f"event-cancelled:{event.id}", people, f"活动取消：{event.title}",
-            f"很抱歉，您报名的活动“{event.title}”（{local_text(event.starts_at)}）已取消。{reason}".strip(),
+            f"很抱歉，您报名的活动“{event.title}”（{clock.local_text(event.starts_at)}）已取消。{reason}".strip(),
             data={"summary": "活动已取消", "event_id": event.id}, page=event_page(event.id))
     notifications.cancel_notice(f"event-published:{event.id}")
     notifications.cancel_notice(reminder_occasion(event.id))
@@ -266,7 +263,7 @@ def phase_of(event: Event, now: datetime) -> str:
 
 
 def current_phase(event: Event) -> str:
-    return phase_of(event, _now())
+    return phase_of(event, clock.now())
 
 
 def _my_quota(event: Event, staff: Staff) -> EventQuota | None:
@@ -287,7 +284,7 @@ def _card(event: Event, staff: Staff, signup: Signup | None, now: datetime) -> E
 def events_for(staff: Staff) -> list[EventCard]:
     """Published events addressed to this person that have not ended, soonest first, with their signup (and
     place in the waiting list): at most four queries whatever the number of events."""
-    now = _now()
+    now = clock.now()
     events = list(db.session.scalars(
         select(Event).where(Event.status.in_(PUBLISHED), Event.ends_at > now, policy.event_visible_condition(staff))
         .options(selectinload(Event.quotas)).order_by(Event.starts_at, Event.id)))
@@ -308,7 +305,7 @@ def open_events_for(staff: Staff) -> list[EventCard]:
 def event_for(staff: Staff, event_id: int) -> EventCard:
     policy.ensure_sees_event(staff, event_id)
     event = signups.get_event(event_id)
-    card = _card(event, staff, signups.find_signup(event.id, staff.id), _now())
+    card = _card(event, staff, signups.find_signup(event.id, staff.id), clock.now())
     if card.signup is not None:
         card.position = signups.waitlist_positions([card.signup]).get(card.signup.id)
     return card
@@ -320,7 +317,7 @@ def my_signups(staff: Staff) -> list[EventCard]:
         select(Signup).join(Signup.event).options(contains_eager(Signup.event).selectinload(Event.quotas))
         .where(Signup.staff_id == staff.id).order_by(Event.starts_at.desc(), Event.id.desc())))
     positions = signups.waitlist_positions(rows)
-    now = _now()
+    now = clock.now()
     cards = [_card(s.event, staff, s, now) for s in rows]
     for card in cards:
         card.position = positions.get(card.signup.id)
@@ -334,7 +331,7 @@ def reminder_occasion(event_id: int) -> str:
 
 
 def reminder_due_at(event: Event) -> datetime:
-    local = local_time(event.starts_at)
+    local = clock.local(event.starts_at)
     return datetime.combine(local.date() - timedelta(days=1), REMINDER_TIME, local.tzinfo)
 
 
@@ -357,7 +354,7 @@ def _remind(event: Event) -> int:
     if todo:
         notifications.notify_people(
             "service", occasion, todo, f"活动提醒：{event.title}",
-            f"您报名的活动“{event.title}”将于{local_text(event.starts_at)}开始，地点：{event.place or '见活动详情'}。"
+            f"您报名的活动“{event.title}”将于{clock.local_text(event.starts_at)}开始，地点：{event.place or '见活动详情'}。"
             "请准时参加，签到时出示报名二维码。", data={"summary": "活动明天开始，请准时参加", "event_id": event.id},
             page=event_page(event.id))
     return len(todo)

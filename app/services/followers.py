@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Iterator
 
 import requests
@@ -25,7 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 from wechatpy.exceptions import WeChatClientException
 
-from app.errors import ApiError, Conflict
+from app import clock
+from app.errors import Busy, Conflict, RateLimited, Refusal
 from app.extensions import db, get_redis, redis_key
 from app.wechat import mp_client
 from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
@@ -131,7 +131,7 @@ def issue_link_code(staff: Staff) -> tuple[str, int]:
         if r.set(_code_key(code), staff.id, nx=True, ex=ttl):
             r.set(_staff_code_key(staff.id), code, ex=ttl)
             return code, ttl
-    raise ApiError("link_code_busy", "系统繁忙，请稍后再试", 503)
+    raise Busy("link_code_busy", "系统繁忙，请稍后再试")
 
 
 def link_by_code(openid: str, code: str) -> Staff:
@@ -141,7 +141,7 @@ def link_by_code(openid: str, code: str) -> Staff:
     raw = get_redis().getdel(_code_key(code))
     staff = db.session.get(Staff, int(raw)) if raw is not None else None
     if staff is None or staff.status is StaffStatus.LEFT:
-        raise ApiError(*BAD_CODE)
+        raise Refusal(*BAD_CODE)
     get_redis().delete(_staff_code_key(staff.id))
     identity, _ = ensure_identity(openid)
     identity.following = True
@@ -158,7 +158,7 @@ def link_by_code(openid: str, code: str) -> Staff:
 def _attach(identity: WeChatIdentity, staff: Staff) -> None:
     identity.staff_id = staff.id
     identity.staff = staff
-    identity.bound_at = datetime.now(timezone.utc)
+    identity.bound_at = clock.now()
     db.session.flush()
 
 
@@ -174,7 +174,7 @@ def _count_attempt(openid: str) -> None:
     pipe.incr(_attempt_key(openid))
     if pipe.execute()[1] > cfg.bind_max_failures:
         minutes = max(1, cfg.bind_failure_window_seconds // 60)
-        raise ApiError("bind_rate_limited", f"绑定尝试次数过多，请 {minutes} 分钟后再试。", 429)
+        raise RateLimited("bind_rate_limited", f"绑定尝试次数过多，请 {minutes} 分钟后再试。")
 
 
 def _delete_code_of(code: str, staff_id: int) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import calendar as solar_calendar
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, or_, select, tuple_
 
+from app import clock
 from app.extensions import db
 from app.services import notifications
 from app.services.calendar import lunar_birthdays_on
@@ -23,7 +23,7 @@ def birthday_occasion(day: date) -> str:
 def send_birthday_greetings(now: datetime) -> int:
     """Writes today's birthday greetings if it is time and they were not written yet; returns how many people."""
     settings = current_app.config["SU"].birthdays
-    local = now.astimezone(ZoneInfo(current_app.config["SU"].app.timezone))
+    local = clock.local(now)
     if not settings.enabled or local.time() < settings.send_time:
         return 0
     occasion = birthday_occasion(local.date())

@@ -9,21 +9,17 @@ carries its pickup details and becomes a service notice; a campaign created afte
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
 
-from app.errors import ApiError, Conflict
+from app import clock
+from app.errors import Refusal, Conflict
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience
 from app.services.calendar import PlannedNotice, plan_notices
 from models import GiftCampaign, Notice, Staff
-
-
-def _tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["SU"].app.timezone)
 
 
 def _settings():
@@ -47,7 +43,7 @@ def planned_notices(year: int) -> list[PlannedNotice]:
 def send_due_holiday_notices(now: datetime) -> int:
     """Writes every holiday notice that is due and not yet written. A notice missed while the scheduler was down
     still goes out late, up to the occasion itself; after it, it is dropped."""
-    local = now.astimezone(_tz())
+    local = now.astimezone(clock.zone())
     written = 0
     for year in (local.year, local.year + 1):      # 元旦's notice goes out in December
         for plan in planned_notices(year):
@@ -101,7 +97,7 @@ def _campaign_for(plan: PlannedNotice) -> GiftCampaign | None:
 
 
 def pickup_details(campaign: GiftCampaign) -> str:
-    start, end = (t.astimezone(_tz()) for t in (campaign.pickup_start, campaign.pickup_end))
+    start, end = (t.astimezone(clock.zone()) for t in (campaign.pickup_start, campaign.pickup_end))
     return (f"慰问品：{campaign.gift}。领取地点：{campaign.pickup_place}。"
             f"领取时间：{start:%m月%d日 %H:%M} 至 {end:%m月%d日 %H:%M}。")
 
@@ -112,9 +108,9 @@ def create_campaign(officer: Staff, occasion: str, year: int, gift: str, pickup_
                     pickup_start: datetime, pickup_end: datetime, audience: Audience) -> GiftCampaign:
     policy.ensure_union_officer(officer)
     if occasion not in _settings().occasions:
-        raise ApiError("unknown_occasion", "未知的节日")
+        raise Refusal("unknown_occasion", "未知的节日")
     if pickup_end <= pickup_start:
-        raise ApiError("invalid_pickup_window", "领取结束时间必须晚于开始时间")
+        raise Refusal("invalid_pickup_window", "领取结束时间必须晚于开始时间")
     if db.session.scalar(select(GiftCampaign.id).where(GiftCampaign.occasion == occasion, GiftCampaign.year == year)):
         raise Conflict("campaign_exists", "该节日本年度的慰问品发放已经创建")
     campaign = GiftCampaign(occasion=occasion, year=year, gift=gift, pickup_place=pickup_place,

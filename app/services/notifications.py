@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Iterable
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import ApiError, Conflict, NotFound
+from app import clock
+from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, policy
 from app.services.audiences import Audience, count_audience, includes
@@ -24,10 +25,6 @@ from models import (
 )
 
 READ_IN_APP = "已在小程序内阅读"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _check_kind(kind: str) -> None:
@@ -59,7 +56,7 @@ def notify_audience(kind: str, occasion: str, audience: Audience, title: str, bo
     _check_kind(kind)
     return _add_notice(Notice(kind=kind, occasion=occasion, title=title, body=body, data=data or {}, page=page,
                               audience=audience.model_dump(mode="json"), status=NoticeStatus.FANNING_OUT,
-                              send_after=send_after or _now()))
+                              send_after=send_after or clock.now()))
 
 
 def notify_people(kind: str, occasion: str, staff_ids: Iterable[int], title: str, body: str = "",
@@ -82,7 +79,7 @@ def _insert_missing(notice: Notice, wanted: set[int], per_person: dict[int, dict
     have = set(db.session.scalars(select(Notification.staff_id).where(
         Notification.notice_id == notice.id, Notification.staff_id.in_(wanted))))
     rows = [{"notice_id": notice.id, "staff_id": sid, "data": per_person.get(sid), "status": DeliveryStatus.PENDING,
-             "next_attempt_at": _now()} for sid in sorted(set(receiving) - have)]
+             "next_attempt_at": clock.now()} for sid in sorted(set(receiving) - have)]
     if rows:
         db.session.execute(insert(Notification), rows)
 
@@ -93,7 +90,7 @@ def cancel_notice(occasion: str) -> int:
     if notice is None or notice.status is NoticeStatus.CANCELLED:
         return 0
     notice.status = NoticeStatus.CANCELLED
-    notice.cancelled_at = _now()
+    notice.cancelled_at = clock.now()
     result = db.session.execute(
         update(Notification).where(Notification.notice_id == notice.id,
                                    Notification.status == DeliveryStatus.PENDING)
@@ -112,14 +109,14 @@ class InboxItem:
 def _my_rows_query(staff: Staff):
     return (select(Notification).join(Notification.notice)
             .where(Notification.staff_id == staff.id, Notice.status != NoticeStatus.CANCELLED,
-                   Notice.send_after <= _now()))
+                   Notice.send_after <= clock.now()))
 
 
 def _pending_fanouts_for(staff: Staff) -> list[Notice]:
     """Fan-out notices that include this person but have not reached their row yet: shown as unread at once."""
     candidates = db.session.scalars(select(Notice).where(
         Notice.status == NoticeStatus.FANNING_OUT, Notice.fanout_cursor < staff.id,
-        Notice.send_after <= _now())).all()
+        Notice.send_after <= clock.now())).all()
     if not candidates:
         return []
     have = set(db.session.scalars(select(Notification.notice_id).where(
@@ -146,33 +143,39 @@ def unread_count(staff: Staff) -> int:
 
 
 def mark_read(staff: Staff, notice_id: int) -> None:
+    if not _mark_read(staff, notice_id):
+        raise NotFound("这条消息不存在", code="notification_not_found")
+
+
+def _mark_read(staff: Staff, notice_id: int) -> bool:
+    """Marks the notice read in this person's inbox; False when it is not in their inbox."""
     row = db.session.scalar(_my_rows_query(staff).where(Notification.notice_id == notice_id))
     if row is not None:
-        row.read_at = row.read_at or _now()
-        return
-    pending = [n for n in _pending_fanouts_for(staff) if n.id == notice_id]
-    if not pending:
-        raise NotFound("这条消息不存在", code="notification_not_found")
+        row.read_at = row.read_at or clock.now()
+        return True
+    if not any(n.id == notice_id for n in _pending_fanouts_for(staff)):
+        return False
     _insert_read_row(staff, notice_id)
+    return True
 
 
 def _insert_read_row(staff: Staff, notice_id: int) -> None:
     """Read before the fan-out reached this person: the row is written now, and WeChat need not tell them."""
     try:
         with db.session.begin_nested():
-            db.session.add(Notification(notice_id=notice_id, staff_id=staff.id, read_at=_now(),
+            db.session.add(Notification(notice_id=notice_id, staff_id=staff.id, read_at=clock.now(),
                                         status=DeliveryStatus.SKIPPED, last_error=READ_IN_APP))
     except IntegrityError:   # the fan-out wrote the row meanwhile
         db.session.execute(update(Notification).where(
             Notification.notice_id == notice_id, Notification.staff_id == staff.id,
-            Notification.read_at.is_(None)).values(read_at=_now()))
+            Notification.read_at.is_(None)).values(read_at=clock.now()))
 
 
 def mark_all_read(staff: Staff) -> None:
     for notice in _pending_fanouts_for(staff):
         _insert_read_row(staff, notice.id)
     db.session.execute(update(Notification).where(
-        Notification.staff_id == staff.id, Notification.read_at.is_(None)).values(read_at=_now())
+        Notification.staff_id == staff.id, Notification.read_at.is_(None)).values(read_at=clock.now())
         .execution_options(synchronize_session=False))
 
 
@@ -180,10 +183,7 @@ def mark_read_by_occasion(staff: Staff, occasion: str) -> None:
     """Areas call this when a person opens the thing itself (e.g. an announcement)."""
     notice = _existing_notice(occasion)
     if notice is not None:
-        try:
-            mark_read(staff, notice.id)
-        except NotFound:
-            pass
+        _mark_read(staff, notice.id)
 
 
 # --- subscribe-message consents --------------------------------------------------------------------------------
@@ -200,7 +200,7 @@ def record_subscribe_results(staff: Staff, results: dict[str, str]) -> dict[str,
     """What wx.requestSubscribeMessage returned: each "accept" allows one more send; "ban" allows none."""
     unknown = set(results) - known_subscribe_templates()
     if unknown:
-        raise ApiError("unknown_template", f"未知的订阅消息模板：{'、'.join(sorted(unknown))}", 422)
+        raise Invalid("unknown_template", f"未知的订阅消息模板：{'、'.join(sorted(unknown))}")
     for template_id, result in sorted(results.items()):
         if result == "accept":
             _add_consent(staff.id, template_id)
@@ -266,7 +266,7 @@ def requeue_failed(officer: Staff, notice_id: int) -> int:
     result = db.session.execute(
         update(Notification).where(Notification.notice_id == notice.id,
                                    Notification.status == DeliveryStatus.FAILED)
-        .values(status=DeliveryStatus.PENDING, attempts=0, excluded_channels="", next_attempt_at=_now(),
+        .values(status=DeliveryStatus.PENDING, attempts=0, excluded_channels="", next_attempt_at=clock.now(),
                 last_error=None).execution_options(synchronize_session=False))
     return result.rowcount
 
@@ -281,7 +281,7 @@ def send_officer_notice(officer: Staff, title: str, body: str, audience: Audienc
     """An officer's own service notice to an audience (e.g. 体检安排、材料提交提醒)."""
     policy.ensure_officer(officer)
     audience = policy.restrict_audience(officer, audience)
-    occasion = f"officer-notice:{_now():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
+    occasion = f"officer-notice:{clock.now():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
     notice = notify_audience("service", occasion, audience, title, body)
     audit.record(officer, "notice.send", "notice", occasion, title=title, audience=audience.model_dump(mode="json"))
     return notice

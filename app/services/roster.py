@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from typing import Annotated
 
 from flask import current_app
@@ -13,7 +13,8 @@ from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Fie
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from app.errors import ApiError, Conflict, NotFound, validate_model
+from app import clock
+from app.errors import Refusal, Conflict, NotFound, validate_model
 from app.extensions import db
 from app.services import audit, policy
 from app.services.calendar import lunar_month_day
@@ -51,7 +52,7 @@ Phone = Annotated[str | None, BeforeValidator(lambda v: None if v in ("", None) 
 
 
 def _plausible_birthday(value: date | None) -> date | None:
-    if value is not None and not date(1900, 1, 1) <= value <= date.today():
+    if value is not None and not date(1900, 1, 1) <= value <= clock.today():
         raise ValueError("出生日期应在 1900 年到今天之间")
     return value
 
@@ -218,9 +219,9 @@ def revoke_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor
 def _check_role_scope(role: Role, sub_union_id: int | None) -> None:
     if role is Role.SUB_UNION_OFFICER:
         if sub_union_id is None or db.session.get(SubUnion, sub_union_id) is None:
-            raise ApiError("invalid_scope", "分工会干部必须指定所在的分工会")
+            raise Refusal("invalid_scope", "分工会干部必须指定所在的分工会")
     elif sub_union_id is not None:
-        raise ApiError("invalid_scope", "该角色不区分分工会")
+        raise Refusal("invalid_scope", "该角色不区分分工会")
 
 
 def mini_identity_of(staff: Staff) -> WeChatIdentity | None:
@@ -256,7 +257,7 @@ def issue_bind_code(staff: Staff, actor: Staff | None = None, actor_label: str =
         policy.ensure_may_manage_staff(actor, staff)
     if staff.status is StaffStatus.LEFT:
         raise Conflict("staff_left", "该教职工已离职，不能绑定")
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     db.session.execute(update(BindCode).where(BindCode.staff_id == staff.id, BindCode.used_at.is_(None))
                        .values(expires_at=now))
     code = f"{secrets.randbelow(10**8):08d}"
@@ -269,7 +270,7 @@ def issue_bind_code(staff: Staff, actor: Staff | None = None, actor_label: str =
 
 def consume_bind_code(staff: Staff, code: str) -> bool:
     """Uses the code exactly once: a conditional UPDATE, so two binds racing with one code cannot both win."""
-    now = datetime.now(timezone.utc)
+    now = clock.now()
     result = db.session.execute(
         update(BindCode)
         .where(BindCode.staff_id == staff.id, BindCode.code_hash == _hash_bind_code(code),

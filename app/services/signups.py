@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Literal
-from zoneinfo import ZoneInfo
 
-from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased
 
-from app.errors import ApiError, Conflict, Forbidden, NotFound
+from app import clock
+from app.errors import Busy, Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
@@ -40,11 +38,6 @@ log = logging.getLogger(__name__)
 LOCK_TIMEOUT_SECONDS = 5
 ANSWER_MAX_LENGTH = 200
 ACTIVE = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED)
-
-
-def _now() -> datetime:
-    """Whole seconds, as every database stores them (MariaDB's DATETIME has no fraction)."""
-    return datetime.now(timezone.utc).replace(microsecond=0)
 
 
 class Question(BaseModel):
@@ -71,18 +64,18 @@ def clean_answers(questions: list[dict], answers: dict[str, str]) -> dict[str, s
     asked = [Question.model_validate(q) for q in questions]
     unknown = set(answers) - {q.key for q in asked}
     if unknown:
-        raise ApiError("unknown_question", f"没有这道报名题目：{'、'.join(sorted(unknown))}", 422)
+        raise Invalid("unknown_question", f"没有这道报名题目：{'、'.join(sorted(unknown))}")
     clean = {}
     for q in asked:
         value = (answers.get(q.key) or "").strip()
         if not value:
             if q.required:
-                raise ApiError("answer_required", f"请填写“{q.label}”", 422, question=q.key)
+                raise Invalid("answer_required", f"请填写“{q.label}”", question=q.key)
             continue
         if q.kind == "choice" and value not in q.options:
-            raise ApiError("invalid_answer", f"“{q.label}”请从给定选项中选择", 422, question=q.key)
+            raise Invalid("invalid_answer", f"“{q.label}”请从给定选项中选择", question=q.key)
         if len(value) > ANSWER_MAX_LENGTH:
-            raise ApiError("answer_too_long", f"“{q.label}”不能超过 {ANSWER_MAX_LENGTH} 个字", 422, question=q.key)
+            raise Invalid("answer_too_long", f"“{q.label}”不能超过 {ANSWER_MAX_LENGTH} 个字", question=q.key)
         clean[q.key] = value
     return clean
 
@@ -113,7 +106,7 @@ def lock_event(event_id: int) -> Event:
     except OperationalError as exc:
         if _is_lock_timeout(exc):
             log.warning("event %s: lock wait timed out", event_id)
-            raise ApiError("event_busy", "报名人数较多，请稍后重试", 503) from None
+            raise Busy("event_busy", "报名人数较多，请稍后重试") from None
         raise
     if event is None:
         raise NotFound("找不到该活动", code="event_not_found")
@@ -151,18 +144,9 @@ def _locked_signup(event_id: int, staff_id: int) -> Signup | None:
 
 # --- signing up --------------------------------------------------------------------------------------------------
 
-def local_time(moment: datetime) -> datetime:
-    """A stored UTC time in the union's time zone (Asia/Shanghai), for what people read."""
-    return moment.astimezone(ZoneInfo(current_app.config["SU"].app.timezone))
-
-
-def local_text(moment: datetime) -> str:
-    return f"{local_time(moment):%m月%d日 %H:%M}"
-
-
 def check_may_sign_up(event: Event, staff: Staff) -> None:
     """Refusals that need no lock: status, the window, the audience."""
-    now = _now()
+    now = clock.now()
     if event.status is EventStatus.CANCELLED:
         raise Conflict("event_cancelled", "活动已取消")
     if event.status is EventStatus.DRAFT:
@@ -170,7 +154,7 @@ def check_may_sign_up(event: Event, staff: Staff) -> None:
     if event.status is not EventStatus.OPEN or now >= event.signup_closes_at:
         raise Conflict("signup_closed", "报名已截止")
     if now < event.signup_opens_at:
-        raise Conflict("signup_not_started", f"报名尚未开始，开始时间：{local_text(event.signup_opens_at)}")
+        raise Conflict("signup_not_started", f"报名尚未开始，开始时间：{clock.local_text(event.signup_opens_at)}")
     if not includes(Audience.model_validate(event.audience), staff):
         raise Forbidden("本活动仅面向指定范围的会员，您不在报名范围内", code="not_in_audience")
 
@@ -223,8 +207,8 @@ def _activate(signup: Signup, status: SignupStatus, sequence: int, quota: EventQ
     signup.sequence = sequence
     signup.pool_sub_union_id = quota.sub_union_id if quota else None
     signup.answers = answers
-    signup.signed_up_at = _now()
-    signup.confirmed_at = _now() if status is SignupStatus.CONFIRMED else None
+    signup.signed_up_at = clock.now()
+    signup.confirmed_at = clock.now() if status is SignupStatus.CONFIRMED else None
     signup.signed_up_by_id = actor.id if actor else None
     signup.cancelled_at = signup.cancelled_by_id = signup.checked_in_at = signup.checked_in_by_id = None
 
@@ -263,7 +247,7 @@ def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Si
     was_confirmed = signup.status is SignupStatus.CONFIRMED
     quota = _lock_quota(event, signup.pool_sub_union_id)
     signup.status = SignupStatus.CANCELLED
-    signup.cancelled_at = _now()
+    signup.cancelled_at = clock.now()
     signup.cancelled_by_id = actor.id if actor else staff.id
     _count(event, quota, confirmed=-int(was_confirmed), waitlisted=-int(not was_confirmed))
     if was_confirmed:
@@ -275,14 +259,14 @@ def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Si
 
 
 def _check_may_cancel(event: Event, signup: Signup, by_manager: bool) -> None:
-    now = _now()
+    now = clock.now()
     if event.status in (EventStatus.CANCELLED, EventStatus.FINISHED) or now >= event.starts_at:
         raise Conflict("event_started", "活动已开始或已结束，不能取消报名")
     if signup.checked_in_at is not None:
         raise Conflict("already_checked_in", "已签到，不能取消报名")
     deadline = event.cancel_deadline
     if not by_manager and deadline is not None and now >= deadline:
-        raise Conflict("cancel_deadline_passed", f"已过取消报名截止时间（{local_text(deadline)}），如需取消请联系工会")
+        raise Conflict("cancel_deadline_passed", f"已过取消报名截止时间（{clock.local_text(deadline)}），如需取消请联系工会")
 
 
 def promote_waitlisted(event: Event, quota: EventQuota | None) -> list[Signup]:
@@ -298,7 +282,7 @@ def promote_waitlisted(event: Event, quota: EventQuota | None) -> list[Signup]:
         .order_by(Signup.sequence).limit(free).with_for_update().execution_options(populate_existing=True)))
     for signup in waiting:
         signup.status = SignupStatus.CONFIRMED
-        signup.confirmed_at = _now()
+        signup.confirmed_at = clock.now()
         _count(event, quota, confirmed=1, waitlisted=-1)
         _notify_promoted(event, signup)
     return waiting
@@ -307,7 +291,7 @@ def promote_waitlisted(event: Event, quota: EventQuota | None) -> list[Signup]:
 def _notify_promoted(event: Event, signup: Signup) -> None:
     notifications.notify_people(
         "service", f"event-promoted:{event.id}:{signup.sequence}", [signup.staff_id],
-        f"候补成功：{event.title}", f"有人取消了报名，您已由候补转为报名成功。活动时间：{local_text(event.starts_at)}，"
+        f"候补成功：{event.title}", f"有人取消了报名，您已由候补转为报名成功。活动时间：{clock.local_text(event.starts_at)}，"
         f"地点：{event.place or '见活动详情'}。", data={"summary": "候补转为报名成功", "event_id": event.id},
         page=f"pages/events/detail?id={event.id}")
 

@@ -22,6 +22,7 @@ from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from app import clock
 from app.extensions import db
 from app.services import roster
 from models import Staff, StaffStatus, SubUnion
@@ -307,7 +308,7 @@ def _birthday(value: Any) -> date | None:
         parsed = _parse_date_text(shown)
         if parsed is None:
             raise _Unreadable(f"无法识别的日期“{shown}”")
-    if not EARLIEST_BIRTHDAY <= parsed <= date.today():
+    if not EARLIEST_BIRTHDAY <= parsed <= clock.today():
         raise _Unreadable(f"日期不合理“{shown}”")
     return parsed
 

@@ -1,0 +1,61 @@
+"""One unit of work at every edge: commit at the end, roll back on any exception. A refusal never commits what was
+flushed before it, whether the edge is an API request, a WeChat push or a job; a failed commit is an internal
+error, not a success."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict
+from app.extensions import db
+from app.services import roster
+from app.unit_of_work import unit_of_work
+from models import Notice, SubUnion
+from tests.helpers import bearer, error_code
+from tests.wechat_client import WeChatPusher
+from wechat_handlers import router
+
+
+def sub_union_names(app) -> list[str]:
+    with app.app_context():
+        return list(db.session.scalars(select(SubUnion.name).order_by(SubUnion.name)))
+
+
+def test_a_refusal_rolls_back_what_was_flushed_before_it(app):
+    with app.app_context(), pytest.raises(Conflict):
+        with unit_of_work():
+            roster.ensure_sub_union("已写入的分工会")          # flushed
+            raise Conflict("too_late", "已截止")
+    assert sub_union_names(app) == []
+
+
+def test_a_wechat_refusal_is_the_reply_and_commits_nothing(app, client, monkeypatch):
+    def writes_then_refuses(ctx):
+        roster.ensure_sub_union("半途而废")
+        raise Conflict("refused_here", "这一步不能完成，已撤销")
+
+    route = router.Route(writes_then_refuses, "写入后拒绝", keywords=("试试",))
+    monkeypatch.setattr(router, "ROUTES", [route, *router.ROUTES])
+    wechat = WeChatPusher(client)
+    assert wechat.push(wechat.text("o-tester01", "试试")).content == "这一步不能完成，已撤销"
+    assert sub_union_names(app) == []
+
+
+def test_a_failed_commit_answers_internal_error_and_keeps_nothing(app, client, make_staff, grant, token_for):
+    officer = make_staff("U1", name="工会干事")
+    grant(officer, "union_officer")
+    token = token_for(officer)
+
+    def database_refuses(_session):
+        raise RuntimeError("the database went away at commit")
+
+    event.listen(Session, "before_commit", database_refuses)
+    try:
+        response = client.post("/api/v1/officer/notices", json={"title": "体检安排"}, headers=bearer(token))
+    finally:
+        event.remove(Session, "before_commit", database_refuses)
+    assert (response.status_code, error_code(response)) == (500, "internal_error")
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Notice)) == 0
