@@ -244,6 +244,7 @@ class HolidaysSection(Section):
 class StorageSection(Section):
     path: str = "instance/uploads"        # uploaded files; never served from a public path
     max_attachment_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    orphan_grace_seconds: int = Field(default=24 * 3600, ge=60)   # then a file no record references is removed
 
 
 class DemoSection(Section):

@@ -46,11 +46,6 @@ class JobRunner:
             log.info("job %s did %s", spec.id, done)
         return done
 
-    def run_all_once(self) -> None:
-        """Every job once, as the leader would (tests and the demo)."""
-        for spec in schedule():
-            self.run_job(spec)
-
     def attach(self, scheduler) -> None:
         self.heartbeat()
         scheduler.add_job(self.heartbeat, "interval", seconds=self.settings.leader_lock_seconds / 3,

@@ -7,8 +7,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/services.sh" --mariadb || exit 1
 cd "$ROOT"
 status=0
+independent_done=0   # tests marked backend_independent run on the first backend only
 for backend in ${SMART_UNION_TEST_BACKENDS:-postgresql sqlite mariadb}; do
   echo "=== test suite on $backend ==="
-  SMART_UNION_TEST_DB=$backend "$ROOT/.venv/bin/python" -m pytest "$@" || status=1
+  SMART_UNION_TEST_DB=$backend SMART_UNION_TEST_BACKEND_INDEPENDENT_DONE=$independent_done \
+    "$ROOT/.venv/bin/python" -m pytest "$@" || status=1
+  independent_done=1
 done
 exit $status

@@ -1,19 +1,26 @@
 """Test fixtures: the real database chosen by SMART_UNION_TEST_DB, real Redis, the project's fake WeChat server.
 
-Each test starts from empty tables and an empty Redis database, so tests may also drive the app over real HTTP
-or from subprocesses (no transaction to hide their writes in).
+Each test starts from empty tables and none of this run's Redis keys, so tests may also drive the app over real
+HTTP or from subprocesses (no transaction to hide their writes in).
+
+Runs never meet: each pytest run creates its own database (`su_test_<run>` on the PostgreSQL or MariaDB server,
+dropped at the end; a temporary file on SQLite) and keeps its Redis keys under its own prefix, deleting only those.
+Every port a test listens on is chosen free by the system. So two runs from two clones on one machine at the same
+time both pass.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_lib
-from sqlalchemy import delete, select
+from sqlalchemy import create_engine, delete, select, text
+from sqlalchemy.engine import make_url
 from werkzeug.serving import make_server
 
 from app import create_app
@@ -22,19 +29,33 @@ from app.fakewechat import FakeWeChatServer
 from models import Base
 
 BACKEND = os.environ.get("SMART_UNION_TEST_DB", "postgresql")
-DATABASE_URLS = {
+SERVERS = {   # where each run creates its own database (the database named here is only where it connects first)
     "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
     "mariadb": "mysql+pymysql://root@127.0.0.1:3306/test?charset=utf8mb4",
 }
 REDIS_URL = os.environ.get("SMART_UNION_TEST_REDIS", "redis://127.0.0.1:6379/9")
+RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
+REDIS_PREFIX = f"sutest:{RUN_ID}:"
+
+
+def clear_run_keys(client: redis_lib.Redis) -> None:
+    """Deletes this run's Redis keys, and only those (another run may share the Redis database)."""
+    keys = list(client.scan_iter(f"{REDIS_PREFIX}*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 def pytest_report_header(config):
     return f"smart-union test database: {BACKEND}"
 
 
+ONE_BACKEND_DONE = os.environ.get("SMART_UNION_TEST_BACKEND_INDEPENDENT_DONE") == "1"
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if "backend_independent" in item.keywords and ONE_BACKEND_DONE:
+            item.add_marker(pytest.mark.skip(reason="backend-independent: already run on the first backend"))
         if "postgresql_only" in item.keywords and BACKEND != "postgresql":
             item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL behaviour; this run is on {BACKEND}"))
         if "row_locks" in item.keywords and BACKEND == "sqlite":
@@ -44,8 +65,21 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory) -> str:
     if BACKEND == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
-    return os.environ.get("SMART_UNION_TEST_DATABASE_URL") or DATABASE_URLS[BACKEND]
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    server_url = make_url(os.environ.get("SMART_UNION_TEST_DATABASE_URL") or SERVERS[BACKEND])
+    name = f"su_test_{RUN_ID}"
+    server = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    charset = " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci" if BACKEND == "mariadb" else ""
+    with server.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}{charset}"))
+    try:
+        yield server_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        force = " WITH (FORCE)" if BACKEND == "postgresql" else ""
+        with server.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name}{force}"))
+        server.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +96,7 @@ def settings(database_url, fake_wechat) -> dict[str, Any]:
     return {
         "database.url": database_url,
         "redis.url": REDIS_URL,
-        "redis.key_prefix": "sutest:",
+        "redis.key_prefix": REDIS_PREFIX,
         "wechat.api_base_url": fake_wechat.url,
         "app.secret_key": "test-secret-key-0123456789abcdef-xyz",
         "app.log_level": "WARNING",
@@ -85,26 +119,36 @@ def migrated(config) -> None:
 
 @pytest.fixture(scope="session")
 def app(config, migrated):
-    return create_app(config)
+    application = create_app(config)
+    yield application
+    application.extensions["db.engine"].dispose()
 
 
 @pytest.fixture
 def make_app(settings, migrated):
-    """Builds an app with extra config overrides (same database and Redis)."""
+    """Builds an app with extra config overrides (same database and Redis); its connections close after the test."""
+    made = []
+
     def _make(**overrides):
-        return create_app(load_config(environ={}, overrides={**settings, **overrides}))
-    return _make
+        made.append(create_app(load_config(environ={}, overrides={**settings, **overrides})))
+        return made[-1]
+    yield _make
+    for application in made:
+        application.extensions["db.engine"].dispose()
+        application.extensions["redis"].close()
 
 
 @pytest.fixture
 def redis_client() -> redis_lib.Redis:
-    return redis_lib.Redis.from_url(REDIS_URL)
+    client = redis_lib.Redis.from_url(REDIS_URL)
+    yield client
+    client.close()
 
 
 @pytest.fixture(autouse=True)
 def clean_state(request, redis_client):
-    """Empty tables, an empty Redis DB and a fresh fake WeChat server before each test."""
-    redis_client.flushdb()
+    """Empty tables, none of this run's Redis keys and a fresh fake WeChat server before each test."""
+    clear_run_keys(redis_client)
     if "app" in request.fixturenames or "make_app" in request.fixturenames:
         application = request.getfixturevalue("app")
         with application.app_context():
@@ -138,7 +182,9 @@ class LiveServer:
     def __init__(self, app, threaded: bool = True):
         self._server = make_server("127.0.0.1", 0, app, threaded=threaded)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll: shutdown() waits for the serving loop to look again (0.5 s by default, per test)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def start(self) -> "LiveServer":
         self._thread.start()
@@ -147,6 +193,7 @@ class LiveServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join(5)
+        self._server.server_close()
 
 
 @pytest.fixture

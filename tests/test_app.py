@@ -20,6 +20,7 @@ def test_factory_builds_an_app_from_config(config):
     assert app.config["MAX_CONTENT_LENGTH"] == config.app.max_request_bytes
 
 
+@pytest.mark.backend_independent
 def test_unknown_config_key_is_named(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[database]\npool_sze = 5\n", encoding="utf-8")
@@ -27,11 +28,13 @@ def test_unknown_config_key_is_named(tmp_path):
         load_config(path, environ={})
 
 
+@pytest.mark.backend_independent
 def test_bad_config_value_is_named():
     with pytest.raises(ConfigError, match=r"database\.pool_size"):
         load_config(environ={"SMART_UNION__DATABASE__POOL_SIZE": "many"})
 
 
+@pytest.mark.backend_independent
 def test_environment_overrides_the_file(tmp_path):
     path = tmp_path / "ok.toml"
     path.write_text('[wechat.miniprogram]\nappid = "from-file"\n', encoding="utf-8")
@@ -42,12 +45,14 @@ def test_environment_overrides_the_file(tmp_path):
     assert cfg.database.pool_size == 7
 
 
+@pytest.mark.backend_independent
 def test_config_example_is_valid_and_complete():
     """config.example.toml documents every key: loading it must give exactly the defaults."""
     example = Path(__file__).resolve().parent.parent / "config.example.toml"
     assert load_config(example, environ={}) == load_config(environ={})
 
 
+@pytest.mark.backend_independent
 def test_bad_config_stops_the_program_with_one_line(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text("[redis]\nurll = 'x'\n", encoding="utf-8")
@@ -108,6 +113,7 @@ def test_internal_error_hides_details(make_app):
     assert response.json == {"error": {"code": "internal_error", "message": "服务器开小差了，请稍后再试"}}
 
 
+@pytest.mark.backend_independent
 def test_openapi_document_describes_the_api(client):
     doc = client.get("/api/v1/openapi.json").json
     assert doc["openapi"].startswith("3.")
@@ -119,6 +125,7 @@ def test_openapi_document_describes_the_api(client):
     assert "/api/v1/officer/staff/{employee_no}/unbind" in doc["paths"]
 
 
+@pytest.mark.backend_independent
 def test_docs_page_works_without_internet(client):
     page = client.get("/api/v1/docs")
     assert page.status_code == 200
@@ -127,6 +134,7 @@ def test_docs_page_works_without_internet(client):
     assert "http://" not in html and "https://" not in html   # nothing fetched from a CDN
 
 
+@pytest.mark.backend_independent
 def test_config_example_names_every_key():
     import tomllib
 
@@ -146,6 +154,7 @@ def test_config_example_names_every_key():
     assert list(missing(Config, data)) == []
 
 
+@pytest.mark.backend_independent
 def test_public_default_secret_is_refused_outside_the_sqlite_demo():
     with pytest.raises(ConfigError, match=r"app\.secret_key"):
         load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su"})

@@ -21,8 +21,11 @@ from app.services.calendar import (
     overlaps,
     plan_notices,
     solar_birthday_in_year,
+    solar_birthdays_on,
     statutory_days_off,
 )
+
+pytestmark = pytest.mark.backend_independent
 
 REFERENCE = Path(__file__).parent / "data" / "lunar-festivals-2025-2030.csv"
 REFERENCE_KEYS = {"chuxi": "chuxi", "chunjie": "spring_festival", "yuanxiao": "lantern", "duanwu": "dragon_boat",
@@ -310,3 +313,12 @@ def test_double_ninth_inside_the_national_day_week_keeps_its_own_notice():
     # 2030: 重阳 is 5 October, inside the default 国庆 days off; it is for retirees and has no days off itself
     plans = plan_notices(2030, {"national_day": 1, "double_ninth": 0})
     assert sorted(p.keys for p in plans) == [("double_ninth",), ("national_day",)]
+
+
+def test_solar_birthdays_on_agrees_with_solar_birthday_in_year_every_day_2025_to_2028():
+    births = [date(2000, 2, 29), date(1999, 2, 28), date(1990, 3, 1), date(1985, 12, 31), date(1970, 1, 1)]
+    birthdays = [{solar_birthday_in_year(b, y) for y in range(2025, 2029)} for b in births]
+    for day in _days(date(2025, 1, 1), date(2028, 12, 31)):
+        on_day = set(solar_birthdays_on(day))
+        for birth, days in zip(births, birthdays):
+            assert (day in days) == ((birth.month, birth.day) in on_day), (day, birth)

@@ -16,6 +16,8 @@ import requests
 
 from tests.helpers import bearer
 
+pytestmark = pytest.mark.backend_independent
+
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 
 

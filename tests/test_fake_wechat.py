@@ -9,6 +9,8 @@ from wechatpy.exceptions import WeChatClientException
 from app.config import load_config
 from app.wechat.client import build_wechat_clients
 
+pytestmark = pytest.mark.backend_independent
+
 
 def api(fake, path: str, token: str | None = None, body: dict | None = None, **params) -> dict:
     if token:

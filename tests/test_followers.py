@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from models import WeChatApp, WeChatIdentity
-from tests.conftest import LiveServer
+from tests.conftest import REDIS_PREFIX, LiveServer
 from tests.helpers import bearer
 from tests.wechat_client import WeChatPusher
 
@@ -121,7 +121,7 @@ def test_wrong_or_expired_code_gets_a_clear_answer(app, client, wechat, make_sta
     code = link_code(client, token_for(staff_id))
     wrong = "000000" if code != "000000" else "111111"
     assert "绑定码不正确或已过期" in wechat.push(wechat.text("o-zhao", f"绑定 {wrong}")).content
-    for key in redis_client.keys("sutest:mp-link-code:*"):
+    for key in redis_client.keys(f"{REDIS_PREFIX}mp-link-code:*"):
         redis_client.delete(key)                          # what Redis does when the code's lifetime runs out
     assert "绑定码不正确或已过期" in wechat.push(wechat.text("o-zhao", f"绑定 {code}")).content
     assert mp_identity(app, "o-zhao") is None
@@ -173,7 +173,7 @@ def test_four_concurrent_deliveries_of_a_code_consume_it_once(app, client, make_
     assert len({r.body for r in replies}) == 1
     assert "绑定成功" in replies[0].content
     # one delivery used the code; had a second one run, it would have answered "绑定码不正确"
-    assert redis_client.keys("sutest:mp-link-code*") == []
+    assert redis_client.keys(f"{REDIS_PREFIX}mp-link-code*") == []
     assert mp_identity(app, "o-wu").staff_id == staff_id
 
 

@@ -59,3 +59,13 @@ def test_db_upgrade_twice_is_harmless(empty_database_url, subprocess_env):
     for _ in range(2):
         result = subprocess.run([SMART_UNION, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.backend_independent
+def test_migrations_are_frozen_and_import_nothing_from_the_app():
+    """An old migration must do tomorrow what it did the day it was written, whatever the app's code becomes."""
+    import re
+
+    versions = Path(__file__).resolve().parent.parent / "models" / "migrations" / "versions"
+    for path in sorted(versions.glob("*.py")):
+        assert not re.search(r"^\s*(from|import) app\b", path.read_text(encoding="utf-8"), re.M), path.name

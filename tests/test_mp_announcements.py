@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from models import Announcement, AnnouncementStatus, Gender, StaffStatus, WeChatApp, WeChatIdentity
+from tests.conftest import REDIS_PREFIX
 from tests.helpers import bearer
 from tests.wechat_client import WeChatPusher
 
@@ -85,7 +86,7 @@ def test_idle_conversation_expires_and_the_draft_stays(live_server, fake_wechat,
     wechat = WeChatPusher(live_server.url)
     say(wechat, scene["officer"], "发布公告")
     say(wechat, scene["officer"], "未完成的公告")
-    for key in redis_client.scan_iter("sutest:mp-conversation:*"):   # as if the TTL had run out
+    for key in redis_client.scan_iter(f"{REDIS_PREFIX}mp-conversation:*"):   # as if the TTL had run out
         redis_client.delete(key)
     assert "没有看懂" in say(wechat, scene["officer"], "完成")
     with app.app_context():

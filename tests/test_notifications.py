@@ -18,6 +18,7 @@ from jobs.sender import Sender
 from models import (
     Channel, DeliveryStatus, Notification, Staff, SubscriptionConsent, WeChatApp, WeChatIdentity,
 )
+from tests.conftest import clear_run_keys
 from tests.helpers import bearer
 
 GREETING_TPL = "TPL-MINI-GREETING"
@@ -163,7 +164,7 @@ def test_45009_pauses_the_channel_until_the_next_day(make_app, fake_wechat, make
         assert all(r.next_attempt_at > datetime.now(timezone.utc) + timedelta(minutes=1) for r in rows)
     # the next day the quota is back: everyone gets their message
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=1, hours=1)):
-        app.extensions["redis"].flushdb()      # the pause key expires at midnight; the moved clock can't expire it
+        clear_run_keys(app.extensions["redis"])      # the pause key expires at midnight; the moved clock can't expire it
         drain(app)
     assert len(sent(fake_wechat)) == 3
 
@@ -179,7 +180,7 @@ def test_daily_quota_lets_a_large_fanout_continue_the_next_day(make_app, fake_we
     for day, expected in ((1, 4), (2, 5)):
         with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=day)):
             # Redis expires keys (the cached access token) by its own clock, which time-machine cannot move
-            app.extensions["redis"].flushdb()
+            clear_run_keys(app.extensions["redis"])
             drain(app)
         assert len(sent(fake_wechat)) == expected
     assert sorted(m["touser"] for m in sent(fake_wechat)) == sorted(f"mp-{s}" for s in people)
@@ -388,7 +389,7 @@ def test_a_template_that_may_have_arrived_is_not_resent_after_wechats_dedup_wind
             delivery.reap_expired_leases()             # taken back for a resend: still inside the window
         assert row_of(app, staff).status is DeliveryStatus.PENDING
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=12)):
-        app.extensions["redis"].flushdb()
+        clear_run_keys(app.extensions["redis"])
         drain(app)
     row = row_of(app, staff)
     assert row.status is DeliveryStatus.UNKNOWN         # a resend now could reach the person twice

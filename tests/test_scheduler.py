@@ -22,6 +22,7 @@ from app.services.calendar import lunar_birthday_in_year
 from jobs.sender import Sender
 from models import BirthdayCalendar, Gender, Notice, Notification, StaffStatus, SubscriptionConsent, WeChatApp
 from models import WeChatIdentity
+from tests.conftest import REDIS_PREFIX
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
@@ -269,7 +270,7 @@ def _wait_for(predicate, attempts: int = 400, interval: float = 0.05) -> None:
 
 
 def _leader_pid(redis_client) -> int | None:
-    value = redis_client.get("sutest:scheduler:leader")
+    value = redis_client.get(f"{REDIS_PREFIX}scheduler:leader")
     return int(value.decode().split(":")[1]) if value else None
 
 

@@ -226,6 +226,7 @@ def rows_by_staff(app) -> dict[int, list[Notification]]:
 
 # --- tests ---------------------------------------------------------------------------------------------------
 
+@pytest.mark.soak
 def test_three_senders_drain_a_fanout_of_10000_each_person_once(app, fake_wechat, senders):
     people = seed_people(app, alternating(10_000), consents={SERVICE_SUB_TPL: 1})
     group = senders(in_flight=8, claim_batch=40, fanout_batch=2000)

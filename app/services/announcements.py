@@ -97,7 +97,8 @@ def publish(officer: Staff, announcement_id: int) -> Announcement:
 
 
 def discard_draft(officer: Staff, announcement_id: int) -> None:
-    """A draft the officer gave up on goes away with its files' rows (the files stay until a cleanup)."""
+    """A draft the officer gave up on goes away with its files' rows; the scheduler removes the files themselves
+    (app.services.attachments.remove_orphan_files)."""
     announcement = get_for_officer(officer, announcement_id)
     if announcement.status is not AnnouncementStatus.DRAFT:
         raise Conflict("not_a_draft", "只有草稿可以丢弃")

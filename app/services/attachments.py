@@ -1,16 +1,31 @@
 """Files attached to announcements: checked by content (not by name), kept under the storage directory with a
-random key, and read back only through an access-checked endpoint."""
+random key, and read back only through an access-checked endpoint.
+
+A file becomes visible only once its row commits: it is written under `pending/` and moved into place after the
+commit (a rollback deletes it). A scheduled job removes files that no row references (a discarded draft's, a
+crash's leftovers) once they are older than `storage.orphan_grace_seconds`. Every web host must share
+`storage.path`.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import secrets
+from datetime import datetime
 from pathlib import Path
 
 from flask import current_app
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from app.errors import Refusal, TooLarge
 from app.extensions import db
 from models import Announcement, AnnouncementAttachment
+
+log = logging.getLogger(__name__)
+PENDING = "pending"
+SESSION_KEY = "files_after_commit"     # session.info: [(pending path, final path)] of this unit of work
 
 # What the first bytes of a file say it is: only these types are accepted.
 SIGNATURES = {
@@ -40,7 +55,7 @@ def attach(announcement: Announcement, filename: str, data: bytes) -> Announceme
         raise TooLarge("file_too_large", "文件过大")
     content_type, extension = sniff(data)
     key = secrets.token_hex(16) + extension
-    (_storage_dir() / key).write_bytes(data)
+    _write_after_commit(key, data)
     attachment = AnnouncementAttachment(filename=Path(filename or "附件").name[:200] or key,
                                         content_type=content_type, size=len(data), storage_key=key)
     announcement.attachments.append(attachment)
@@ -50,3 +65,48 @@ def attach(announcement: Announcement, filename: str, data: bytes) -> Announceme
 
 def path_of(attachment: AnnouncementAttachment) -> Path:
     return _storage_dir() / attachment.storage_key
+
+
+# --- files after commit ---------------------------------------------------------------------------------------
+
+def _write_after_commit(key: str, data: bytes) -> None:
+    pending_dir = _storage_dir() / PENDING
+    pending_dir.mkdir(exist_ok=True)
+    pending = pending_dir / key
+    pending.write_bytes(data)
+    db.session.info.setdefault(SESSION_KEY, []).append((pending, _storage_dir() / key))
+
+
+@event.listens_for(Session, "after_commit")
+def _publish_files(session: Session) -> None:
+    for pending, final in session.info.pop(SESSION_KEY, []):
+        os.replace(pending, final)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_files(session: Session) -> None:
+    for pending, _final in session.info.pop(SESSION_KEY, []):
+        pending.unlink(missing_ok=True)
+
+
+def remove_orphan_files(now: datetime) -> int:
+    """Deletes stored files that no row references and that are older than the grace period (a file of a
+    transaction still running is younger). Returns how many it removed."""
+    root = _storage_dir()
+    cutoff = now.timestamp() - current_app.config["SU"].storage.orphan_grace_seconds
+    candidates = [p for p in (*root.iterdir(), *_pending_files(root)) if p.is_file() and p.stat().st_mtime < cutoff]
+    if not candidates:
+        return 0
+    referenced = set(db.session.scalars(select(AnnouncementAttachment.storage_key).where(
+        AnnouncementAttachment.storage_key.in_([p.name for p in candidates]))))
+    orphans = [p for p in candidates if p.parent.name == PENDING or p.name not in referenced]
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    if orphans:
+        log.info("removed %d stored files no record references", len(orphans))
+    return len(orphans)
+
+
+def _pending_files(root: Path) -> list[Path]:
+    pending = root / PENDING
+    return list(pending.iterdir()) if pending.is_dir() else []

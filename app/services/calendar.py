@@ -37,8 +37,6 @@ OCCASION_NAMES: dict[str, str] = {
     "national_day": "国庆节",
     "double_ninth": "重阳节",
 }
-# Festivals `festival_date` also knows, though the union sends no notice for them.
-OTHER_FESTIVAL_NAMES: dict[str, str] = {"chuxi": "除夕", "qixi": "七夕节"}
 
 _SOLAR_DAYS: dict[str, tuple[int, int]] = {
     "new_year": (1, 1),
@@ -239,6 +237,15 @@ def solar_birthday_in_year(birthday: date, year: int) -> date:
         return birthday.replace(year=year)
     except ValueError:  # 29 February in a non-leap year
         return date(year, 2, 28)
+
+
+def solar_birthdays_on(day: date) -> list[tuple[int, int]]:
+    """The (month, day) birthdays that fall on a solar day, per `solar_birthday_in_year`: on 28 February of a
+    non-leap year, also 29 February."""
+    pairs = [(day.month, day.day)]
+    if (day.month, day.day) == (2, 28) and solar_birthday_in_year(date(2000, 2, 29), day.year) == day:
+        pairs.append((2, 29))
+    return pairs
 
 
 def lunar_date_of(day: date) -> tuple[int, int, int, bool]:

@@ -3,7 +3,6 @@ configured time. A scheduler that was down sends today's greetings when it comes
 
 from __future__ import annotations
 
-import calendar as solar_calendar
 from datetime import date, datetime
 
 from flask import current_app
@@ -12,7 +11,7 @@ from sqlalchemy import and_, or_, select, tuple_
 from app import clock
 from app.extensions import db
 from app.services import notifications
-from app.services.calendar import lunar_birthdays_on
+from app.services.calendar import lunar_birthdays_on, solar_birthdays_on
 from models import BirthdayCalendar, Notice, Staff, StaffStatus
 
 
@@ -36,11 +35,8 @@ def send_birthday_greetings(now: datetime) -> int:
 
 def birthday_staff_ids(day: date) -> list[int]:
     """Members whose birthday is `day`, by the calendar each one chose, in one indexed query."""
-    solar_days = [(day.month, day.day)]
-    if (day.month, day.day) == (2, 28) and not solar_calendar.isleap(day.year):
-        solar_days.append((2, 29))          # born on 29 February: celebrated on the 28th in other years
     solar = and_(Staff.birthday_calendar == BirthdayCalendar.SOLAR,
-                 tuple_(Staff.birth_month, Staff.birth_day).in_(solar_days))
+                 tuple_(Staff.birth_month, Staff.birth_day).in_(solar_birthdays_on(day)))
     lunar_days = lunar_birthdays_on(day)
     conditions = [solar]
     if lunar_days:

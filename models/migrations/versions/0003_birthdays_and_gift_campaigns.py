@@ -59,8 +59,14 @@ def downgrade() -> None:
 
 
 def _backfill_birth_fields() -> None:
-    """Staff imported before this revision get the month/day columns the birthday job looks up."""
-    from app.services.calendar import lunar_month_day
+    """Staff imported before this revision get the month/day columns the birthday job looks up. Frozen: the lunar
+    month and day come from lunar-python itself (a leap month counts as the ordinary month), not from app code
+    that may change later."""
+    from lunar_python import Solar
+
+    def lunar_month_day(birthday):
+        lunar = Solar.fromYmd(birthday.year, birthday.month, birthday.day).getLunar()
+        return abs(lunar.getMonth()), lunar.getDay()
 
     staff = sa.table("staff", sa.column("id"), sa.column("birthday", sa.Date), sa.column("birth_month"),
                      sa.column("birth_day"), sa.column("lunar_birth_month"), sa.column("lunar_birth_day"))
