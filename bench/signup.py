@@ -64,7 +64,8 @@ def seed_staff(app, count: int, sub_unions: int = 20) -> list[str]:
 def create_events(app, count: int) -> list[int]:
     """`count` published events of SEATS seats each, open for signup now, through the events service."""
     from app.unit_of_work import unit_of_work
-    from app.services import events, roster
+    from app.services import roster
+    from app.services.events import lifecycle
     from models import Role
 
     now = datetime.now(timezone.utc)
@@ -73,10 +74,10 @@ def create_events(app, count: int) -> list[int]:
         roster.grant_role(officer, Role.UNION_OFFICER, actor_label="bench")
         ids = []
         for n in range(count):
-            event = events.create_event(officer, events.EventFields(
+            event = lifecycle.create_event(officer, lifecycle.EventFields(
                 title=f"气排球赛{n + 1}", starts_at=now + timedelta(days=3), ends_at=now + timedelta(days=3, hours=2),
                 signup_opens_at=now - timedelta(hours=1), signup_closes_at=now + timedelta(days=2), capacity=SEATS))
-            events.publish_event(officer, event.id, notify=False)
+            lifecycle.publish_event(officer, event.id, notify=False)
             ids.append(event.id)
         return ids
 

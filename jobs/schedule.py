@@ -17,12 +17,13 @@ class JobSpec:
 
 def schedule() -> list[JobSpec]:
     from app.services import greetings, holidays
-    from app.services import attachments, events
+    from app.services import attachments
+    from app.services.events import reminders
 
     return [
         JobSpec("greetings.birthdays", greetings.send_birthday_greetings, "生日祝福（当天，按公历或农历）"),
         JobSpec("holidays.notices", holidays.send_due_holiday_notices, "节日通知与慰问品领取通知"),
-        JobSpec("events.reminders", events.send_event_reminders, "活动前一天提醒已报名成功的人"),
-        JobSpec("events.finish", events.finish_past_events, "活动结束后标记为已结束"),
+        JobSpec("events.reminders", reminders.send_event_reminders, "活动前一天提醒已报名成功的人"),
+        JobSpec("events.finish", reminders.finish_past_events, "活动结束后标记为已结束"),
         JobSpec("attachments.orphans", attachments.remove_orphan_files, "清理没有记录引用的上传文件"),
     ]

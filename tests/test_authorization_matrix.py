@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.unit_of_work import unit_of_work
-from app.services import announcements, attachments, auth, checkin, events, notifications, roster, signups
+from app.services import announcements, attachments, auth, notifications, roster
+from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
 from models import Role, Signup, Staff, WeChatApp, WeChatIdentity
@@ -106,12 +107,12 @@ def audience_of(w: World, to: str) -> dict:
 
 def an_event(w: World, by: Caller, to: str, publish: bool = True, signed_up: str | None = None, **changes) -> int:
     officer = w.staff(by)
-    event = events.create_event(officer, events.EventFields.model_validate(
+    event = lifecycle.create_event(officer, lifecycle.EventFields.model_validate(
         event_body(audience=audience_of(w, to), **changes)))
     if publish:
-        events.publish_event(officer, event.id, notify=False)
+        lifecycle.publish_event(officer, event.id, notify=False)
     if signed_up:
-        signups.sign_up(event.id, roster.get_staff(signed_up), {})
+        seats.sign_up(event.id, roster.get_staff(signed_up), {})
     return event.id
 
 

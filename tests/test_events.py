@@ -11,7 +11,7 @@ import time_machine
 from sqlalchemy import select
 
 from app.extensions import db
-from app.services import events as event_service
+from app.services.events import cards as event_cards
 from models import AuditLog, Notice, Notification, SignupStatus, Staff
 from tests.events_support import (
     by_status, create_event, event_body, event_row, iso, signups_of, sub_union_id,
@@ -106,7 +106,7 @@ def test_open_events_for_lists_only_what_i_can_sign_up_for_now(app, client, offi
     other = sub_union_id(app, "数学分工会")
     create_event(client, officer, title="别的分工会", audience={"sub_union_ids": [other]})
     with app.app_context():
-        cards = event_service.open_events_for(db.session.get(Staff, me))
+        cards = event_cards.open_events_for(db.session.get(Staff, me))
     assert [c.event.id for c in cards] == [open_id]
 
 

@@ -11,7 +11,7 @@ import requests
 from itsdangerous import URLSafeSerializer
 from openpyxl import load_workbook
 
-from app.services import checkin
+from app.services.events import checkin
 from models import SignupStatus, StaffStatus
 from tests.conftest import LiveServer
 from tests.events_support import create_event, signups_of

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.unit_of_work import unit_of_work
-from app.services import events
+from app.services.events import reminders
 from jobs.scheduler import JobRunner
 from jobs.schedule import schedule
 from models import DeliveryStatus, EventStatus, Notice, Notification
@@ -53,7 +53,7 @@ def june_event(app, client, officer, make_staff, token_for):
 
 def remind(app, now: datetime) -> int:
     with app.app_context(), unit_of_work():
-        return events.send_event_reminders(now)
+        return reminders.send_event_reminders(now)
 
 
 def reminded(app, event_id: int) -> list[int]:
@@ -132,9 +132,9 @@ def test_reminder_job_runs_from_the_schedule_with_the_schedulers_clock(make_app,
 def test_past_events_are_marked_finished_once(app, june_event):
     event_id, _, _ = june_event
     with app.app_context(), unit_of_work():
-        assert events.finish_past_events(at(EVENT_DAY, 11, 59)) == 0
+        assert reminders.finish_past_events(at(EVENT_DAY, 11, 59)) == 0
     with app.app_context(), unit_of_work():
-        assert events.finish_past_events(at(EVENT_DAY, 12, 0)) == 1
+        assert reminders.finish_past_events(at(EVENT_DAY, 12, 0)) == 1
     with app.app_context(), unit_of_work():
-        assert events.finish_past_events(at((2030, 6, 11), 0)) == 0
+        assert reminders.finish_past_events(at((2030, 6, 11), 0)) == 0
     assert event_row(app, event_id).status is EventStatus.FINISHED

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, g, request, send_file
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AliasPath, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, partial_of
 from app.errors import Refusal, NotFound
 from app.services import announcements, attachments
 from app.services.audiences import Audience
@@ -23,14 +23,21 @@ class PageQuery(BaseModel):
 
 
 class AttachmentOut(BaseModel):
+    model_config = READS_RECORDS
     id: int
+    announcement_id: int = Field(exclude=True)
     filename: str
     content_type: str
     size: int
-    url: str
+
+    @computed_field
+    @property
+    def url(self) -> str:
+        return f"/api/v1/announcements/{self.announcement_id}/attachments/{self.id}"
 
 
 class AnnouncementSummary(BaseModel):
+    model_config = READS_RECORDS
     id: int
     title: str
     category: AnnouncementCategory
@@ -46,6 +53,7 @@ class AnnouncementList(BaseModel):
 
 
 class AnnouncementDetail(BaseModel):
+    model_config = READS_RECORDS
     id: int
     title: str
     body: str
@@ -78,21 +86,15 @@ class AnnouncementIn(BaseModel):
     disclosure_ends_at: AwareDatetime | None = Field(default=None, description="公示期截止（公示类）")
 
 
-class AnnouncementPatch(BaseModel):
-    """Fields left out stay as they are; an explicit null is refused (422), except for disclosure_ends_at."""
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str = Field(default=None, max_length=100)
-    body: str = Field(default=None, max_length=20000)
-    category: AnnouncementCategory = None
-    audience: Audience = None
-    pinned: bool = None
-    disclosure_ends_at: AwareDatetime | None = None
+AnnouncementPatch = partial_of(AnnouncementIn, "AnnouncementPatch", "Fields left out stay as they are; an explicit "
+                               "null is refused (422), except for disclosure_ends_at.")
 
 
 class StaffBrief(BaseModel):
+    model_config = READS_RECORDS
     employee_no: str
     name: str
-    sub_union: str | None
+    sub_union: str | None = Field(default=None, validation_alias=AliasPath("sub_union", "name"))
 
 
 class ReadStats(BaseModel):
@@ -102,16 +104,8 @@ class ReadStats(BaseModel):
     unread_staff: list[StaffBrief]
 
 
-def attachment_out(announcement: Announcement, attachment) -> AttachmentOut:
-    return AttachmentOut(id=attachment.id, filename=attachment.filename, content_type=attachment.content_type,
-                         size=attachment.size,
-                         url=f"/api/v1/announcements/{announcement.id}/attachments/{attachment.id}")
-
-
-def detail_out(a: Announcement) -> AnnouncementDetail:
-    return AnnouncementDetail(id=a.id, title=a.title, body=a.body, category=a.category, pinned=a.pinned,
-                              status=a.status, published_at=a.published_at, disclosure_ends_at=a.disclosure_ends_at,
-                              attachments=[attachment_out(a, f) for f in a.attachments], audience=a.audience)
+def detail_out(announcement: Announcement) -> AnnouncementDetail:
+    return AnnouncementDetail.model_validate(announcement)
 
 
 # --- staff ---------------------------------------------------------------------------------------------------
@@ -120,8 +114,7 @@ def detail_out(a: Announcement) -> AnnouncementDetail:
 @endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
 def list_mine(query: PageQuery):
     rows, total = announcements.list_for_staff(g.staff, query.page, query.page_size)
-    items = [AnnouncementSummary(id=a.id, title=a.title, category=a.category, pinned=a.pinned,
-                                 published_at=a.published_at, read=read) for a, read in rows]
+    items = [AnnouncementSummary.model_validate(Merged(a, read=read)) for a, read in rows]
     return AnnouncementList(items=items, total=total, page=query.page)
 
 
@@ -195,9 +188,7 @@ def withdraw(announcement_id: int):
 @endpoint("阅读统计：已读人数与未读名单", auth=OFFICER, query=PageQuery, response=ReadStats, tags=("officer",))
 def reads(announcement_id: int, query: PageQuery):
     stats = announcements.read_statistics(g.staff, announcement_id, query.page, query.page_size)
-    unread = [StaffBrief(employee_no=s.employee_no, name=s.name, sub_union=s.sub_union.name if s.sub_union else None)
-              for s in stats.pop("unread_staff")]
-    return ReadStats(**stats, unread_staff=unread)
+    return ReadStats.model_validate(stats)
 
 
 @bp.post("/officer/announcements/<int:announcement_id>/attachments")
@@ -209,7 +200,7 @@ def upload(announcement_id: int):
     if upload is None:
         raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
     attachment = attachments.attach(announcement, upload.filename or "", upload.read())
-    return attachment_out(announcement, attachment)
+    return AttachmentOut.model_validate(attachment)
 
 
 @bp.get("/officer/announcements/<int:announcement_id>/attachments/<int:attachment_id>")

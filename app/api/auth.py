@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, g
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import auth, policy, roster
 from models import BirthdayCalendar, Staff
 
@@ -34,11 +34,12 @@ class BindIn(BaseModel):
 
 
 class MeOut(BaseModel):
+    model_config = READS_RECORDS
     employee_no: str
     name: str
     gender: str | None
     department: str
-    sub_union: str | None
+    sub_union: str | None = Field(default=None, validation_alias=AliasPath("sub_union", "name"))
     status: str
     birthday: date | None
     birthday_calendar: BirthdayCalendar
@@ -63,12 +64,10 @@ def mask_phone(phone: str | None) -> str | None:
 
 
 def me_out(staff: Staff) -> MeOut:
-    return MeOut(
-        employee_no=staff.employee_no, name=staff.name, department=staff.department,
-        gender=roster.GENDER_LABELS.get(staff.gender), status=roster.STATUS_LABELS[staff.status],
-        sub_union=staff.sub_union.name if staff.sub_union else None, birthday=staff.birthday,
-        birthday_calendar=staff.birthday_calendar, phone=mask_phone(staff.phone),
-        roles=sorted({r.role.value for r in staff.roles}), is_officer=policy.is_officer(staff))
+    return MeOut.model_validate(Merged(
+        staff, gender=roster.GENDER_LABELS.get(staff.gender), status=roster.STATUS_LABELS[staff.status],
+        phone=mask_phone(staff.phone), roles=sorted({r.role.value for r in staff.roles}),
+        is_officer=policy.is_officer(staff)))
 
 
 @bp.post("/auth/login")

@@ -7,7 +7,7 @@ from datetime import datetime
 from flask import Blueprint, g
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint
 from app.services import holidays
 from app.services.audiences import Audience
 
@@ -26,6 +26,7 @@ class CampaignIn(BaseModel):
 
 
 class CampaignOut(BaseModel):
+    model_config = READS_RECORDS
     id: int
     occasion: str
     year: int
@@ -44,9 +45,8 @@ class CampaignQuery(BaseModel):
     year: int | None = None
 
 
-def campaign_out(c) -> CampaignOut:
-    return CampaignOut(id=c.id, occasion=c.occasion, year=c.year, gift=c.gift, pickup_place=c.pickup_place,
-                       pickup_start=c.pickup_start, pickup_end=c.pickup_end, audience=c.audience)
+def campaign_out(campaign) -> CampaignOut:
+    return CampaignOut.model_validate(campaign)
 
 
 @bp.post("/officer/campaigns")

@@ -7,7 +7,6 @@ import re
 from importlib import resources
 
 from flask import Blueprint, Response, current_app
-from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from app.api.endpoint import AuthLevel, EndpointSpec
@@ -34,14 +33,15 @@ def docs_page():
 
 def build_openapi(app) -> dict:
     specs = _collect_specs(app)
-    models = {m for _, _, spec in specs for m in (spec.body, spec.query, spec.response) if m is not None}
-    _, schema = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],
-                                   ref_template="#/components/schemas/{model}")
+    inputs = {(m, "validation") for _, _, spec in specs for m in (spec.body, spec.query) if m is not None}
+    outputs = {(spec.response, "serialization") for _, _, spec in specs if spec.response is not None}
+    refs, schema = models_json_schema(sorted(inputs | outputs, key=lambda pair: (pair[0].__name__, pair[1])),
+                                      ref_template="#/components/schemas/{model}")
     components = schema.get("$defs", {})
     components["Error"] = ERROR_SCHEMA
     paths: dict = {}
     for path, method, spec in specs:
-        paths.setdefault(path, {})[method] = _operation(spec, path)
+        paths.setdefault(path, {})[method] = _operation(spec, path, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": "智慧工会 Smart Union API", "version": "1"},
@@ -63,15 +63,11 @@ def _collect_specs(app) -> list[tuple[str, str, EndpointSpec]]:
     return sorted(found, key=lambda item: item[0])
 
 
-def _ref(model: type[BaseModel]) -> dict:
-    return {"$ref": f"#/components/schemas/{model.__name__}"}
-
-
-def _operation(spec: EndpointSpec, path: str) -> dict:
+def _operation(spec: EndpointSpec, path: str, refs: dict) -> dict:
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     ok = {"description": "成功"}
     if spec.response is not None:
-        ok["content"] = {"application/json": {"schema": _ref(spec.response)}}
+        ok["content"] = {"application/json": {"schema": refs[(spec.response, "serialization")]}}
     op: dict = {"summary": spec.summary, "tags": list(spec.tags),
                 "responses": {str(spec.status): ok, "4XX": {"description": "请求被拒绝", **error}}}
     params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -83,7 +79,8 @@ def _operation(spec: EndpointSpec, path: str) -> dict:
     if params:
         op["parameters"] = params
     if spec.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(spec.body)}}}
+        op["requestBody"] = {"required": True,
+                             "content": {"application/json": {"schema": refs[(spec.body, "validation")]}}}
     if spec.auth is not AuthLevel.NONE:
         op["security"] = [{"bearer": []}]
     return op

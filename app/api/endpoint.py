@@ -9,13 +9,15 @@ The view receives the validated body (and query) as keyword arguments; `g.princi
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from flask import g, request
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, create_model
+from pydantic.fields import FieldInfo
 
 from app.errors import Refusal, Unauthorized, UnsupportedMediaType, validate_model
 from app.services import auth, policy
@@ -89,3 +91,34 @@ def _json_body() -> Any:
     if data is None:
         raise Refusal("invalid_json", "请求内容不是合法的 JSON")
     return data
+
+
+READS_RECORDS = ConfigDict(from_attributes=True)     # response models read ORM objects (and `Merged`) directly
+
+
+class Merged:
+    """An object and some values computed beside it, read as one by a response model with `from_attributes`:
+    `EventCardOut.model_validate(Merged(card.event, seats_left=3, phase="open"))`."""
+
+    def __init__(self, obj: Any, **values: Any):
+        self._obj = obj
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        values = self.__dict__["_values"]
+        return values[name] if name in values else getattr(self.__dict__["_obj"], name)
+
+
+def partial_of(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:
+    """A PATCH body from a create body: the same fields, rules and validators, each optional. A field left out stays
+    as it is; an explicit null is refused (422) unless the field itself allows null."""
+    fields = {n: (f.annotation, _optional(f)) for n, f in model.model_fields.items()}
+    patch = create_model(name, __base__=model, **fields)
+    patch.__doc__ = doc
+    return patch
+
+
+def _optional(field: FieldInfo) -> FieldInfo:
+    field = copy.copy(field)
+    field.default, field.default_factory = None, None
+    return field

@@ -8,7 +8,7 @@ from typing import Literal
 from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications
 from app.services.audiences import Audience
 
@@ -21,6 +21,7 @@ class InboxQuery(BaseModel):
 
 
 class InboxItemOut(BaseModel):
+    model_config = READS_RECORDS
     id: int
     kind: str
     title: str
@@ -67,9 +68,7 @@ class RequeueOut(BaseModel):
 @endpoint("我的消息（最新在前）", query=InboxQuery, response=InboxPage, tags=("inbox",))
 def inbox(query: InboxQuery):
     items, next_before = notifications.inbox_page(g.staff, query.before, query.limit)
-    return InboxPage(items=[InboxItemOut(id=i.notice.id, kind=i.notice.kind, title=i.notice.title,
-                                         body=i.notice.body, page=i.notice.page, created_at=i.notice.created_at,
-                                         read=i.read) for i in items],
+    return InboxPage(items=[InboxItemOut.model_validate(Merged(i.notice, read=i.read)) for i in items],
                      next_before=next_before, unread=notifications.unread_count(g.staff))
 
 

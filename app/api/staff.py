@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, current_app, g
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
 from app.api.auth import mask_phone
-from app.api.endpoint import AuthLevel, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications, roster
 from models import Role, Staff, StaffStatus
 
@@ -17,14 +17,15 @@ OFFICER = AuthLevel.OFFICER
 
 
 class StaffOut(BaseModel):
+    model_config = READS_RECORDS
     employee_no: str
     name: str
-    gender: str | None
+    gender: str | None = Field(description="男 / 女")
     department: str
     sub_union_id: int | None
-    sub_union: str | None
-    status: str
-    phone: str | None
+    sub_union: str | None = Field(default=None, validation_alias=AliasPath("sub_union", "name"))
+    status: str = Field(description="在职 / 退休 / 离职")
+    phone: str | None = Field(description="脱敏手机号")
     birthday: date | None
 
 
@@ -74,6 +75,7 @@ class BindCodeOut(BaseModel):
 
 
 class SubUnionOut(BaseModel):
+    model_config = READS_RECORDS
     id: int
     name: str
     kind: str
@@ -89,10 +91,8 @@ class AudiencePreview(BaseModel):
 
 
 def staff_out(staff: Staff) -> StaffOut:
-    return StaffOut(employee_no=staff.employee_no, name=staff.name, department=staff.department,
-                    gender=roster.GENDER_LABELS.get(staff.gender), sub_union_id=staff.sub_union_id,
-                    sub_union=staff.sub_union.name if staff.sub_union else None,
-                    status=roster.STATUS_LABELS[staff.status], phone=mask_phone(staff.phone), birthday=staff.birthday)
+    return StaffOut.model_validate(Merged(staff, gender=roster.GENDER_LABELS.get(staff.gender),
+                                          status=roster.STATUS_LABELS[staff.status], phone=mask_phone(staff.phone)))
 
 
 @bp.get("/officer/staff")
@@ -144,7 +144,7 @@ def issue_bind_code(employee_no: str):
 @bp.get("/officer/sub-unions")
 @endpoint("分工会列表", auth=OFFICER, tags=("officer",))
 def list_sub_unions():
-    items = [SubUnionOut(id=s.id, name=s.name, kind=s.kind.value).model_dump() for s in roster.list_sub_unions()]
+    items = [SubUnionOut.model_validate(s).model_dump(mode="json") for s in roster.list_sub_unions()]
     return {"items": items}
 
 

@@ -51,13 +51,10 @@ def import_file(ctx: Context, file: Path, dry_run: bool, mark_missing_left: bool
 @pass_ctx
 def add(ctx: Context, employee_no: str, **options) -> None:
     with ctx.app.app_context(), unit_of_work():
-        existing = roster.find_staff(employee_no)
-        current = roster.staff_fields_of(existing).model_dump() if existing else {}
         given = _parse_options(options)
-        if not existing and "name" not in given:
+        if not roster.find_staff(employee_no) and "name" not in given:
             raise click.UsageError("新增教职工时必须提供 --name")
-        fields = roster.StaffFields(**{**current, **given})
-        _, changed = roster.upsert_staff(employee_no, fields, actor_label=CLI_ACTOR)
+        _, changed = roster.update_staff(employee_no, given, actor_label=CLI_ACTOR)
     click.echo(f"{employee_no}：{'已保存' if changed else '无变化'}")
 
 

@@ -123,11 +123,21 @@ def create_staff(officer: Staff, employee_no: str, fields: StaffFields) -> Staff
 
 def edit_staff(officer: Staff, employee_no: str, changes: dict) -> Staff:
     """An officer changes some fields of a person they manage; the rest stay as they are."""
-    staff = get_staff(employee_no)
-    policy.ensure_may_edit_staff(officer, staff, set(changes))
-    fields = validate_model(StaffFields, {**staff_fields_of(staff).model_dump(), **changes})
-    upsert_staff(employee_no, fields, actor=officer)
-    return staff
+    policy.ensure_may_edit_staff(officer, get_staff(employee_no), set(changes))
+    return update_staff(employee_no, changes, actor=officer)[0]
+
+
+def update_staff(employee_no: str, changes: dict, actor: Staff | None = None,
+                 actor_label: str = "") -> tuple[Staff, bool]:
+    """Creates or changes one staff member from the fields given (the rest stay as they are); returns (staff,
+    changed). The officer API and the CLI come here; the HR import merges the same way (merged_fields)."""
+    return upsert_staff(employee_no, merged_fields(find_staff(employee_no), changes), actor, actor_label)
+
+
+def merged_fields(staff: Staff | None, changes: dict) -> StaffFields:
+    """A staff member's fields with some changed, validated (a refusal names the field)."""
+    current = staff_fields_of(staff).model_dump() if staff else {}
+    return validate_model(StaffFields, {**current, **changes})
 
 
 def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_union_id: int | None,

@@ -349,13 +349,12 @@ def _plan_changes(rows: list[_Row], staff_by_no: dict[str, Staff], report: Impor
     changes = []
     for row in rows:
         staff = staff_by_no.get(row.employee_no)
-        current = roster.staff_fields_of(staff).model_dump() if staff else {}
-        wanted = {**current, **row.given}
-        if staff is not None and wanted == current:
+        wanted = roster.merged_fields(staff, row.given)
+        if staff is not None and wanted == roster.staff_fields_of(staff):
             report.unchanged += 1
             continue
         (report.updated if staff else report.created).append(row.employee_no)
-        changes.append(_Change(row.employee_no, roster.StaffFields(**wanted), staff))
+        changes.append(_Change(row.employee_no, wanted, staff))
     return changes
 
 

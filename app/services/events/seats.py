@@ -1,121 +1,30 @@
 """Seats: signing up, cancelling, the waiting list and changes of places, one short transaction each.
 
-Locking (the pretix way, in the database): every change to an event's seats first locks the event row
-(`SELECT ... FOR UPDATE`, waiting at most LOCK_TIMEOUT_SECONDS, then a 503 "event_busy"), then its quota row
-(places per sub-union), then signup rows — always in that order, so two transactions never wait on each other
-in a cycle. Holding the event lock, a signup reads the seat counters from the locked rows, takes the next queue
-number, writes its row and moves the counters; the request's one commit releases the lock, so queue order is
-commit order. Everything that can be refused without the lock (window, audience, answers, a repeated tap) is
-settled before it, and the waiting-list place comes from a counter, so the locked part is O(1).
+Holding the event's lock (records.lock_event), a signup reads the seat counters from the locked rows, takes the
+next queue number, writes its row and moves the counters; the unit of work's one commit releases the lock, so
+queue order is commit order. Everything that can be refused without the lock (window, audience, answers, a
+repeated tap) is settled before it, and the waiting-list place comes from a counter, so the locked part is O(1).
 
-The source of truth stays in the database: CHECK constraints refuse any write that would hand out more seats
-than there are, unique (event_id, staff_id) keeps one row per person (re-used on a new signup), unique
-(event_id, sequence) one place per queue number. Reads under the lock are locking reads, because MariaDB's
-default REPEATABLE READ would otherwise show rows as of the transaction's first read (the token check).
-SQLite (embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's write lock.
+The source of truth stays in the database: CHECK constraints refuse any write that would hand out more seats than
+there are, unique (event_id, staff_id) keeps one row per person (re-used on a new signup), unique
+(event_id, sequence) one place per queue number. Reads under the lock are locking reads, because MariaDB's default
+REPEATABLE READ would otherwise show rows as of the transaction's first read (the token check).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
 
 from app import clock
-from app.errors import Busy, Conflict, Forbidden, Invalid, NotFound
+from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
+from app.services.events.records import ACTIVE, clean_answers, find_signup, get_event, lock_event, lock_quotas
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
-
-log = logging.getLogger(__name__)
-
-LOCK_TIMEOUT_SECONDS = 5
-ANSWER_MAX_LENGTH = 200
-ACTIVE = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED)
-
-
-class Question(BaseModel):
-    """An extra question on the signup form (e.g. T 恤尺码, 参赛队伍)."""
-
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="英文标识，如 tshirt_size")
-    label: str = Field(min_length=1, max_length=50, description="题目，如“T 恤尺码”")
-    kind: Literal["text", "choice"] = Field(default="text", description="text 填空 / choice 单选")
-    required: bool = False
-    options: list[str] = Field(default_factory=list, max_length=30, description="单选题的选项")
-
-    @model_validator(mode="after")
-    def _options_fit_kind(self) -> "Question":
-        if self.kind == "choice" and len(set(self.options)) < 2:
-            raise ValueError("单选题至少需要两个不同的选项")
-        if self.kind == "text" and self.options:
-            raise ValueError("填空题不能设置选项")
-        return self
-
-
-def clean_answers(questions: list[dict], answers: dict[str, str]) -> dict[str, str]:
-    """The answers to keep, or a refusal naming the question (in Chinese)."""
-    asked = [Question.model_validate(q) for q in questions]
-    unknown = set(answers) - {q.key for q in asked}
-    if unknown:
-        raise Invalid("unknown_question", f"没有这道报名题目：{'、'.join(sorted(unknown))}")
-    clean = {}
-    for q in asked:
-        value = (answers.get(q.key) or "").strip()
-        if not value:
-            if q.required:
-                raise Invalid("answer_required", f"请填写“{q.label}”", question=q.key)
-            continue
-        if q.kind == "choice" and value not in q.options:
-            raise Invalid("invalid_answer", f"“{q.label}”请从给定选项中选择", question=q.key)
-        if len(value) > ANSWER_MAX_LENGTH:
-            raise Invalid("answer_too_long", f"“{q.label}”不能超过 {ANSWER_MAX_LENGTH} 个字", question=q.key)
-        clean[q.key] = value
-    return clean
-
-
-# --- locks -------------------------------------------------------------------------------------------------------
-
-def get_event(event_id: int) -> Event:
-    event = db.session.get(Event, event_id)
-    if event is None:
-        raise NotFound("找不到该活动", code="event_not_found")
-    return event
-
-
-def lock_event(event_id: int) -> Event:
-    """The event row, locked until the end of the transaction, freshly read (never a stale identity-map copy)."""
-    dialect = db.session.get_bind().dialect
-    params = {"id": event_id}
-    try:
-        if dialect.name == "sqlite":
-            db.session.execute(text("UPDATE events SET last_sequence = last_sequence WHERE id = :id"), params)
-        elif dialect.name == "postgresql":
-            db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
-        elif getattr(dialect, "is_mariadb", False):
-            db.session.execute(text(f"SET STATEMENT innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS} FOR "
-                                    "SELECT id FROM events WHERE id = :id FOR UPDATE"), params)
-        event = db.session.scalar(select(Event).where(Event.id == event_id).with_for_update()
-                                  .execution_options(populate_existing=True))
-    except OperationalError as exc:
-        if _is_lock_timeout(exc):
-            log.warning("event %s: lock wait timed out", event_id)
-            raise Busy("event_busy", "报名人数较多，请稍后重试") from None
-        raise
-    if event is None:
-        raise NotFound("找不到该活动", code="event_not_found")
-    return event
-
-
-def _is_lock_timeout(exc: OperationalError) -> bool:
-    orig = exc.orig
-    return getattr(orig, "sqlstate", None) == "55P03" or (bool(orig.args) and orig.args[0] == 1205)
 
 
 def _lock_quota(event: Event, sub_union_id: int | None) -> EventQuota | None:
@@ -130,19 +39,10 @@ def _lock_quota(event: Event, sub_union_id: int | None) -> EventQuota | None:
     return quota
 
 
-def lock_quotas(event: Event) -> list[EventQuota]:
-    """Every quota row of a locked event, in sub-union order."""
-    return list(db.session.scalars(select(EventQuota).where(EventQuota.event_id == event.id)
-                                   .order_by(EventQuota.sub_union_id).with_for_update()
-                                   .execution_options(populate_existing=True)))
-
-
 def _locked_signup(event_id: int, staff_id: int) -> Signup | None:
     return db.session.scalar(select(Signup).where(Signup.event_id == event_id, Signup.staff_id == staff_id)
                              .with_for_update().execution_options(populate_existing=True))
 
-
-# --- signing up --------------------------------------------------------------------------------------------------
 
 def check_may_sign_up(event: Event, staff: Staff) -> None:
     """Refusals that need no lock: status, the window, the audience."""
@@ -230,8 +130,6 @@ def _count(event: Event, quota: EventQuota | None, confirmed: int = 0, waitliste
         row.waitlisted_count += waitlisted
 
 
-# --- cancelling and the waiting list -------------------------------------------------------------------------------
-
 def cancel_signup(event_id: int, staff: Staff, actor: Staff | None = None) -> Signup:
     """Cancels a person's signup; a freed seat goes at once to the first person waiting in the same pool.
     Cancelling twice is harmless. Officers (`actor`) who manage the event may cancel after the deadline, until the
@@ -296,8 +194,6 @@ def _notify_promoted(event: Event, signup: Signup) -> None:
         page=f"pages/events/detail?id={event.id}")
 
 
-# --- places ------------------------------------------------------------------------------------------------------
-
 def set_places(event: Event, capacity: int, quotas: dict[int, int]) -> list[Signup]:
     """Sets the event's places under its lock: `capacity` for the whole event, or `quotas` (sub-union id ->
     places) each a pool of its own, the capacity being their sum. Fewer places than already confirmed are
@@ -345,12 +241,6 @@ def _has_active_signups(event: Event, pool: int | None = None) -> bool:
     if pool is not None:
         stmt = stmt.where(Signup.pool_sub_union_id == pool)
     return db.session.scalar(stmt) is not None
-
-
-# --- reading ---------------------------------------------------------------------------------------------------------
-
-def find_signup(event_id: int, staff_id: int) -> Signup | None:
-    return db.session.scalar(select(Signup).where(Signup.event_id == event_id, Signup.staff_id == staff_id))
 
 
 def position_of(signup: Signup) -> int | None:

@@ -1,4 +1,5 @@
-"""The officers' view of an event's signups: counts, the list with answers, and its export to Excel (XLSX)."""
+"""The officers' view of an event's signups: counts, the list with answers, its export to Excel (XLSX), and signing
+members up or cancelling for them (代报名 / 代取消) for those who don't use WeChat."""
 
 from __future__ import annotations
 
@@ -12,11 +13,15 @@ from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.extensions import db
-from app.services import audit, policy, roster, signups
-from app.services.events import SIGNUP_LABELS
+from app.services import audit, policy, roster
+from app.services.events import seats
+from app.services.events.records import SIGNUP_LABELS
 from models import Event, Signup, SignupStatus, Staff
 
+
 STATUS_ORDER = {SignupStatus.CONFIRMED: 0, SignupStatus.WAITLISTED: 1, SignupStatus.CANCELLED: 2}
+
+
 BASE_HEADERS = ["序号", "工号", "姓名", "分工会", "部门", "报名状态", "候补顺位", "报名时间", "签到时间", "代报名人"]
 
 
@@ -109,8 +114,6 @@ def export_xlsx(officer: Staff, event: Event) -> bytes:
     return buffer.getvalue()
 
 
-# --- officers acting for staff who don't use WeChat (代报名 / 代取消) -------------------------------------------
-
 def _managed_member(officer: Staff, employee_no: str) -> Staff:
     """A member of the officer's sub-unions, whom they may sign up for any event that addresses the member."""
     policy.ensure_officer(officer)
@@ -119,12 +122,12 @@ def _managed_member(officer: Staff, employee_no: str) -> Staff:
     return staff
 
 
-def sign_up_for(officer: Staff, event_id: int, employee_no: str, answers: dict[str, str]) -> signups.Placed:
+def sign_up_for(officer: Staff, event_id: int, employee_no: str, answers: dict[str, str]) -> seats.Placed:
     """An officer signs a member of their scope up, under the same rules as the member would."""
-    return signups.sign_up(event_id, _managed_member(officer, employee_no), answers, actor=officer)
+    return seats.sign_up(event_id, _managed_member(officer, employee_no), answers, actor=officer)
 
 
 def cancel_for(officer: Staff, event_id: int, employee_no: str) -> Signup:
     """An officer cancels a member's signup; after the cancellation deadline (until the event starts) only an
     officer who manages the event."""
-    return signups.cancel_signup(event_id, _managed_member(officer, employee_no), actor=officer)
+    return seats.cancel_signup(event_id, _managed_member(officer, employee_no), actor=officer)

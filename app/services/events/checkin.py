@@ -11,11 +11,12 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 
 from app import clock
-from app.errors import Refusal, Conflict
+from app.errors import Conflict, Refusal
 from app.extensions import db
 from app.services import audit
-from app.services.events import get_for_officer
+from app.services.events.lifecycle import get_for_officer
 from models import EventStatus, Signup, SignupStatus, Staff
+
 
 SALT = "smart-union.event-checkin"
 

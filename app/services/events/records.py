@@ -1,0 +1,203 @@
+"""An event's record: what an officer fills in (fields, signup questions, places), its labels and phase, and how
+the other event modules look it up and lock it.
+
+Locking (the pretix way, in the database): every change to an event's seats first locks the event row
+(`SELECT ... FOR UPDATE`, waiting at most LOCK_TIMEOUT_SECONDS, then a "event_busy" refusal), then its quota rows
+(places per sub-union), then signup rows — always in that order, so two transactions never wait on each other in a
+cycle. SQLite (the embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's
+write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
+
+from app import clock
+from app.errors import Busy, Invalid, NotFound
+from app.extensions import db
+from app.services.audiences import Audience
+from models import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
+
+log = logging.getLogger(__name__)
+
+
+CATEGORY_LABELS = {EventCategory.SPORTS: "体育", EventCategory.CULTURE: "文化", EventCategory.OUTDOOR: "户外",
+                   EventCategory.OTHER: "其他"}
+
+
+STATUS_LABELS = {EventStatus.DRAFT: "草稿", EventStatus.OPEN: "已发布", EventStatus.CLOSED: "已截止报名",
+                 EventStatus.CANCELLED: "已取消", EventStatus.FINISHED: "已结束"}
+
+
+PHASE_LABELS = {"draft": "草稿", "upcoming": "未开始报名", "open": "报名中", "closed": "报名已截止",
+                "started": "进行中", "finished": "已结束", "cancelled": "已取消"}
+
+
+SIGNUP_LABELS = {SignupStatus.CONFIRMED: "报名成功", SignupStatus.WAITLISTED: "候补",
+                 SignupStatus.CANCELLED: "已取消"}
+
+
+PUBLISHED = (EventStatus.OPEN, EventStatus.CLOSED)
+
+
+ACTIVE = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED)
+
+
+LOCK_TIMEOUT_SECONDS = 5
+
+
+ANSWER_MAX_LENGTH = 200
+
+
+def event_page(event_id: int) -> str:
+    return f"pages/events/detail?id={event_id}"
+
+
+class Question(BaseModel):
+    """An extra question on the signup form (e.g. T 恤尺码, 参赛队伍)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="英文标识，如 tshirt_size")
+    label: str = Field(min_length=1, max_length=50, description="题目，如“T 恤尺码”")
+    kind: Literal["text", "choice"] = Field(default="text", description="text 填空 / choice 单选")
+    required: bool = False
+    options: list[str] = Field(default_factory=list, max_length=30, description="单选题的选项")
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> "Question":
+        if self.kind == "choice" and len(set(self.options)) < 2:
+            raise ValueError("单选题至少需要两个不同的选项")
+        if self.kind == "text" and self.options:
+            raise ValueError("填空题不能设置选项")
+        return self
+
+
+class QuotaIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sub_union_id: int
+    places: int = Field(ge=1, le=10_000)
+
+
+class EventFields(BaseModel):
+    """What an officer fills in for an event."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    title: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=5000)
+    category: EventCategory = Field(default=EventCategory.OTHER, description="sports 体育 / culture 文化 / "
+                                                                             "outdoor 户外 / other 其他")
+    place: str = Field(default="", max_length=200)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    signup_opens_at: AwareDatetime
+    signup_closes_at: AwareDatetime
+    cancel_deadline: AwareDatetime | None = Field(default=None, description="取消报名截止时间（空：活动开始前均可取消）")
+    capacity: int = Field(default=0, ge=0, le=100_000, description="名额；按分工会分配时为各分工会名额之和")
+    quotas: list[QuotaIn] = Field(default_factory=list, max_length=200, description="名额分配（按分工会），可空")
+    waitlist_enabled: bool = True
+    audience: Audience = Field(default_factory=Audience)
+    questions: list[Question] = Field(default_factory=list, max_length=20)
+
+    @field_validator("questions")
+    @classmethod
+    def _unique_keys(cls, value: list[Question]) -> list[Question]:
+        if len({q.key for q in value}) != len(value):
+            raise ValueError("报名题目的标识不能重复")
+        return value
+
+    @field_validator("quotas")
+    @classmethod
+    def _one_quota_per_sub_union(cls, value: list[QuotaIn]) -> list[QuotaIn]:
+        if len({q.sub_union_id for q in value}) != len(value):
+            raise ValueError("同一分工会只能分配一次名额")
+        return value
+
+
+def clean_answers(questions: list[dict], answers: dict[str, str]) -> dict[str, str]:
+    """The answers to keep, or a refusal naming the question (in Chinese)."""
+    asked = [Question.model_validate(q) for q in questions]
+    unknown = set(answers) - {q.key for q in asked}
+    if unknown:
+        raise Invalid("unknown_question", f"没有这道报名题目：{'、'.join(sorted(unknown))}")
+    clean = {}
+    for q in asked:
+        value = (answers.get(q.key) or "").strip()
+        if not value:
+            if q.required:
+                raise Invalid("answer_required", f"请填写“{q.label}”", question=q.key)
+            continue
+        if q.kind == "choice" and value not in q.options:
+            raise Invalid("invalid_answer", f"“{q.label}”请从给定选项中选择", question=q.key)
+        if len(value) > ANSWER_MAX_LENGTH:
+            raise Invalid("answer_too_long", f"“{q.label}”不能超过 {ANSWER_MAX_LENGTH} 个字", question=q.key)
+        clean[q.key] = value
+    return clean
+
+
+def get_event(event_id: int) -> Event:
+    event = db.session.get(Event, event_id)
+    if event is None:
+        raise NotFound("找不到该活动", code="event_not_found")
+    return event
+
+
+def lock_event(event_id: int) -> Event:
+    """The event row, locked until the end of the transaction, freshly read (never a stale identity-map copy)."""
+    dialect = db.session.get_bind().dialect
+    params = {"id": event_id}
+    try:
+        if dialect.name == "sqlite":
+            db.session.execute(text("UPDATE events SET last_sequence = last_sequence WHERE id = :id"), params)
+        elif dialect.name == "postgresql":
+            db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+        elif getattr(dialect, "is_mariadb", False):
+            db.session.execute(text(f"SET STATEMENT innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS} FOR "
+                                    "SELECT id FROM events WHERE id = :id FOR UPDATE"), params)
+        event = db.session.scalar(select(Event).where(Event.id == event_id).with_for_update()
+                                  .execution_options(populate_existing=True))
+    except OperationalError as exc:
+        if _is_lock_timeout(exc):
+            log.warning("event %s: lock wait timed out", event_id)
+            raise Busy("event_busy", "报名人数较多，请稍后重试") from None
+        raise
+    if event is None:
+        raise NotFound("找不到该活动", code="event_not_found")
+    return event
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) == "55P03" or (bool(orig.args) and orig.args[0] == 1205)
+
+
+def lock_quotas(event: Event) -> list[EventQuota]:
+    """Every quota row of a locked event, in sub-union order."""
+    return list(db.session.scalars(select(EventQuota).where(EventQuota.event_id == event.id)
+                                   .order_by(EventQuota.sub_union_id).with_for_update()
+                                   .execution_options(populate_existing=True)))
+
+
+def find_signup(event_id: int, staff_id: int) -> Signup | None:
+    return db.session.scalar(select(Signup).where(Signup.event_id == event_id, Signup.staff_id == staff_id))
+
+
+def phase_of(event: Event, now: datetime) -> str:
+    if event.status in (EventStatus.DRAFT, EventStatus.CANCELLED):
+        return event.status.value
+    if event.status is EventStatus.FINISHED or now >= event.ends_at:
+        return "finished"
+    if now >= event.starts_at:
+        return "started"
+    if event.status is EventStatus.CLOSED or now >= event.signup_closes_at:
+        return "closed"
+    return "upcoming" if now < event.signup_opens_at else "open"
+
+
+def current_phase(event: Event) -> str:
+    return phase_of(event, clock.now())
