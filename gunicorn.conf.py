@@ -18,4 +18,7 @@ keepalive = 5
 max_requests = 5000     # recycle workers now and then, with jitter so they don't restart together
 max_requests_jitter = 500
 accesslog = os.environ.get("SMART_UNION_ACCESS_LOG", "-")
+# The path without its query string (%(U)s, not %(r)s), and no referer: /wechat/mp's query carries a signature that
+# would let anyone replay it, and other queries carry names and search terms.
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 errorlog = "-"

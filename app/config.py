@@ -100,6 +100,7 @@ class OfficialAccountSection(Section):
     encoding_aes_key: str = ""
     message_mode: Literal["plaintext", "compatible", "safe"] = "plaintext"
     max_push_bytes: int = Field(default=64 * 1024, ge=1024)       # larger pushes are refused unread
+    timestamp_tolerance_seconds: int = Field(default=300, ge=30, le=3600)  # a signed push older or newer is refused
     link_code_ttl_seconds: int = Field(default=600, ge=60, le=3600)  # the 6-digit "绑定" code
     conversation_ttl_seconds: int = Field(default=1800, ge=60, le=86400)  # an idle chat (发布公告) expires
     menu: list[MenuButton] = Field(default_factory=lambda: [MenuButton.model_validate(b) for b in DEFAULT_MENU],

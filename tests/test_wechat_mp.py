@@ -77,10 +77,11 @@ def test_every_registered_type_is_answered_in_safe_mode(make_app, fake_wechat):
     assert "查看公众号能做什么" in reply.content
 
 
-def test_compatible_mode_accepts_plaintext_and_encrypted_pushes(make_app, fake_wechat):
+def test_compatible_mode_reads_only_encrypted_pushes(make_app, fake_wechat):
     client = make_app(**aes_settings("compatible")).test_client()
     plain = WeChatPusher(client)
-    assert "查看公众号能做什么" in plain.push(plain.text("o-compat01", "帮助")).content
+    refused = plain.push(plain.text("o-compat01", "帮助"))
+    assert (refused.status, "查看公众号能做什么" in refused.body) == (400, False)
     encrypted = WeChatPusher(client, encoding_aes_key=AES_KEY, encrypt=True, compatible=True)
     reply = encrypted.push(encrypted.text("o-compat01", "帮助"))
     assert "<Encrypt>" in reply.body

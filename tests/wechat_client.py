@@ -136,9 +136,11 @@ class WeChatPusher:
 
     # ---- sending ---------------------------------------------------------------------------------------------
 
-    def query(self, body: bytes) -> tuple[dict[str, str], bytes]:
-        """The signed query WeChat puts on the URL, and the body it posts (encrypted in AES mode)."""
-        timestamp, nonce = str(int(time.time())), str(secrets.randbelow(10 ** 10))
+    def query(self, body: bytes, timestamp: str | None = None, nonce: str | None = None) -> tuple[dict[str, str], bytes]:
+        """The signed query WeChat puts on the URL, and the body it posts (encrypted in AES mode). WeChat stamps
+        each push with the time and a fresh nonce; a test may give its own (an old capture, a reused nonce)."""
+        timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or str(secrets.randbelow(10 ** 10))
         params = {"signature": sign(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
                   "openid": "o-query"}
         if not self.encrypt:
@@ -150,9 +152,10 @@ class WeChatPusher:
         return params, f"<xml>{plain_fields}<Encrypt>{cdata(encrypted)}</Encrypt></xml>".encode("utf-8")
 
     def push(self, body: bytes, params: dict[str, str] | None = None, raw: bool = False,
-             headers: dict[str, str] | None = None) -> PushReply:
+             headers: dict[str, str] | None = None, timestamp: str | None = None,
+             nonce: str | None = None) -> PushReply:
         """Signs (and encrypts) `body` unless `raw`; `params` then overrides the query (e.g. a bad signature)."""
-        signed, payload = (self.query(body) if not raw else ({}, body))
+        signed, payload = (self.query(body, timestamp, nonce) if not raw else ({}, body))
         status, text = self.post({**signed, **(params or {})}, payload, headers)
         return self._reply(status, text)
 

@@ -3,7 +3,11 @@
 - Anything wechatpy cannot parse, or that does not name a plausible sender, is answered "success".
 - WeChat retries a push it got no answer to within 5 s (3 tries in all). Each push is claimed in Redis by MsgId
   (events: FromUserName + CreateTime + Event), so only one delivery runs the handler; a duplicate that arrives
-  meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply.
+  meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply. The
+  push's signed (timestamp, nonce) is bound to that identity (app.wechat.mp_push.bind_nonce): another body under
+  the same signature is refused. Replies are kept for longer than any timestamp the endpoint accepts.
+- With Redis down nothing can be de-duplicated: the push is answered "success" without acting (WeChat's retries
+  would otherwise run it several times).
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
   service refusal (Refusal) becomes the reply text; any other error is logged and answered "success", and its
   claim is dropped so a later retry may try again.
@@ -18,6 +22,8 @@ import re
 import time
 from typing import Callable
 
+from flask import current_app
+from redis.exceptions import RedisError
 from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
@@ -26,6 +32,7 @@ from app.errors import Refusal
 from app.extensions import get_redis, redis_key
 from app.unit_of_work import unit_of_work
 from app.services import followers
+from app.wechat import mp_push
 from wechat_handlers import router
 from wechat_handlers.context import Context
 
@@ -35,7 +42,6 @@ SUCCESS = "success"
 REPLY_MAX_BYTES = 2048
 ELLIPSIS = "…"
 CLAIM_SECONDS = 30               # longer than any handler may run (WeChat gives up after 5 s)
-REPLY_KEEP_SECONDS = 300         # longer than WeChat's three tries take
 DUPLICATE_WAIT_SECONDS = 4.0     # a duplicate answers within WeChat's 5 s
 POLL_SECONDS = 0.05
 PENDING = b"pending"
@@ -44,12 +50,22 @@ WECHAT_ID = re.compile(r"[A-Za-z0-9_@.-]{1,64}")
 XML_INVALID_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
-def handle_push(xml: bytes) -> str:
-    """The reply to send back: a reply XML document, or "success"."""
-    message = parse(xml)
+def handle_push(push: mp_push.OpenedPush) -> str:
+    """The reply to send back: a reply XML document, or "success". Raises PushRefused for a replayed signature."""
+    message = parse(push.xml)
     if message is None:
         return SUCCESS
-    return _once(_dedup_key(message), lambda: _answer(message))
+    key = _dedup_key(message)
+    try:
+        mp_push.bind_nonce(_settings(), push, key)
+        return _once(key, lambda: _answer(message))
+    except RedisError:
+        log.error("Redis unavailable: push answered success without acting")
+        return SUCCESS
+
+
+def _settings():
+    return current_app.config["SU"].wechat.official_account
 
 
 def parse(xml: bytes) -> BaseMessage | None:
@@ -132,5 +148,5 @@ def _produce_claimed(key: str, produce: Callable[[], str]) -> str:
         log.exception("official-account handler failed; rolled back and answered success")
         r.delete(key)
         return SUCCESS
-    r.set(key, DONE + reply.encode("utf-8"), ex=REPLY_KEEP_SECONDS)
+    r.set(key, DONE + reply.encode("utf-8"), ex=mp_push.remember_seconds(_settings()))
     return reply

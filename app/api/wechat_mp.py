@@ -40,9 +40,9 @@ def receive_push():
     try:
         body = _read_body(min(cfg.max_push_bytes, current_app.config["MAX_CONTENT_LENGTH"]))
         opened = mp_push.open_push(cfg, request.args, body)
+        reply = mp_push.seal_reply(cfg, push.handle_push(opened), opened)
     except mp_push.PushRefused as exc:
         return _refused(exc)
-    reply = mp_push.seal_reply(cfg, push.handle_push(opened.xml), opened)
     mimetype = "application/xml" if reply.startswith("<xml>") else "text/plain"
     return Response(reply, mimetype=mimetype)
 

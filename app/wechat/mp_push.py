@@ -1,13 +1,19 @@
-"""Official-account pushes on the wire: URL verification, signatures, AES in compatible and safe mode, and
-refusing hostile bodies before any XML parser sees them.
+"""Official-account pushes on the wire: URL verification, signatures, freshness, AES in compatible and safe mode,
+and refusing hostile bodies before any XML parser sees them.
 
-WeChat signs a plaintext push with `signature` = sha1(sorted token, timestamp, nonce). An encrypted push
-(`encrypt_type=aes`, always in safe mode, optional in compatible mode) carries `msg_signature`, which also
-covers the <Encrypt> payload; its reply is encrypted and signed the same way.
+WeChat signs a plaintext push with `signature` = sha1(sorted token, timestamp, nonce): it never covers the body, so a
+signed query string copied from a log would let anyone post as anyone. Hence:
+- a timestamp further than `timestamp_tolerance_seconds` from our clock is refused;
+- a (timestamp, nonce) is bound to the first push that used it: WeChat's retry of the same push (same MsgId or event
+  key) passes and gets the stored reply, any other body is refused (`bind_nonce`);
+- handled pushes and bound nonces are remembered for twice the tolerance, so a captured push never runs again;
+- in compatible and safe mode only an encrypted push (`encrypt_type=aes`) with a valid `msg_signature`, which also
+  covers the <Encrypt> payload, is read, and only its decrypted XML; the reply is encrypted and signed the same way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -17,7 +23,9 @@ from wechatpy.crypto import WeChatCrypto
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.utils import check_signature
 
+from app import clock
 from app.config import OfficialAccountSection
+from app.extensions import get_redis, redis_key
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +45,9 @@ class PushRefused(Exception):
 
 BAD_SIGNATURE = (403, "invalid_signature", "签名校验失败")
 HOSTILE = (400, "hostile_xml", "不接受含 DOCTYPE 或 ENTITY 的 XML")
-NOT_ENCRYPTED = (400, "encryption_required", "安全模式下只接受加密消息")
+NOT_ENCRYPTED = (400, "encryption_required", "兼容模式和安全模式下只接受加密消息")
+STALE = (403, "stale_timestamp", "请求时间戳不在有效期内")
+REPLAYED = (403, "replayed_nonce", "该签名已被另一条消息使用")
 UNDECRYPTABLE = (400, "undecryptable", "消息无法解密")
 
 
@@ -52,8 +62,9 @@ class OpenedPush:
 
 
 def verify_url(cfg: OfficialAccountSection, args: Mapping[str, str]) -> str:
-    """The `echostr` to echo when WeChat's GET carries a valid signature."""
+    """The `echostr` to echo when WeChat's GET carries a valid, fresh signature."""
     _check_plain_signature(cfg, args)
+    _check_fresh(cfg, args.get("timestamp", ""))
     return args.get("echostr", "")
 
 
@@ -61,15 +72,42 @@ def open_push(cfg: OfficialAccountSection, args: Mapping[str, str], body: bytes)
     """Checks the signature, refuses hostile markup and decrypts; the XML itself is not parsed here."""
     refuse_hostile(body)
     timestamp, nonce = args.get("timestamp", ""), args.get("nonce", "")
-    encrypted = args.get("encrypt_type", "").lower() == "aes"
-    if cfg.message_mode == "safe" and not encrypted:
-        raise PushRefused(*NOT_ENCRYPTED)
-    if not encrypted or cfg.message_mode == "plaintext":
+    if cfg.message_mode == "plaintext":
         _check_plain_signature(cfg, args)
+        _check_fresh(cfg, timestamp)
         return OpenedPush(body, False, timestamp, nonce)
+    if args.get("encrypt_type", "").lower() != "aes":
+        raise PushRefused(*NOT_ENCRYPTED)
     xml = _decrypt(cfg, body, args.get("msg_signature", ""), timestamp, nonce)
+    _check_fresh(cfg, timestamp)
     refuse_hostile(xml)
     return OpenedPush(xml, True, timestamp, nonce)
+
+
+def bind_nonce(cfg: OfficialAccountSection, push: OpenedPush, push_identity: str) -> None:
+    """Binds the push's (timestamp, nonce) to the push it signed; a different push reusing them is refused."""
+    key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
+    r = get_redis()
+    if r.set(key, push_identity, nx=True, ex=remember_seconds(cfg)):
+        return
+    bound = r.get(key)
+    if bound is not None and bound.decode("utf-8") != push_identity:
+        log.warning("a signed (timestamp, nonce) was reused for another push; refused")
+        raise PushRefused(*REPLAYED)
+
+
+def remember_seconds(cfg: OfficialAccountSection) -> int:
+    """How long a handled push and a bound nonce are remembered: longer than any timestamp we accept."""
+    return 2 * cfg.timestamp_tolerance_seconds
+
+
+def _check_fresh(cfg: OfficialAccountSection, timestamp: str) -> None:
+    try:
+        moment = int(timestamp)
+    except ValueError:
+        raise PushRefused(*STALE) from None
+    if abs(clock.now().timestamp() - moment) > cfg.timestamp_tolerance_seconds:
+        raise PushRefused(*STALE)
 
 
 def seal_reply(cfg: OfficialAccountSection, reply_xml: str, push: OpenedPush) -> str:
