@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from app.config import Config, load_config
@@ -40,5 +41,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
     errors.init_app(app)
     app.url_map.converters["int"] = DatabaseIntConverter
+    if cfg.app.trusted_proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.app.trusted_proxy_hops)
     register_blueprints(app)
     return app

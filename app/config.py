@@ -14,6 +14,7 @@ from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any, Literal
 
+from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "SMART_UNION__"
@@ -33,6 +34,7 @@ class AppSection(Section):
     token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=60)
     max_request_bytes: int = Field(default=2 * 1024 * 1024, gt=1024)
     timezone: str = "Asia/Shanghai"
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=5)   # proxies in front whose X-Forwarded-For we trust
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     testing: bool = False          # set by the test suite only
     clock_file: str = ""           # tests and the demo only: a file holding an ISO time read as "now" (app.clock)
@@ -123,9 +125,30 @@ class WeChatSection(Section):
 
 
 class AuthSection(Section):
-    bind_max_failures: int = Field(default=5, ge=1)
-    bind_failure_window_seconds: int = Field(default=3600, ge=60)
     bind_code_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=300)
+
+
+class LimitsSection(Section):
+    """Each limit as "N/second|minute|hour|day" (app.services.rate_limits)."""
+
+    bind_failures_per_account: str = "5/hour"
+    bind_failures_per_source: str = "30/hour"
+    bind_code_failures_per_staff: str = "5/hour"
+    logins_per_source: str = "60/minute"
+    officer_notices_per_officer: str = "30/hour"
+    bind_codes_per_officer: str = "60/hour"
+    link_codes_per_staff: str = "10/hour"
+    link_failures_per_account: str = "5/hour"
+    link_failures_total: str = "300/hour"
+
+    @field_validator("*")
+    @classmethod
+    def _a_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("应为“次数/时间单位”，如 5/hour、60/minute") from None
+        return value
 
 
 class ChannelLimits(Section):
@@ -186,6 +209,11 @@ class NotificationsSection(Section):
     @classmethod
     def _keep_default_kinds(cls, value: dict) -> dict:
         return {**DEFAULT_NOTICE_KINDS, **value}
+
+
+class EventsSection(Section):
+    checkin_opens_minutes_before_start: int = Field(default=120, ge=0, le=7 * 24 * 60)
+    checkin_closes_minutes_after_end: int = Field(default=60, ge=0, le=7 * 24 * 60)
 
 
 class SchedulerSection(Section):
@@ -260,7 +288,9 @@ class Config(Section):
     redis: RedisSection = RedisSection()
     wechat: WeChatSection = WeChatSection()
     auth: AuthSection = AuthSection()
+    limits: LimitsSection = LimitsSection()
     notifications: NotificationsSection = NotificationsSection()
+    events: EventsSection = EventsSection()
     scheduler: SchedulerSection = SchedulerSection()
     birthdays: BirthdaySection = BirthdaySection()
     holidays: HolidaysSection = HolidaysSection()

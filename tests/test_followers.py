@@ -136,7 +136,7 @@ def test_a_new_code_replaces_the_previous_one(app, client, wechat, make_staff, t
 
 
 def test_code_attempts_are_limited_per_follower(make_app, make_staff, token_for, fake_wechat):
-    application = make_app(**{"auth.bind_max_failures": 3})
+    application = make_app(**{"limits.link_failures_per_account": "3/hour"})
     client = application.test_client()
     wechat = WeChatPusher(client)
     code = link_code(client, token_for(make_staff("000459", name="孙老师")))

@@ -206,7 +206,7 @@ def test_changed_rows_are_updated_and_a_status_change_ends_sessions(app_ctx, tmp
     assert saved["00001"].department == "软件学院"
     assert saved["00002"].status is StaffStatus.RETIRED
     assert saved["00002"].auth_version == auth_before + 1
-    actions = db.session.scalars(select(AuditLog.action).where(AuditLog.target_id == "00001")).all()
+    actions = db.session.scalars(select(AuditLog.action).where(AuditLog.target_id == "00001").order_by(AuditLog.id)).all()
     assert actions == ["staff.create", "staff.update"]
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Blueprint, g, request, send_file
-from pydantic import AliasPath, AwareDatetime, BaseModel, ConfigDict, Field, computed_field
+from flask import Blueprint, g, request
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, partial_of
+from app.validation import Moment
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, partial_of
 from app.errors import Refusal, NotFound
 from app.services import announcements, attachments
 from app.services.audiences import Audience
@@ -83,7 +84,7 @@ class AnnouncementIn(BaseModel):
     category: AnnouncementCategory = AnnouncementCategory.NOTICE
     audience: Audience = Field(default_factory=Audience)
     pinned: bool = False
-    disclosure_ends_at: AwareDatetime | None = Field(default=None, description="公示期截止（公示类）")
+    disclosure_ends_at: Moment | None = Field(default=None, description="公示期截止（公示类）")
 
 
 AnnouncementPatch = partial_of(AnnouncementIn, "AnnouncementPatch", "Fields left out stay as they are; an explicit "
@@ -137,8 +138,7 @@ def _send(announcement: Announcement, attachment_id: int):
     attachment = next((f for f in announcement.attachments if f.id == attachment_id), None)
     if attachment is None:
         raise NotFound("找不到该附件", code="attachment_not_found")
-    return send_file(attachments.path_of(attachment), mimetype=attachment.content_type,
-                     download_name=attachment.filename, max_age=0)
+    return file_download(attachments.path_of(attachment), attachment.filename, attachment.content_type)
 
 
 # --- officers ------------------------------------------------------------------------------------------------

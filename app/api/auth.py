@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, g
+from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
@@ -74,7 +74,7 @@ def me_out(staff: Staff) -> MeOut:
 @endpoint("小程序登录：用 wx.login 的 code 换取令牌", auth=AuthLevel.NONE, body=LoginIn, response=LoginOut,
           tags=("auth",))
 def login(body: LoginIn):
-    token, _identity, staff = auth.login(body.code)
+    token, _identity, staff = auth.login(body.code, request.remote_addr or "")
     return LoginOut(token=token, bound=staff is not None, me=me_out(staff) if staff else None)
 
 
@@ -82,7 +82,8 @@ def login(body: LoginIn):
 @endpoint("绑定教职工身份（工号、姓名与手机号或绑定码须一致）", auth=AuthLevel.WECHAT, body=BindIn,
           response=LoginOut, tags=("auth",))
 def bind(body: BindIn):
-    token, staff = auth.bind(g.principal, body.employee_no, body.name, body.phone_code, body.bind_code)
+    token, staff = auth.bind(g.principal, body.employee_no, body.name, body.phone_code, body.bind_code,
+                             request.remote_addr or "")
     return LoginOut(token=token, bound=True, me=me_out(staff))
 
 

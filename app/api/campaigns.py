@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask import Blueprint, g
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from app.validation import Moment, whole
 from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint
 from app.services import holidays
 from app.services.audiences import Audience
@@ -17,11 +18,11 @@ bp = Blueprint("campaigns", __name__)
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     occasion: str = Field(description="节日：new_year / spring_festival / mid_autumn / ...")
-    year: int = Field(ge=2000, le=2100)
+    year: whole(ge=2000, le=2099)
     gift: str = Field(min_length=1, max_length=200, description="慰问品，如“月饼一盒”")
     pickup_place: str = Field(min_length=1, max_length=200)
-    pickup_start: AwareDatetime
-    pickup_end: AwareDatetime
+    pickup_start: Moment
+    pickup_end: Moment
     audience: Audience = Field(default_factory=Audience)
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import io
 from datetime import datetime
 
-from flask import Blueprint, g, send_file
+from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, partial_of
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, partial_of
 from app.services.audiences import Audience
 from app.services.events import cards, checkin, lifecycle, seats, signup_lists
 from app.services.events.records import (
@@ -328,8 +328,8 @@ def signup_list(event_id: int, query: SignupsQuery):
 def export(event_id: int):
     event = lifecycle.get_for_officer(g.staff, event_id)
     data = signup_lists.export_xlsx(g.staff, event)
-    return send_file(io.BytesIO(data), as_attachment=True, download_name=f"报名名单-{event.title}.xlsx",
-                     mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+    return file_download(io.BytesIO(data), f"报名名单-{event.title}.xlsx",
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
 
 @bp.post("/officer/events/<int:event_id>/signups")

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field
 
 from app.api.auth import mask_phone
+from app.validation import Id
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications, roster
 from models import Role, Staff, StaffStatus
@@ -62,7 +63,7 @@ class StaffPatch(BaseModel):
 class RoleChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Role
-    sub_union_id: int | None = None
+    sub_union_id: Id | None = None
 
 
 class Done(BaseModel):

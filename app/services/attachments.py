@@ -19,9 +19,9 @@ from flask import current_app
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from app.errors import Refusal, TooLarge
+from app.errors import Conflict, Refusal, TooLarge
 from app.extensions import db
-from models import Announcement, AnnouncementAttachment
+from models import Announcement, AnnouncementAttachment, AnnouncementStatus
 
 log = logging.getLogger(__name__)
 PENDING = "pending"
@@ -51,6 +51,9 @@ def sniff(data: bytes) -> tuple[str, str]:
 
 
 def attach(announcement: Announcement, filename: str, data: bytes) -> AnnouncementAttachment:
+    """Files are attached to drafts: what staff were told when it was published does not change under them."""
+    if announcement.status is not AnnouncementStatus.DRAFT:
+        raise Conflict("not_a_draft", "公告发布后不能再添加附件")
     if len(data) > current_app.config["SU"].storage.max_attachment_bytes:
         raise TooLarge("file_too_large", "文件过大")
     content_type, extension = sniff(data)

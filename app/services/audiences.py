@@ -7,7 +7,7 @@ Staff who have left (离职) are never in any audience.
 
 from __future__ import annotations
 
-from typing import Annotated, Iterable
+from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import and_, delete, exists, false, func, insert, or_, select
@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import Invalid
 from app.extensions import db
+from app.validation import Id
 from models import Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
 
 RECEIVING_STATUSES = (StaffStatus.ACTIVE, StaffStatus.RETIRED)
@@ -23,7 +24,7 @@ RECEIVING_STATUSES = (StaffStatus.ACTIVE, StaffStatus.RETIRED)
 class Audience(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sub_union_ids: list[Annotated[int, Field(ge=1, le=2**31 - 1)]] = Field(
+    sub_union_ids: list[Id] = Field(
         default_factory=list, max_length=500, description="限定分工会（空表示全部）")
     statuses: list[StaffStatus] = Field(default_factory=list, description="在职 active / 退休 retired（空表示都包括）")
     genders: list[Gender] = Field(default_factory=list, description="性别（如三八节仅女职工）")

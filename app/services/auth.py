@@ -17,9 +17,9 @@ from sqlalchemy.exc import IntegrityError
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
-from app.errors import Conflict, RateLimited, Refusal, Unauthorized, WeChatUnavailable
-from app.extensions import db, get_redis, redis_key
-from app.services import roster
+from app.errors import Conflict, Refusal, Unauthorized, WeChatUnavailable
+from app.extensions import db
+from app.services import rate_limits, roster
 from app.wechat import mini_client
 from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
 
@@ -66,8 +66,9 @@ def authenticate(token: str) -> Principal:
     return Principal(identity_id=payload["i"], staff=staff)
 
 
-def login(js_code: str) -> tuple[str, WeChatIdentity, Staff | None]:
+def login(js_code: str, source: str) -> tuple[str, WeChatIdentity, Staff | None]:
     """Exchanges a wx.login() code for our token; returns (token, identity, bound staff or None)."""
+    rate_limits.hit("logins_per_source", source)
     session_info = _code_to_session(js_code)
     identity = _find_or_create_identity(session_info["openid"], session_info.get("unionid"))
     identity.last_login_at = clock.now()
@@ -104,22 +105,33 @@ def _find_or_create_identity(openid: str, unionid: str | None) -> WeChatIdentity
 
 
 def bind(principal: Principal, employee_no: str, name: str, phone_code: str | None,
-         bind_code: str | None) -> tuple[str, Staff]:
-    """Links the caller's WeChat account to a roster entry when 工号, 姓名 and phone (or bind code) all match."""
+         bind_code: str | None, source: str) -> tuple[str, Staff]:
+    """Links the caller's WeChat account to a roster entry when 工号, 姓名 and phone (or bind code) all match.
+
+    Guessing is limited without locking the owner out: failures count per WeChat account and per source (never per
+    工号 alone, which anyone may know). A phone proof comes from WeChat for the caller's own number and cannot be
+    guessed, so a correct one binds even over the limits. A bind code can be guessed: every try counts first
+    (atomically, so parallel guesses cannot slip past), also per 工号, and an officer's fresh code clears that."""
     identity = db.session.get(WeChatIdentity, principal.identity_id)
     if identity is None:
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
     if identity.staff_id is not None:
         raise Conflict("already_bound", "您的微信已绑定教职工身份，如需更换请联系工会解绑")
-    _count_attempt(identity.openid, employee_no)
+    limits = _bind_limits(identity.openid, source, employee_no if bind_code else None)
+    if bind_code:
+        _count_failure(limits)        # counted before the check; taken back when the code is right
     phone = None if bind_code else _resolve_phone(phone_code)   # before the roster: its errors reveal nothing
     staff = roster.find_staff(employee_no)
     if not _proof_matches(staff, name, phone, bind_code):
+        if not bind_code:
+            _count_failure(limits)
         raise Refusal(*BIND_MISMATCH)
     if roster.mini_identity_of(staff) is not None:
         raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑")
     _link(identity, staff)
-    _clear_attempts(identity.openid, employee_no)
+    rate_limits.clear("bind_failures_per_account", identity.openid)
+    if bind_code:
+        rate_limits.clear("bind_code_failures_per_staff", employee_no)
     return issue_token(identity, staff), staff
 
 
@@ -154,22 +166,11 @@ def _link(identity: WeChatIdentity, staff: Staff) -> None:
         raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑") from None
 
 
-def _attempt_keys(openid: str, employee_no: str) -> list[str]:
-    return [redis_key("bind-attempts", "openid", openid), redis_key("bind-attempts", "employee", employee_no)]
+def _bind_limits(openid: str, source: str, employee_no: str | None) -> list[tuple[str, str]]:
+    limits = [("bind_failures_per_account", openid), ("bind_failures_per_source", source)]
+    return limits + ([("bind_code_failures_per_staff", employee_no)] if employee_no else [])
 
 
-def _count_attempt(openid: str, employee_no: str) -> None:
-    """Counts the attempt before checking it (INCR is atomic), so parallel guesses cannot slip past the limit."""
-    cfg = current_app.config["SU"].auth
-    pipe = get_redis().pipeline()
-    for key in _attempt_keys(openid, employee_no):
-        pipe.set(key, 0, ex=cfg.bind_failure_window_seconds, nx=True)   # the window starts at the first attempt
-        pipe.incr(key)
-    counts = pipe.execute()[1::2]
-    if max(counts) > cfg.bind_max_failures:
-        minutes = max(1, cfg.bind_failure_window_seconds // 60)
-        raise RateLimited("bind_rate_limited", f"尝试次数过多，请 {minutes} 分钟后再试")
-
-
-def _clear_attempts(openid: str, employee_no: str) -> None:
-    get_redis().delete(*_attempt_keys(openid, employee_no))
+def _count_failure(limits: list[tuple[str, str]]) -> None:
+    for name, identity in limits:
+        rate_limits.hit(name, identity)

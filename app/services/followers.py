@@ -6,8 +6,8 @@ It is linked to a staff member in one of two ways:
   (WeChat gives it once both apps belong to one open-platform account). Subscribe events carry none, so it is
   fetched with `cgi-bin/user/info`.
 - by a one-time code: the staff member asks for a 6-digit code in the mini-program and sends "绑定 123456" to
-  the official account. Codes live in Redis only (losing one means asking for a new one); wrong codes count
-  against `auth.bind_max_failures` per WeChat account.
+  the official account. Codes live in Redis only (losing one means asking for a new one); tries count against
+  `limits.link_failures_per_account` and `limits.link_failures_total`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from sqlalchemy.orm import joinedload
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
-from app.errors import Busy, Conflict, RateLimited, Refusal
+from app.errors import Busy, Conflict, Refusal
+from app.services import rate_limits
 from app.extensions import db, get_redis, redis_key
 from app.wechat import mp_client
 from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
@@ -121,6 +122,7 @@ def issue_link_code(staff: Staff) -> tuple[str, int]:
     """A fresh 6-digit code for this staff member, and its lifetime in seconds; their older code stops working."""
     if staff.status is StaffStatus.LEFT:
         raise Conflict("staff_left", "您已不在会员名册中，无法绑定公众号")
+    rate_limits.hit("link_codes_per_staff", staff.id)
     ttl = current_app.config["SU"].wechat.official_account.link_code_ttl_seconds
     r = get_redis()
     previous = r.get(_staff_code_key(staff.id))
@@ -136,8 +138,11 @@ def issue_link_code(staff: Staff) -> tuple[str, int]:
 
 def link_by_code(openid: str, code: str) -> Staff:
     """Links the follower to the staff member who was given this code. The code is taken from Redis atomically
-    (GETDEL), so it works once; a staff member's previous official-account link moves to this WeChat account."""
-    _count_attempt(openid)
+    (GETDEL), so it works once; a staff member's previous official-account link moves to this WeChat account.
+    Each try counts first, per follower and for all followers together, so codes cannot be guessed from many
+    accounts; a right code takes its follower's count back."""
+    rate_limits.hit("link_failures_per_account", openid)
+    rate_limits.hit("link_failures_total", "all")
     raw = get_redis().getdel(_code_key(code))
     staff = db.session.get(Staff, int(raw)) if raw is not None else None
     if staff is None or staff.status is StaffStatus.LEFT:
@@ -151,7 +156,7 @@ def link_by_code(openid: str, code: str) -> Staff:
             previous.staff_id, previous.bound_at = None, None
             db.session.flush()
         _attach(identity, staff)
-    get_redis().delete(_attempt_key(openid))
+    rate_limits.clear("link_failures_per_account", openid)
     return staff
 
 
@@ -167,16 +172,6 @@ def _mp_identity_of(staff: Staff) -> WeChatIdentity | None:
         WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.staff_id == staff.id))
 
 
-def _count_attempt(openid: str) -> None:
-    cfg = current_app.config["SU"].auth
-    pipe = get_redis().pipeline()
-    pipe.set(_attempt_key(openid), 0, ex=cfg.bind_failure_window_seconds, nx=True)
-    pipe.incr(_attempt_key(openid))
-    if pipe.execute()[1] > cfg.bind_max_failures:
-        minutes = max(1, cfg.bind_failure_window_seconds // 60)
-        raise RateLimited("bind_rate_limited", f"绑定尝试次数过多，请 {minutes} 分钟后再试。")
-
-
 def _delete_code_of(code: str, staff_id: int) -> None:
     r = get_redis()
     if r.get(_code_key(code)) == str(staff_id).encode():
@@ -189,10 +184,6 @@ def _code_key(code: str) -> str:
 
 def _staff_code_key(staff_id: int) -> str:
     return redis_key("mp-link-code-of", staff_id)
-
-
-def _attempt_key(openid: str) -> str:
-    return redis_key("mp-link-attempts", openid)
 
 
 # ---- synchronising with WeChat's follower list -------------------------------------------------------------------

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from app import clock
 from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
-from app.services import audit, policy
+from app.services import audit, policy, rate_limits
 from app.services.audiences import Audience, count_audience, includes
 from models import (
     DeliveryStatus, Notice, NoticeStatus, Notification, Staff, StaffStatus, SubscriptionConsent,
@@ -281,6 +281,7 @@ def send_officer_notice(officer: Staff, title: str, body: str, audience: Audienc
     """An officer's own service notice to an audience (e.g. 体检安排、材料提交提醒)."""
     policy.ensure_officer(officer)
     audience = policy.restrict_audience(officer, audience)
+    rate_limits.hit("officer_notices_per_officer", officer.id)
     occasion = f"officer-notice:{clock.now():%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
     notice = notify_audience("service", occasion, audience, title, body)
     audit.record(officer, "notice.send", "notice", occasion, title=title, audience=audience.model_dump(mode="json"))

@@ -14,9 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
 from app import clock
-from app.errors import Refusal, Conflict, NotFound, validate_model
+from app.errors import Refusal, Conflict, NotFound
+from app.validation import validate_model
 from app.extensions import db
-from app.services import audit, policy
+from app.services import audit, policy, rate_limits
 from app.services.calendar import lunar_month_day
 from models import (
     BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
@@ -40,15 +41,25 @@ def normalize_phone(raw: str | None) -> str | None:
     return digits or None
 
 
+def _phone_text(value: object) -> str | None:
+    """Only null or "" clears a phone; anything but text or digits is refused (never read as "no phone")."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError("手机号应为 11 位大陆手机号码")
+    return str(value)
+
+
 def _valid_phone(raw: str | None) -> str | None:
+    if raw is None:
+        return None
     phone = normalize_phone(raw)
-    if phone is not None and not re.fullmatch(PHONE_PATTERN, phone):
+    if phone is None or not re.fullmatch(PHONE_PATTERN, phone):
         raise ValueError("手机号应为 11 位大陆手机号码")
     return phone
 
 
-Phone = Annotated[str | None, BeforeValidator(lambda v: None if v in ("", None) else str(v)),
-                  AfterValidator(_valid_phone)]
+Phone = Annotated[str | None, BeforeValidator(_phone_text), AfterValidator(_valid_phone)]
 
 
 def _plausible_birthday(value: date | None) -> date | None:
@@ -262,9 +273,12 @@ def _hash_bind_code(code: str) -> str:
 
 
 def issue_bind_code(staff: Staff, actor: Staff | None = None, actor_label: str = "") -> str:
-    """A fresh one-time code (8 digits) for staff without a phone on the roster; older codes stop working."""
+    """A fresh one-time code (8 digits) for staff without a phone on the roster; older codes stop working, and so
+    does the pause on guessing this person's code."""
     if actor is not None:
         policy.ensure_may_manage_staff(actor, staff)
+        rate_limits.hit("bind_codes_per_officer", actor.id)
+    rate_limits.clear("bind_code_failures_per_staff", staff.employee_no)
     if staff.status is StaffStatus.LEFT:
         raise Conflict("staff_left", "该教职工已离职，不能绑定")
     now = clock.now()

@@ -5,6 +5,7 @@ signup, or a code from before a cancellation, is refused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -33,6 +34,14 @@ def checkin_code(signup: Signup) -> str | None:
     return _serializer().dumps([signup.event_id, signup.id, signup.sequence])
 
 
+def _check_window(event) -> None:
+    settings = current_app.config["SU"].events
+    opens = event.starts_at - timedelta(minutes=settings.checkin_opens_minutes_before_start)
+    closes = event.ends_at + timedelta(minutes=settings.checkin_closes_minutes_after_end)
+    if not opens <= clock.now() <= closes:
+        raise Conflict("checkin_not_open", f"签到时间为 {clock.local_text(opens)} 至 {clock.local_text(closes)}")
+
+
 @dataclass
 class CheckIn:
     signup: Signup
@@ -51,6 +60,7 @@ def check_in(officer: Staff, event_id: int, code: str) -> CheckIn:
         raise Conflict("checkin_wrong_event", "该签到码不属于本活动")
     if event.status in (EventStatus.DRAFT, EventStatus.CANCELLED):
         raise Conflict("event_not_checkable", "活动未发布或已取消，不能签到")
+    _check_window(event)
     marked = db.session.execute(
         update(Signup).where(Signup.id == signup_id, Signup.event_id == event.id, Signup.sequence == sequence,
                              Signup.status == SignupStatus.CONFIRMED, Signup.checked_in_at.is_(None))

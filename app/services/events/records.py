@@ -14,11 +14,12 @@ import logging
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from app import clock
+from app.validation import Id, Moment, whole
 from app.errors import Busy, Invalid, NotFound
 from app.extensions import db
 from app.services.audiences import Audience
@@ -80,8 +81,8 @@ class Question(BaseModel):
 
 class QuotaIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    sub_union_id: int
-    places: int = Field(ge=1, le=10_000)
+    sub_union_id: Id
+    places: whole(ge=1, le=10_000)
 
 
 class EventFields(BaseModel):
@@ -93,12 +94,12 @@ class EventFields(BaseModel):
     category: EventCategory = Field(default=EventCategory.OTHER, description="sports 体育 / culture 文化 / "
                                                                              "outdoor 户外 / other 其他")
     place: str = Field(default="", max_length=200)
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    signup_opens_at: AwareDatetime
-    signup_closes_at: AwareDatetime
-    cancel_deadline: AwareDatetime | None = Field(default=None, description="取消报名截止时间（空：活动开始前均可取消）")
-    capacity: int = Field(default=0, ge=0, le=100_000, description="名额；按分工会分配时为各分工会名额之和")
+    starts_at: Moment
+    ends_at: Moment
+    signup_opens_at: Moment
+    signup_closes_at: Moment
+    cancel_deadline: Moment | None = Field(default=None, description="取消报名截止时间（空：活动开始前均可取消）")
+    capacity: whole(le=100_000) = Field(default=0, description="名额；按分工会分配时为各分工会名额之和")
     quotas: list[QuotaIn] = Field(default_factory=list, max_length=200, description="名额分配（按分工会），可空")
     waitlist_enabled: bool = True
     audience: Audience = Field(default_factory=Audience)

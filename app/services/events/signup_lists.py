@@ -81,14 +81,13 @@ def _proxies(signups: list[Signup]) -> dict[int, Staff]:
     return {s.id: s for s in db.session.scalars(select(Staff).where(Staff.id.in_(ids))).unique()}
 
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _as_text(value):
-    """Staff-typed text must never become a live formula in the officer's Excel (formula injection)."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
+def _append_as_text(ws, values: list) -> None:
+    """Appends a row whose text cells stay text: typed text that looks like a formula ("=HYPERLINK(...)") is written
+    as a string cell, never a live formula, and reads back exactly as it was typed."""
+    ws.append(values)
+    for cell in ws[ws.max_row]:
+        if cell.data_type == "f":
+            cell.data_type = "s"
 
 
 def export_xlsx(officer: Staff, event: Event) -> bytes:
@@ -98,13 +97,13 @@ def export_xlsx(officer: Staff, event: Event) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "报名名单"
-    ws.append(BASE_HEADERS + [q["label"] for q in questions])
+    _append_as_text(ws, BASE_HEADERS + [q["label"] for q in questions])
     for n, row in enumerate(signup_rows(event), start=1):
         s, staff = row.signup, row.signup.staff
         cells = [n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
                  staff.department or None, SIGNUP_LABELS[s.status], row.position, clock.local_cell(s.signed_up_at),
                  clock.local_cell(s.checked_in_at), row.proxy.name if row.proxy else None]
-        ws.append([_as_text(v) for v in cells + [row.answers.get(q["key"]) for q in questions]])
+        _append_as_text(ws, cells + [row.answers.get(q["key"]) for q in questions])
     for i, width in enumerate([6, 12, 10, 16, 16, 10, 10, 18, 18, 10] + [16] * len(questions), start=1):
         ws.column_dimensions[get_column_letter(i)].width = width
     ws.freeze_panes = "A2"
