@@ -38,7 +38,6 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -47,9 +46,10 @@ from urllib.parse import urlencode
 
 import redis as redis_lib
 
+from bench.mp_pyload import signed_url
 from bench import mp_seed, report, seed
 from bench.harness import (
-    RESULTS_DIR, ROOT, Figures, Gunicorn, LoadSpec, Target, loadgen_name, merge_load_parts, parse_wrk, run_load,
+    RESULTS_DIR, ROOT, Figures, Gunicorn, LoadSpec, Target, loadgen_name, merge_load_parts, run_load,
 )
 from bench.main import BARE_TARGET
 
@@ -80,6 +80,7 @@ CANDIDATE_INDEXES = {
 @dataclasses.dataclass(frozen=True)
 class Push:
     path: str            # /wechat/mp?signature=...&timestamp=...&nonce=...&openid=...
+    token: str           # to sign each push anew (one signature covers one push)
     head: str            # the XML up to the MsgId
     tail: str            # after it
 
@@ -87,14 +88,14 @@ class Push:
         return f"{self.head}{msg_id}{self.tail}"
 
 
-def signed_push(token: str, openid: str, content: str) -> Push:
-    timestamp, nonce = str(int(time.time())), "20261125"
+def signed_push(token: str, openid: str, content: str, nonce: str = "20261125") -> Push:
+    timestamp = str(int(time.time()))
     signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
     query = urlencode({"signature": signature, "timestamp": timestamp, "nonce": nonce, "openid": openid})
     head = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{content}]]></Content><MsgId>")
-    return Push(path=f"/wechat/mp?{query}", head=head, tail="</MsgId></xml>")
+    return Push(path=f"/wechat/mp?{query}", head=head, tail="</MsgId></xml>", token=token)
 
 
 def post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
@@ -108,42 +109,14 @@ def post(url: str, body: str, headers: dict[str, str]) -> tuple[int, str]:
 
 def run_unique_pushes(base_url: str, name: str, push: Push, expect: str, spec: LoadSpec) -> Figures:
     """Like harness.run_load, but every request carries a MsgId never sent before."""
-    status, text = post(base_url + push.path, push.body(next(_msgid_blocks)), XML)
+    msg_id = next(_msgid_blocks)
+    status, text = post(base_url + signed_url(push.path, push.token, str(msg_id)), push.body(msg_id), XML)
     if status != 200 or expect not in text:
         raise RuntimeError(f"{name}: expected 200 with {expect!r}, got {status}: {text[:300]!r}")
-    runner = _wrk_unique if loadgen_name(spec) == "wrk" else _pyload_unique
+    runner = _pyload_unique      # wrk cannot sign each push (no SHA-1 in its Lua), and one signature covers one push
     if spec.warmup:
         runner(base_url, name, push, spec, spec.warmup)
     return runner(base_url, name, push, spec, spec.duration)
-
-
-# Thread k of n sends base + k, base + k + n, base + k + 2n, ... (each wrk thread runs its own Lua state).
-WRK_UNIQUE_MSGID = """
-wrk.method = "POST"
-local head = [==[HEAD]==]
-local tail = [==[TAIL]==]
-local next_thread, sent = 0, 0
-function setup(thread) thread:set("id", next_thread); next_thread = next_thread + 1 end
-function request()
-  local n = BASE + id + sent * THREADS
-  sent = sent + 1
-  return wrk.format(nil, nil, nil, head .. string.format("%.0f", n) .. tail)
-end
-"""
-
-
-def _wrk_unique(base_url: str, name: str, push: Push, spec: LoadSpec, seconds: int) -> Figures:
-    lua = (WRK_UNIQUE_MSGID.replace("HEAD", push.head).replace("TAIL", push.tail)
-           .replace("BASE", str(next(_msgid_blocks))).replace("THREADS", str(spec.threads)))
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False, encoding="utf-8") as script:
-        script.write(lua)
-    cmd = ["wrk", f"-t{spec.threads}", f"-c{spec.connections}", f"-d{seconds}s", "--timeout", "10s", "--latency",
-           "-H", "Content-Type: text/xml", "-s", script.name, base_url + push.path]
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=seconds + 60).stdout
-    finally:
-        os.unlink(script.name)
-    return parse_wrk(name, out)
 
 
 def _pyload_unique(base_url: str, name: str, push: Push, spec: LoadSpec, seconds: int) -> Figures:
@@ -152,7 +125,8 @@ def _pyload_unique(base_url: str, name: str, push: Push, spec: LoadSpec, seconds
     per_proc = [spec.connections // procs + (i < spec.connections % procs) for i in range(procs)]
     args = ["--url", base_url + push.path, "--method", "POST", "--seconds", str(seconds), "--header",
             "Content-Type: text/xml", "--body", push.body("__UNIQUE__"),   # type: ignore[arg-type]
-            "--max-requests", str(max(1, spec.max_requests // procs)), "--unique-step", str(procs)]
+            "--max-requests", str(max(1, spec.max_requests // procs)), "--unique-step", str(procs),
+            "--sign-token", push.token]
     children = [subprocess.Popen([sys.executable, "-m", "bench.mp_pyload", "--connections", str(n), *args,
                                   "--unique-start", str(base + i)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
                 for i, n in enumerate(per_proc) if n]
@@ -345,14 +319,19 @@ def main(argv: list[str] | None = None) -> None:
         rows: list[tuple[str, Callable[[LoadSpec], Figures]]] = []     # (comparison, one measurement)
         if want_push:
             echo = serve("bench.mp_bare_app:app", "mp-echo", {"MP_BARE_TOKEN": mp_cfg.token})
-            retry = Target("POST /wechat/mp 帮助 (same MsgId: retry path)", push.path, method="POST", headers=XML,
-                           body=push.body(next(_msgid_blocks)))
+            retry_msg_id, retry_rounds = next(_msgid_blocks), itertools.count()
+
+            def retry() -> Target:
+                """WeChat's retries of one push: the same MsgId, signed afresh each round (timestamps expire)."""
+                fresh = signed_push(mp_cfg.token, seeded.follower_openid, KEYWORD, nonce=f"retry{next(retry_rounds)}")
+                return Target("POST /wechat/mp 帮助 (same MsgId: retry path)", fresh.path, method="POST",
+                              headers=XML, body=fresh.body(retry_msg_id))
             rows += [("push", lambda sp: run_unique_pushes(echo.url, "POST echo (验签+解析+回复 基线)", push,
                                                            KEYWORD, sp)),
                      ("push", lambda sp: run_unique_pushes(app_server.url, "POST /wechat/mp 帮助 (new MsgId each)",
                                                            push, HELP_REPLY_MARK, sp))]
             if not args.no_duplicate:
-                rows.append(("push", lambda sp: run_load(app_server.url, retry, sp)))
+                rows.append(("push", lambda sp: run_load(app_server.url, retry(), sp)))
         if want_list:
             bare = serve("bench.bare_app:app", "mp-bare", {})
             listing = check_list(app_server.url, seeded.token, seeded.reader_visible)
