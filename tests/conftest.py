@@ -53,7 +53,10 @@ ONE_BACKEND_DONE = os.environ.get("SMART_UNION_TEST_BACKEND_INDEPENDENT_DONE") =
 
 
 def pytest_collection_modifyitems(config, items):
+    coverage_asked = "api_coverage" in (config.getoption("markexpr") or "")
     for item in items:
+        if "api_coverage" in item.keywords and not coverage_asked:
+            item.add_marker(pytest.mark.skip(reason="the coverage phase runs with -m api_coverage"))
         if "backend_independent" in item.keywords and ONE_BACKEND_DONE:
             item.add_marker(pytest.mark.skip(reason="backend-independent: already run on the first backend"))
         if "postgresql_only" in item.keywords and BACKEND != "postgresql":
@@ -306,3 +309,18 @@ class QueryCounter:
 def count_queries(app):
     """`with count_queries() as q: ...; q.count` counts the SQL statements the app sends."""
     return lambda: QueryCounter(app.extensions["db.engine"])
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The property-based API run's figures: operations, cases and statuses per operation (0 x 5xx expected)."""
+    from tests import api_property_counts
+
+    counts = api_property_counts.COUNTS
+    if not counts:
+        return
+    cases = sum(sum(c.values()) for c in counts.values())
+    errors = sum(n for c in counts.values() for status, n in c.items() if status >= 500)
+    terminalreporter.write_sep("-", f"property-based API run: {len(counts)} operation x caller, {cases} cases, "
+                                    f"{errors} x 5xx")
+    for label, statuses in sorted(counts.items()):
+        terminalreporter.write_line(f"{label}: " + ", ".join(f"{s} x {n}" for s, n in sorted(statuses.items())))

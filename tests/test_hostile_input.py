@@ -149,3 +149,17 @@ def test_405_names_the_allowed_methods(client):
     response = client.delete("/api/v1/me")
     assert response.status_code == 405
     assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "PATCH"}
+
+
+@pytest.mark.backend_independent
+def test_the_openapi_document_types_parameters_and_lists_each_operations_errors(client):
+    doc = client.get("/api/v1/openapi.json").json
+    detail = doc["paths"]["/api/v1/events/{event_id}"]["get"]
+    assert detail["parameters"][0]["schema"] == {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    assert {"401", "404"} <= set(detail["responses"])
+    staff = {p["name"]: p for p in doc["paths"]["/api/v1/officer/staff"]["get"]["parameters"]}
+    assert staff["page"]["schema"]["type"] == "integer" and staff["page"]["schema"]["maximum"] == 100_000
+    assert staff["sub_union_id"]["schema"]["type"] == "integer"
+    login = doc["paths"]["/api/v1/auth/login"]["post"]["responses"]
+    assert {"422", "429", "503"} <= set(login) and "401" not in login
+    assert doc["paths"]["/api/v1/officer/staff/{employee_no}"]["patch"]["parameters"][0]["schema"]["type"] == "string"

@@ -78,7 +78,8 @@ class OfficerListQuery(PageQuery):
 
 
 class AnnouncementIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"title": "关于开展春季健步走活动的通知", "body": "请各分工会组织会员报名。", "category": "activity"}]})
     title: str = Field(default="", max_length=100)
     body: str = Field(default="", max_length=20000)
     category: AnnouncementCategory = AnnouncementCategory.NOTICE
@@ -193,7 +194,7 @@ def reads(announcement_id: int, query: PageQuery):
 
 @bp.post("/officer/announcements/<int:announcement_id>/attachments")
 @endpoint("上传公告附件（图片或 PDF，multipart 字段名 file）", auth=OFFICER, response=AttachmentOut, status=201,
-          tags=("officer",))
+          tags=("officer",), upload="file")
 def upload(announcement_id: int):
     announcement = announcements.get_for_officer(g.staff, announcement_id)
     upload = request.files.get("file")

@@ -15,7 +15,7 @@ bp = Blueprint("auth", __name__)
 
 
 class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "code:o-example"}]})
     code: str = Field(min_length=1, max_length=128, description="wx.login() 返回的 code")
 
 
@@ -71,7 +71,7 @@ def me_out(staff: Staff) -> MeOut:
 
 
 @bp.post("/auth/login")
-@endpoint("小程序登录：用 wx.login 的 code 换取令牌", auth=AuthLevel.NONE, body=LoginIn, response=LoginOut,
+@endpoint("小程序登录：用 wx.login 的 code 换取令牌", auth=AuthLevel.NONE, body=LoginIn, response=LoginOut, limited=True,
           tags=("auth",))
 def login(body: LoginIn):
     token, _identity, staff = auth.login(body.code, request.remote_addr or "")
@@ -79,7 +79,7 @@ def login(body: LoginIn):
 
 
 @bp.post("/auth/bind")
-@endpoint("绑定教职工身份（工号、姓名与手机号或绑定码须一致）", auth=AuthLevel.WECHAT, body=BindIn,
+@endpoint("绑定教职工身份（工号、姓名与手机号或绑定码须一致）", auth=AuthLevel.WECHAT, body=BindIn, limited=True,
           response=LoginOut, tags=("auth",))
 def bind(body: BindIn):
     token, staff = auth.bind(g.principal, body.employee_no, body.name, body.phone_code, body.bind_code,

@@ -16,7 +16,9 @@ bp = Blueprint("campaigns", __name__)
 
 
 class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"occasion": "mid_autumn", "year": 2099, "gift": "月饼一盒", "pickup_place": "工会办公室（行政楼 302）",
+         "pickup_start": "2099-09-20T09:00:00+08:00", "pickup_end": "2099-09-25T17:00:00+08:00"}]})
     occasion: str = Field(description="节日：new_year / spring_festival / mid_autumn / ...")
     year: whole(ge=2000, le=2099)
     gift: str = Field(min_length=1, max_length=200, description="慰问品，如“月饼一盒”")

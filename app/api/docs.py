@@ -7,6 +7,7 @@ import re
 from importlib import resources
 
 from flask import Blueprint, Response, current_app
+from werkzeug.routing import Rule
 from pydantic.json_schema import models_json_schema
 
 from app.api.endpoint import AuthLevel, EndpointSpec
@@ -33,15 +34,15 @@ def docs_page():
 
 def build_openapi(app) -> dict:
     specs = _collect_specs(app)
-    inputs = {(m, "validation") for _, _, spec in specs for m in (spec.body, spec.query) if m is not None}
-    outputs = {(spec.response, "serialization") for _, _, spec in specs if spec.response is not None}
+    inputs = {(m, "validation") for _, _, spec, _ in specs for m in (spec.body, spec.query) if m is not None}
+    outputs = {(spec.response, "serialization") for _, _, spec, _ in specs if spec.response is not None}
     refs, schema = models_json_schema(sorted(inputs | outputs, key=lambda pair: (pair[0].__name__, pair[1])),
                                       ref_template="#/components/schemas/{model}")
     components = schema.get("$defs", {})
     components["Error"] = ERROR_SCHEMA
     paths: dict = {}
-    for path, method, spec in specs:
-        paths.setdefault(path, {})[method] = _operation(spec, path, refs)
+    for path, method, spec, rule in specs:
+        paths.setdefault(path, {})[method] = _operation(spec, method, rule, refs)
     return {
         "openapi": "3.1.0",
         "info": {"title": "智慧工会 Smart Union API", "version": "1"},
@@ -51,7 +52,7 @@ def build_openapi(app) -> dict:
     }
 
 
-def _collect_specs(app) -> list[tuple[str, str, EndpointSpec]]:
+def _collect_specs(app) -> list[tuple[str, str, EndpointSpec, Rule]]:
     found = []
     for rule in app.url_map.iter_rules():
         spec = getattr(app.view_functions[rule.endpoint], "endpoint_spec", None)
@@ -59,28 +60,79 @@ def _collect_specs(app) -> list[tuple[str, str, EndpointSpec]]:
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            found.append((path, method.lower(), spec))
+            found.append((path, method.lower(), spec, rule))
     return sorted(found, key=lambda item: item[0])
 
 
-def _operation(spec: EndpointSpec, path: str, refs: dict) -> dict:
-    error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    ok = {"description": "成功"}
+ERRORS = {
+    400: "请求格式不正确", 401: "未登录或登录已失效", 403: "无权进行此操作", 404: "记录不存在或不可见",
+    409: "记录的状态不允许此操作", 413: "提交的内容过大", 415: "请以 JSON 提交", 422: "参数不合法（message 指出字段）",
+    429: "操作过于频繁（Retry-After 秒后再试）", 503: "服务繁忙或限流服务不可用",
+}
+
+
+def _operation(spec: EndpointSpec, method: str, rule: Rule, refs: dict) -> dict:
+    ok: dict = {"description": "成功"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(spec.response, "serialization")]}}
     op: dict = {"summary": spec.summary, "tags": list(spec.tags),
-                "responses": {str(spec.status): ok, "4XX": {"description": "请求被拒绝", **error}}}
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-              for name in re.findall(r"{([^}]+)}", path)]
+                "responses": {str(spec.status): ok, **{str(code): _error(code) for code in _error_codes(spec, method,
+                                                                                                          rule)}}}
+    params = [{"name": name, "in": "path", "required": True, "schema": _path_schema(converter)}
+              for converter, name in PATH_ARGUMENT.findall(rule.rule)]
     if spec.query is not None:
+        properties = spec.query.model_json_schema(ref_template="#/components/schemas/{model}")["properties"]
         for name, field in spec.query.model_fields.items():
             params.append({"name": name, "in": "query", "required": field.is_required(),
-                           "description": field.description or "", "schema": {}})
+                           "description": field.description or "", "schema": _query_schema(properties[name])})
     if params:
         op["parameters"] = params
     if spec.body is not None:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": refs[(spec.body, "validation")]}}}
+    if spec.upload is not None:
+        form = {"type": "object", "required": [spec.upload],
+                "properties": {spec.upload: {"type": "string", "format": "binary"}}}
+        op["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
     if spec.auth is not AuthLevel.NONE:
         op["security"] = [{"bearer": []}]
     return op
+
+
+def _error_codes(spec: EndpointSpec, method: str, rule: Rule) -> list[int]:
+    codes = {400}
+    if spec.auth is not AuthLevel.NONE:
+        codes |= {401, 403}
+    if rule.arguments:
+        codes.add(404)
+    if method != "get":
+        codes.add(409)
+    if spec.body is not None or spec.upload is not None:
+        codes |= {413, 415, 422}
+    if spec.query is not None or rule.arguments:
+        codes.add(422)
+    if spec.limited:
+        codes |= {429, 503}
+    return sorted(codes)
+
+
+def _error(code: int) -> dict:
+    return {"description": ERRORS[code],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+PATH_ARGUMENT = re.compile(r"<(?:([^:>]+):)?([^>]+)>")
+
+
+def _path_schema(converter: str) -> dict:
+    if converter == "int":          # app.DatabaseIntConverter: an id of a 32-bit column
+        return {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+    return {"type": "string", "minLength": 1, "maxLength": 64}
+
+
+def _query_schema(schema: dict) -> dict:
+    """A query value is never null: an optional parameter is one that may be left out."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        schema = {**{k: v for k, v in schema.items() if k != "anyOf"}, **options[0]}
+    return {k: v for k, v in schema.items() if not (k == "default" and v is None)}

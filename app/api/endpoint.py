@@ -43,12 +43,14 @@ class EndpointSpec:
     response: type[BaseModel] | None
     status: int
     tags: tuple[str, ...]
+    limited: bool          # under a rate limit (app.services.rate_limits): may answer 429 or 503
+    upload: str | None     # the multipart/form-data field of an uploaded file, for the OpenAPI document
 
 
 def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[BaseModel] | None = None,
              query: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
-             tags: tuple[str, ...] = ()) -> Callable:
-    spec = EndpointSpec(summary, auth, body, query, response, status, tags)
+             tags: tuple[str, ...] = (), limited: bool = False, upload: str | None = None) -> Callable:
+    spec = EndpointSpec(summary, auth, body, query, response, status, tags, limited, upload)
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)

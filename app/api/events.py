@@ -226,6 +226,8 @@ class SignupsQuery(BaseModel):
 
 
 class ProxySignupIn(SignupIn):
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"employee_no": "000123", "answers": {}}]})
     employee_no: str = Field(min_length=1, max_length=32)
 
 
@@ -236,7 +238,7 @@ class ProxySignupOut(BaseModel):
 
 
 class CheckInIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "扫描报名二维码得到的签到码"}]})
     code: str = Field(min_length=1, max_length=300, description="扫描报名二维码得到的签到码")
 
 

@@ -18,7 +18,7 @@ class LinkCodeOut(BaseModel):
 
 
 @bp.post("/me/mp-link-code")
-@endpoint("获取公众号绑定码：在公众号发送“绑定 绑定码”即可收到工会通知", response=LinkCodeOut, tags=("me",))
+@endpoint("获取公众号绑定码：在公众号发送“绑定 绑定码”即可收到工会通知", response=LinkCodeOut, limited=True, tags=("me",))
 def issue_link_code():
     code, ttl = followers.issue_link_code(g.staff)
     minutes = max(1, ttl // 60)

@@ -42,7 +42,8 @@ class UnreadOut(BaseModel):
 
 
 class SubscriptionsIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"results": {"TPL-MINI-SERVICE": "accept"}}]})
     results: dict[str, Literal["accept", "reject", "ban", "filter"]] = Field(
         min_length=1, max_length=10, description="wx.requestSubscribeMessage 的返回：模板 id → accept/reject/ban")
 
@@ -114,7 +115,8 @@ def requeue(notice_id: int):
 
 
 class NoticeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"title": "体检安排", "body": "今年的教职工体检 5 月 10 日开始，请按分工会通知的时间参加。"}]})
     title: str = Field(min_length=1, max_length=100)
     body: str = Field(default="", max_length=2000)
     audience: Audience = Field(default_factory=Audience)
@@ -127,7 +129,7 @@ class NoticeOut(BaseModel):
 
 
 @bp.post("/officer/notices")
-@endpoint("向受众发送一条服务通知（一次写入，发送进程分批送达）", auth=AuthLevel.OFFICER, body=NoticeIn,
+@endpoint("向受众发送一条服务通知（一次写入，发送进程分批送达）", auth=AuthLevel.OFFICER, body=NoticeIn, limited=True,
           response=NoticeOut, status=201, tags=("officer",))
 def send_notice(body: NoticeIn):
     notice = notifications.send_officer_notice(g.staff, body.title, body.body, body.audience)

@@ -46,11 +46,14 @@ class StaffQuery(BaseModel):
 
 
 class StaffCreate(roster.StaffFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"employee_no": "000123", "name": "王老师",
+                                                               "sub_union": "机关分工会", "phone": "13900000000"}]})
     employee_no: str = Field(pattern=roster.EMPLOYEE_NO_PATTERN, description="工号（保留前导零）")
 
 
 class StaffPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              json_schema_extra={"examples": [{"department": "外国语学院"}]})
     # Fields left out stay as they are; an explicit null is refused (422), except to clear phone or birthday.
     name: str = Field(default=None, min_length=1, max_length=64)
     department: str = Field(default=None, max_length=128)
@@ -61,7 +64,8 @@ class StaffPatch(BaseModel):
 
 
 class RoleChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid",
+                              json_schema_extra={"examples": [{"role": "sub_union_officer", "sub_union_id": 1}]})
     role: Role
     sub_union_id: Id | None = None
 
@@ -136,7 +140,8 @@ def unbind(employee_no: str):
 
 
 @bp.post("/officer/staff/<employee_no>/bind-code")
-@endpoint("为无手机号的教职工生成一次性绑定码", auth=OFFICER, response=BindCodeOut, status=201, tags=("officer",))
+@endpoint("为无手机号的教职工生成一次性绑定码", auth=OFFICER, response=BindCodeOut, status=201, tags=("officer",),
+          limited=True)
 def issue_bind_code(employee_no: str):
     code = roster.issue_bind_code(roster.get_staff(employee_no), actor=g.staff)
     return BindCodeOut(code=code, valid_days=current_app.config["SU"].auth.bind_code_ttl_seconds // 86400)

@@ -88,7 +88,10 @@ class QuotaIn(BaseModel):
 class EventFields(BaseModel):
     """What an officer fills in for an event."""
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [{
+        "title": "教职工气排球赛", "category": "sports", "place": "体育馆", "capacity": 30,
+        "starts_at": "2099-06-01T09:00:00+08:00", "ends_at": "2099-06-01T12:00:00+08:00",
+        "signup_opens_at": "2099-05-01T09:00:00+08:00", "signup_closes_at": "2099-05-20T18:00:00+08:00"}]})
     title: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=5000)
     category: EventCategory = Field(default=EventCategory.OTHER, description="sports 体育 / culture 文化 / "

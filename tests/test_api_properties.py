@@ -1,0 +1,140 @@
+"""Property-based API test: schemathesis over every operation of the OpenAPI document, as staff and as an officer.
+
+For each (operation, caller): the explicit examples of the document, then generated cases, valid and invalid, each
+with a fresh token; half of the cases name a seeded record (so they reach the code rather than a 404). Every answer
+must be a non-5xx that matches the document. Per-operation status counts are printed at the end of the run (see
+tests/conftest.py), and every operation a caller may use must have answered 2xx at least once.
+
+PostgreSQL only (the API's behaviour is the same on every backend; this run is the slow part). The coverage phase,
+which tries every boundary of every field, is the test marked `api_coverage`: it runs with `-m api_coverage`
+(see the README), as the union officer, and asserts the same.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from collections import Counter
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error, response_schema_conformance
+from schemathesis.generation.meta import TestPhase
+
+from app.extensions import db
+from app.services import auth, roster
+from app.services.events import seats
+from app.services.policy import Caller
+from app.unit_of_work import unit_of_work
+from models import Staff, WeChatApp, WeChatIdentity
+from tests import api_property_counts
+from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
+    PNG, ROUTES, STARTING_SOON, an_announcement, an_event, checkin_code, personal_notice, world,
+)
+
+pytestmark = pytest.mark.postgresql_only
+
+CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER}
+OWN = {"staff": "S0001", "officer": "U0001"}          # each caller's 工号 in the matrix's world
+CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
+OPERATIONS = [(method, re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)) for method, rule in ROUTES]
+# what each caller may use: the matrix's gate admits them (binding is for WeChat users not yet bound)
+USABLE = {name: {operation for operation, row in zip(OPERATIONS, ROUTES.values())
+                 if row.gate is not Caller.WECHAT and list(Caller).index(row.gate) <= list(Caller).index(caller)}
+          for name, caller in CALLERS.items()}
+
+
+def _seeds(app, w, path: str) -> dict[str, object]:
+    """Records every path parameter (and the ids in a body) can name: what both callers may see and manage — addressed
+    to everyone by the union officer, each caller signed up; drafts where the operation publishes."""
+    drafts = path.endswith(("/publish", "/attachments"))      # publishing, and attaching, need a draft
+    with app.app_context(), unit_of_work():
+        event_id = an_event(w, Caller.UNION_OFFICER, "all", publish=not drafts, **STARTING_SOON)
+        for employee_no in ("A0002", "S0001", "U0001"):
+            if not drafts:
+                seats.sign_up(event_id, roster.get_staff(employee_no), {})
+        announcement_id, attachment_id = an_announcement(w, Caller.UNION_OFFICER, "all", publish=not drafts,
+                                                         attach=True)
+        code = None if drafts else checkin_code(event_id, "A0002")
+        return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
+                "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
+                "sub_union_id": w.sub_unions["甲分工会"], "code": code}
+
+
+def _seeded(case, seeds: dict, caller: str) -> None:
+    """Points the case at the seeded records: its path ids, and the ids (or the check-in code) in its body."""
+    case.path_parameters = {name: seeds[name][caller] if name == "notice_id" else seeds[name]
+                            for name in case.path_parameters}
+    if isinstance(case.body, dict):
+        for name in ("sub_union_id", "employee_no", "code"):
+            if name in case.body and seeds[name] is not None:
+                case.body[name] = seeds[name]
+        if "file" in case.body:
+            case.body["file"] = PNG
+
+
+def _fresh_token(app, staff_id: int) -> str:
+    with app.app_context(), unit_of_work():
+        staff = db.session.get(Staff, staff_id)
+        identity = db.session.scalar(select(WeChatIdentity).where(
+            WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.staff_id == staff_id))
+        if identity is None:                     # a case unbound them: bind again, as they would
+            identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"openid-again-{staff_id}",
+                                      staff_id=staff_id)
+            db.session.add(identity)
+            db.session.flush()
+        return auth.issue_token(identity, staff)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_every_answer_is_documented_and_never_a_server_error(app, world, fake_wechat, method, path, caller):  # noqa: F811
+    seeds = _seeds(app, world, path)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operation = schema[path][method]
+    strategies = [*operation.get_strategies_from_examples(),
+                  operation.as_strategy(GenerationMode.POSITIVE, phase=TestPhase.FUZZING),
+                  operation.as_strategy(GenerationMode.NEGATIVE, phase=TestPhase.FUZZING)]
+    counts = api_property_counts.COUNTS.setdefault(f"{method} {path} as {caller}", Counter())
+    staff_id = world.staff_ids[CALLERS[caller]]
+
+    @given(case=st.one_of(strategies), seeded=st.booleans())
+    @settings(max_examples=CASES_PER_OPERATION, deadline=None, database=None, derandomize=True,
+              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+    def holds(case, seeded):
+        if seeded:
+            _seeded(case, seeds, caller)
+        response = case.call(headers={"Authorization": f"Bearer {_fresh_token(app, staff_id)}"})
+        counts[response.status_code] += 1
+        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+
+    holds()
+
+
+def test_every_operation_a_caller_may_use_answered_2xx():
+    """Runs after the property test (same module); meaningful only when the whole run was collected."""
+    ran = api_property_counts.COUNTS
+    if len(ran) < len(OPERATIONS) * len(CALLERS):
+        pytest.skip("only part of the property run was selected")
+    never = sorted(f"{m} {p} as {name}" for name, usable in USABLE.items() for m, p in usable
+                   if not any(200 <= status < 300 for status in ran[f"{m} {p} as {name}"]))
+    assert never == []
+
+
+@pytest.mark.api_coverage
+def test_every_boundary_of_every_field_is_answered_without_a_server_error(app, world, live_server):  # noqa: F811
+    """schemathesis's coverage phase (its own command line, against the served app) as the union officer."""
+    token = _fresh_token(app, world.staff_ids[Caller.UNION_OFFICER])
+    run = subprocess.run([str(Path(sys.executable).parent / "schemathesis"), "run",
+                          f"{live_server.url}/api/v1/openapi.json", "--phases", "coverage", "--checks",
+                          "not_a_server_error,response_schema_conformance", "-H", f"Authorization: Bearer {token}",
+                          "--no-color"], capture_output=True, text=True, timeout=1800)
+    print(run.stdout[-4000:])
+    assert run.returncode == 0, run.stdout[-4000:]
