@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import time
+
+import requests
+
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
@@ -10,3 +16,23 @@ def bearer(token: str) -> dict[str, str]:
 def error_code(response) -> str:
     body = response.json() if callable(getattr(response, "json", None)) else response.json
     return body["error"]["code"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, attempts: int = 300) -> None:
+    """Waits until a server started as `proc` answers `url` with 200."""
+    for _ in range(attempts):
+        if proc.poll() is not None:
+            raise AssertionError(f"the server exited early: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the server did not become ready")

@@ -169,3 +169,11 @@ def test_ids_and_pages_beyond_the_database_range_are_4xx_not_500(client, make_st
                  "/api/v1/announcements?page=100000000000000000000", "/api/v1/inbox?before=100000000000000000000"):
         assert client.get(path, headers=token).status_code in (404, 422), path
     assert client.post("/api/v1/inbox/2147483648/read", headers=token).status_code == 404
+
+
+@pytest.mark.backend_independent
+def test_a_clock_file_is_refused_outside_tests_and_the_demo():
+    with pytest.raises(ConfigError, match="app.clock_file"):
+        load_config(environ={}, overrides={"database.url": "postgresql+psycopg://u@db/x", "app.clock_file": "/tmp/now",
+                                           "app.secret_key": "s" * 40})
+    assert load_config(environ={}, overrides={"app.clock_file": "/tmp/now"}).app.clock_file == "/tmp/now"  # demo

@@ -5,50 +5,29 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.helpers import bearer
+from tests.helpers import bearer, free_port, wait_ready
 
 pytestmark = pytest.mark.backend_independent
 
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, attempts: int = 300) -> None:
-    for _ in range(attempts):
-        if proc.poll() is not None:
-            raise AssertionError(f"demo exited early: {proc.stdout.read()}")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("demo did not become ready")
-
-
 @pytest.fixture
 def demo_server(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
     proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_ready(f"{url}/readyz", proc)
         yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

@@ -103,3 +103,26 @@ def test_with_redis_down_limited_actions_are_refused_clearly(make_app, fake_wech
     response = client.post("/api/v1/auth/login", json={"code": "code:o-anyone"})
     assert (response.status_code, error_code(response)) == (503, "rate_limit_unavailable")
     assert "稍后再试" in response.json["error"]["message"]
+
+
+def test_link_code_guesses_are_limited_across_followers(make_app, make_staff, token_for, fake_wechat):
+    from tests.test_followers import link_code
+    from tests.wechat_client import WeChatPusher
+
+    app = make_app(**{"limits.link_failures_total": "3/hour"})
+    client = app.test_client()
+    wechat = WeChatPusher(client)
+    code = link_code(client, token_for(make_staff("000459", name="孙老师")))
+    wrong = "000000" if code != "000000" else "111111"
+    for n in range(3):                                   # three followers, one wrong guess each
+        assert "不正确" in wechat.push(wechat.text(f"o-guesser{n}", f"绑定 {wrong}")).content
+    assert "次数过多" in wechat.push(wechat.text("o-guesser9", f"绑定 {code}")).content
+
+
+def test_with_redis_down_a_push_is_answered_success_without_acting(make_app, fake_wechat):
+    from tests.wechat_client import WeChatPusher
+
+    client = make_app(**{"redis.url": "redis://127.0.0.1:1/0"}).test_client()
+    wechat = WeChatPusher(client)
+    reply = wechat.push(wechat.text("o-anyone01", "帮助"))
+    assert (reply.status, reply.body) == (200, "success")

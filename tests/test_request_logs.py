@@ -5,48 +5,28 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
 
 from tests.conftest import REPO_ROOT
+from tests.helpers import free_port, wait_ready
 from tests.wechat_client import WeChatPusher
 
 BIN = Path(sys.executable).parent
 SECRETS = ("signature=", "timestamp=", "nonce=", "openid=", "msg_signature=")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen) -> None:
-    for _ in range(300):
-        assert proc.poll() is None, "the server exited early"
-        try:
-            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("the server did not start")
-
-
 def _push_and_stop(command: list[str], env: dict) -> str:
     """Starts the server, sends a signed push and a forged one, stops it; returns what it printed."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(command + (["--port", str(port)] if command[0].endswith("smart-union") else []),
                             env={**env, "SMART_UNION_BIND": f"127.0.0.1:{port}"}, cwd=REPO_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, proc)
+        wait_ready(f"{url}/healthz", proc)
         wechat = WeChatPusher(url)
         assert wechat.push(wechat.text("o-logged01", "帮助")).status == 200
         wechat.push(wechat.text("o-logged01", "帮助"), params={"signature": "0" * 40})    # a refused one too
