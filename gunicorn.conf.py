@@ -6,6 +6,8 @@ workers x (pool_size + max_overflow) must stay well under the database's limit (
 
 import multiprocessing
 import os
+import shutil
+import tempfile
 
 wsgi_app = os.environ.get("SMART_UNION_WSGI_APP", "app.wsgi:app")
 bind = os.environ.get("SMART_UNION_BIND", "127.0.0.1:8000")
@@ -22,3 +24,20 @@ accesslog = os.environ.get("SMART_UNION_ACCESS_LOG", "-")
 # would let anyone replay it, and other queries carry names and search terms.
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 errorlog = "-"
+
+# Metrics (app/metrics.py): every worker writes its counters to one directory, set here before any worker imports
+# prometheus_client, wiped when gunicorn starts, and cleared of each worker that exits; /metrics sums them. A sender
+# or scheduler on the same host joins the sum by getting the same PROMETHEUS_MULTIPROC_DIR (start them after gunicorn).
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                                    os.path.join(tempfile.gettempdir(), f"smart-union-metrics-{os.getpid()}"))
+
+
+def on_starting(server):
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, metrics_dir)

@@ -20,6 +20,36 @@ class DatabaseIntConverter(IntegerConverter):
         super().__init__(url_map, *args, **kwargs)
 
 
+def _follow_requests(app: Flask, trust_request_id: bool) -> None:
+    """A request id per request (a proxy's X-Request-ID when proxies are trusted), on every line logged meanwhile,
+    on the notices written and in the answer; and one log line per request: its route pattern, never its query."""
+    from flask import g, request
+
+    from app import logs
+
+    def start() -> None:
+        given = logs.valid_request_id(request.headers.get("X-Request-ID")) if trust_request_id else None
+        g.request_id_token = logs.REQUEST_ID.set(given or logs.new_request_id())
+
+    def finish(response):
+        response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
+        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+        request_log.info("%s %s %s", request.method, route, response.status_code)
+        return response
+
+    def forget(_exc) -> None:
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            logs.REQUEST_ID.reset(token)
+
+    app.before_request(start)
+    app.after_request(finish)
+    app.teardown_request(forget)
+
+
+request_log = logging.getLogger("app.requests")
+
+
 def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     cfg = config or load_config(overrides=overrides)
     app = Flask(__name__, instance_relative_config=False)
@@ -27,9 +57,9 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.config["SECRET_KEY"] = cfg.app.secret_key
     app.config["MAX_CONTENT_LENGTH"] = cfg.app.max_request_bytes
     app.json.ensure_ascii = False
-    logging.basicConfig(level=cfg.app.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from app import clock, errors, logs, metrics
 
-    from app import clock, errors
+    logs.configure(cfg.app.log_level, cfg.app.log_format)
     from models.base import use_clock
     from app.api import register_blueprints
     from app.extensions import build_redis, db
@@ -40,6 +70,8 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     app.extensions["redis"] = build_redis(cfg)
     app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
     errors.init_app(app)
+    _follow_requests(app, trust_request_id=cfg.app.trusted_proxy_hops > 0)
+    metrics.init_app(app)
     app.url_map.converters["int"] = DatabaseIntConverter
     if cfg.app.trusted_proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=cfg.app.trusted_proxy_hops)

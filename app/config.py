@@ -7,6 +7,7 @@ SMART_UNION__SECTION__SUB__KEY for nested tables) overrides one key; its value i
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from datetime import date
@@ -36,6 +37,7 @@ class AppSection(Section):
     timezone: str = "Asia/Shanghai"
     trusted_proxy_hops: int = Field(default=0, ge=0, le=5)   # proxies in front whose X-Forwarded-For we trust
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     testing: bool = False          # set by the test suite only
     clock_file: str = ""           # tests and the demo only: a file holding an ISO time read as "now" (app.clock)
 
@@ -200,6 +202,7 @@ class NotificationsSection(Section):
     # client_msg_id within 10 minutes, so this must stay well below 600), a subscribe message becomes "unknown".
     lease_seconds: int = Field(default=120, ge=5, le=480)
     poll_seconds: float = Field(default=1.0, gt=0)
+    stuck_after_seconds: int = Field(default=600, ge=60)   # /readyz says "outbox: stuck" past this
     template: ChannelLimits = ChannelLimits(daily_quota=100_000)
     subscribe: ChannelLimits = ChannelLimits()
     kinds: dict[str, NoticeKind] = Field(default_factory=lambda: {
@@ -209,6 +212,22 @@ class NotificationsSection(Section):
     @classmethod
     def _keep_default_kinds(cls, value: dict) -> dict:
         return {**DEFAULT_NOTICE_KINDS, **value}
+
+
+class MetricsSection(Section):
+    allow_from: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])   # networks /metrics answers
+    token: str = ""                 # or any address, with "Authorization: Bearer <token>"
+    port: int = Field(default=0, ge=0, le=65535)   # a sender or scheduler on a host of its own serves metrics here
+
+    @field_validator("allow_from")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for net in value:
+            try:
+                ipaddress.ip_network(net)
+            except ValueError:
+                raise ValueError(f"不是有效的网段：{net}") from None
+        return value
 
 
 class EventsSection(Section):
@@ -291,6 +310,7 @@ class Config(Section):
     limits: LimitsSection = LimitsSection()
     notifications: NotificationsSection = NotificationsSection()
     events: EventsSection = EventsSection()
+    metrics: MetricsSection = MetricsSection()
     scheduler: SchedulerSection = SchedulerSection()
     birthdays: BirthdaySection = BirthdaySection()
     holidays: HolidaysSection = HolidaysSection()

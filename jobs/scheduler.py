@@ -15,8 +15,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from flask import Flask
 
-from app import clock
-from app.extensions import redis_key
+from app import clock, logs, metrics
+from app.services import scheduler_state
 from app.unit_of_work import unit_of_work
 from jobs.leader import LeaderLock
 from jobs.schedule import JobSpec, schedule
@@ -30,20 +30,27 @@ class JobRunner:
         self.app = app
         self.settings = app.config["SU"].scheduler
         with app.app_context():
-            key = redis_key("scheduler", "leader")
+            key = scheduler_state.leader_key()
         self.leader = LeaderLock(app.extensions["redis"], key, self.settings.leader_lock_seconds)
 
     def heartbeat(self) -> None:
         self.leader.refresh()
 
     def run_job(self, spec: JobSpec) -> int:
+        """One run of one job in its own unit of work; notices it writes carry the run's id (app.logs)."""
         if not self.leader.is_leader:
             return 0
-        with self.app.app_context():
-            with unit_of_work():
-                done = spec.run(clock.now())
-        if done:
-            log.info("job %s did %s", spec.id, done)
+        with self.app.app_context(), logs.request_id_scope(f"job:{spec.id}:{logs.new_request_id()[:8]}"):
+            try:
+                with unit_of_work():
+                    done = spec.run(clock.now())
+            except Exception:
+                metrics.JOB_RUNS.labels(spec.id, "failed").inc()
+                raise
+            metrics.JOB_RUNS.labels(spec.id, "ok").inc()
+            scheduler_state.record_success(spec.id)
+            if done:
+                log.info("job %s did %s", spec.id, done)
         return done
 
     def attach(self, scheduler) -> None:
@@ -69,6 +76,7 @@ def _soon() -> datetime:
 
 
 def run_scheduler_process(app: Flask) -> None:
+    metrics.serve_own_port(app.config["SU"].metrics.port)
     runner = JobRunner(app)
     scheduler = BlockingScheduler(timezone=app.config["SU"].app.timezone)
     runner.attach(scheduler)

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
+from app import logs, metrics
 from app.unit_of_work import unit_of_work
 from app.services import channels, delivery
 
@@ -58,20 +59,25 @@ class Sender:
                 return
 
     def _send_one(self, claimed: delivery.Claimed) -> None:
-        with self.app.app_context():
+        with self.app.app_context(), logs.request_id_scope(claimed.request_id or "-"):
             try:
                 outcome = channels.send(claimed.channel, claimed.id, claimed.openid, claimed.message)
             except Exception:   # a bug must not kill the sender: the lease will bring the row back
                 log.exception("sending notification %s failed unexpectedly", claimed.id)
+                metrics.SENDS.labels(claimed.channel.value, "error").inc()
                 return
             with unit_of_work():
                 delivery.record_outcome(claimed, outcome)
+            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
+            log.info("notification %s by %s: %s%s", claimed.id, claimed.channel.value, outcome.kind,
+                     f" ({outcome.reason})" if outcome.reason else "")
 
     def stop(self, *_args) -> None:
         self.stopping.set()
 
 
 def run_sender_process(app: Flask) -> None:
+    metrics.serve_own_port(app.config["SU"].metrics.port)
     sender = Sender(app)
     signal.signal(signal.SIGTERM, sender.stop)
     signal.signal(signal.SIGINT, sender.stop)

@@ -57,6 +57,7 @@ class Notice(Base):
     send_after: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     cancelled_at: Mapped[datetime | None]
+    request_id: Mapped[str | None] = mapped_column(String(64))   # the request or job run that wrote it (app.logs)
 
 
 class Notification(Base):

@@ -32,7 +32,7 @@ def wait_ready(url: str, proc: subprocess.Popen, attempts: int = 300) -> None:
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):   # not listening yet, or workers still booting
             pass
         time.sleep(0.1)
     raise AssertionError("the server did not become ready")

@@ -43,6 +43,7 @@ MISSING = 2**31 - 1          # an id no record has
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 NOT_API_OPERATIONS = {
     ("GET", "/healthz"), ("GET", "/readyz"),                       # health probes, no data
+    ("GET", "/metrics"),                                           # internal networks or a token (test_operations.py)
     ("GET", "/wechat/mp"), ("POST", "/wechat/mp"),                 # WeChat's signed pushes (tests/test_wechat_mp.py)
     ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/docs"),      # the public API description
     ("GET", "/static/<path:filename>"),                            # Flask's static folder (empty)

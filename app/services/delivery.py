@@ -70,6 +70,7 @@ class Claimed:
     channel: Channel
     openid: str
     message: channels.Message
+    request_id: str | None = None      # of the request or job run that wrote the notice (app.logs)
 
 
 def claim_due(limit: int) -> tuple[list[Claimed], int]:
@@ -96,7 +97,8 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
             _finish(row, DeliveryStatus.INBOX_ONLY, decision.reason)
         else:
             _start_sending(row, decision.channel)
-            claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message))
+            claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message,
+                                   row.notice.request_id))
     return claimed, len(rows)
 
 
@@ -188,3 +190,20 @@ def reap_expired_leases(limit: int = 500) -> int:
     if expired:
         log.warning("took back %s rows after their lease", len(expired))
     return len(expired)
+
+
+# --- the outbox at a glance (metrics, /readyz) -------------------------------------------------------------------
+
+def outbox_state(bound: int) -> tuple[dict[str, int], float]:
+    """Rows per status, each counted up to `bound` (an index scan that stops, however large the table), and the age
+    in seconds of the oldest row due to be sent (0 when none waits)."""
+    counts = {status.value: db.session.scalar(select(func.count()).select_from(
+        select(Notification.id).where(Notification.status == status).limit(bound).subquery()))
+        for status in DeliveryStatus}
+    return counts, oldest_due_age()
+
+
+def oldest_due_age() -> float:
+    oldest = db.session.scalar(select(func.min(Notification.next_attempt_at)).where(
+        Notification.status == DeliveryStatus.PENDING, Notification.next_attempt_at <= clock.now()))
+    return max(0.0, (clock.now() - oldest).total_seconds()) if oldest else 0.0

@@ -15,7 +15,7 @@ from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from app import clock
+from app import clock, logs
 from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, policy, rate_limits
@@ -38,6 +38,7 @@ def _existing_notice(occasion: str) -> Notice | None:
 
 def _add_notice(notice: Notice) -> Notice:
     """Adds the notice, or returns the one already written for the same occasion (idempotent under races)."""
+    notice.request_id = logs.current_request_id()
     existing = _existing_notice(notice.occasion)
     if existing is not None:
         return existing
