@@ -214,6 +214,28 @@ class NotificationsSection(Section):
         return {**DEFAULT_NOTICE_KINDS, **value}
 
 
+class VouchersSection(Section):
+    """The first voucher policy (copied into the database once, when it holds none; officers change it there), and
+    how vouchers are shown and reminded."""
+
+    face_value_fen: int = Field(default=20000, ge=1, le=1_000_000)
+    cost_fen: int = Field(default=18000, ge=0, le=1_000_000)
+    merchant: str = Field(default="指定蛋糕店", min_length=1, max_length=100)
+    issue_mode: Literal["days_before", "month_start"] = "days_before"
+    issue_days_before: int = Field(default=7, ge=0, le=60)
+    valid_days: int = Field(default=60, ge=1, le=366)
+    retirees_eligible: bool = True
+    yearly_cap_fen: int = Field(default=30000, ge=1, le=1_000_000)
+    show_window_seconds: int = Field(default=60, ge=15, le=120)     # a shown code lives one window (and the next)
+    reminder_days_before_expiry: int = Field(default=7, ge=0, le=60)
+
+    @model_validator(mode="after")
+    def _within_the_cap(self):
+        if self.face_value_fen > self.yearly_cap_fen:
+            raise ValueError("face_value_fen 不能超过 yearly_cap_fen（每人每年面值上限）")
+        return self
+
+
 class MetricsSection(Section):
     allow_from: list[str] = Field(default_factory=lambda: ["127.0.0.1/32", "::1/128"])   # networks /metrics answers
     token: str = ""                 # or any address, with "Authorization: Bearer <token>"
@@ -311,6 +333,7 @@ class Config(Section):
     notifications: NotificationsSection = NotificationsSection()
     events: EventsSection = EventsSection()
     metrics: MetricsSection = MetricsSection()
+    vouchers: VouchersSection = VouchersSection()
     scheduler: SchedulerSection = SchedulerSection()
     birthdays: BirthdaySection = BirthdaySection()
     holidays: HolidaysSection = HolidaysSection()

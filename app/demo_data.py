@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 
 import click
 from sqlalchemy import func, select
 
 from app.unit_of_work import unit_of_work
-from app.services import roster
+from app import clock
+from app.services import roster, vouchers
 from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus
 
 SUB_UNIONS = ["机关分工会", "信息工程学院分工会", "外国语学院分工会", "后勤分工会", "离退休工作处直属小组"]
@@ -32,6 +33,16 @@ def seed_demo_data(count: int = 50) -> None:
             _add(f"{n:06d}", name, f"139{n:08d}", rng.choice(SUB_UNIONS), gender, rng)
         officer = roster.get_staff(OFFICER["employee_no"])
         roster.grant_role(officer, Role.UNION_OFFICER, actor_label="demo")
+        _birthday_voucher_for(DEMO_STAFF["employee_no"])
+
+
+def _birthday_voucher_for(employee_no: str) -> None:
+    """李老师's birthday is in three days: the issuing job gives him this year's cake voucher at once."""
+    in_three_days = clock.today() + timedelta(days=3)
+    birthday = date(1980, in_three_days.month, min(in_three_days.day, 28 if in_three_days.month == 2 else 31))
+    roster.update_staff(employee_no, {"birthday": birthday, "birthday_calendar": BirthdayCalendar.SOLAR},
+                        actor_label="demo")
+    vouchers.issue_due_vouchers(clock.now())
 
 
 def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender, rng: random.Random) -> None:
@@ -60,3 +71,4 @@ def print_try_it(base_url: str, fake_url: str) -> None:
     click.echo(login_and_bind(DEMO_STAFF, "教职工 李老师"))
     click.echo(login_and_bind(OFFICER, "校工会干部 张工会"))
     click.echo(f"curl -s '{base_url}/api/v1/officer/staff?page_size=5' -H \"Authorization: Bearer $TOKEN\"\n")
+    click.echo("# 李老师的生日蛋糕券：用李老师的 TOKEN 调用 GET /api/v1/vouchers，再 POST /api/v1/vouchers/<id>/show 出示\n")

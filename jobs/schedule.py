@@ -17,7 +17,7 @@ class JobSpec:
 
 def schedule() -> list[JobSpec]:
     from app.services import greetings, holidays
-    from app.services import attachments
+    from app.services import attachments, vouchers
     from app.services.events import reminders
 
     return [
@@ -26,4 +26,7 @@ def schedule() -> list[JobSpec]:
         JobSpec("events.reminders", reminders.send_event_reminders, "活动前一天提醒已报名成功的人"),
         JobSpec("events.finish", reminders.finish_past_events, "活动结束后标记为已结束"),
         JobSpec("attachments.orphans", attachments.remove_orphan_files, "清理没有记录引用的上传文件"),
+        JobSpec("vouchers.issue", vouchers.issue_due_vouchers, "发放到期的生日蛋糕券（每人每年一张）"),
+        JobSpec("vouchers.expire", vouchers.expire_vouchers, "过期未使用的生日蛋糕券标记为已过期"),
+        JobSpec("vouchers.remind", vouchers.remind_expiring, "生日蛋糕券过期前提醒"),
     ]

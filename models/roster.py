@@ -79,6 +79,7 @@ class Staff(Base):
     phone: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[StaffStatus] = mapped_column(str_enum(StaffStatus, 10), default=StaffStatus.ACTIVE)
     member_since: Mapped[date | None]
+    died_on: Mapped[date | None]        # beside the status: no greeting, voucher or notice after it
     # Bumped whenever a change must end this person's sessions (unbind, roles, status): tokens carry it.
     auth_version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

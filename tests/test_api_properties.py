@@ -36,13 +36,14 @@ from app.unit_of_work import unit_of_work
 from models import Staff, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    PNG, ROUTES, STARTING_SOON, an_announcement, an_event, checkin_code, personal_notice, world,
+    PNG, ROUTES, STARTING_SOON, an_announcement, an_event, checkin_code, personal_notice, vouchers_issued, world,
 )
 
 pytestmark = pytest.mark.postgresql_only
 
 CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER}
 OWN = {"staff": "S0001", "officer": "U0001"}          # each caller's 工号 in the matrix's world
+PER_CALLER = {"notice_id", "voucher_id"}              # seeded records that belong to the caller
 CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
 
 
@@ -68,14 +69,16 @@ def _seeds(app, w, path: str) -> dict[str, object]:
         announcement_id, attachment_id = an_announcement(w, Caller.UNION_OFFICER, "all", publish=not drafts,
                                                          attach=True)
         code = None if drafts else checkin_code(event_id, "A0002")
+        issued = vouchers_issued(w)
         return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
+                "voucher_id": {name: issued[no] for name, no in OWN.items()},
                 "sub_union_id": w.sub_unions["甲分工会"], "code": code}
 
 
 def _seeded(case, seeds: dict, caller: str) -> None:
     """Points the case at the seeded records: its path ids, and the ids (or the check-in code) in its body."""
-    case.path_parameters = {name: seeds[name][caller] if name == "notice_id" else seeds[name]
+    case.path_parameters = {name: seeds[name][caller] if name in PER_CALLER else seeds[name]
                             for name in case.path_parameters}
     if isinstance(case.body, dict):
         for name in ("sub_union_id", "employee_no") + (("code",) if case.path.endswith("/checkin") else ()):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
@@ -27,11 +27,12 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.unit_of_work import unit_of_work
-from app.services import announcements, attachments, auth, notifications, roster
+from app import clock
+from app.services import announcements, attachments, auth, notifications, roster, vouchers
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
-from models import Role, Signup, Staff, WeChatApp, WeChatIdentity
+from models import Role, Signup, Staff, Voucher, WeChatApp, WeChatIdentity
 from tests.events_support import event_body
 from tests.helpers import bearer
 
@@ -133,6 +134,38 @@ def a_notice(w: World, to: str) -> int:
 def personal_notice(w: World, employee_no: str) -> int:
     return notifications.notify_people("service", f"matrix:{employee_no}", [roster.get_staff(employee_no).id],
                                        "通知").id
+
+
+OWN_NO = {STAFF: "S0001", SUB: "O0001", UNION: "U0001", ADMIN: "D0001"}
+
+
+def vouchers_issued(w: World) -> dict[str, int]:
+    """Everyone's birthday is today: the issuing job gives each their voucher of this year; 工号 -> voucher id."""
+    for employee_no in ("S0001", "O0001", "U0001", "D0001", "A0002", "B0001"):
+        staff = roster.get_staff(employee_no)
+        today = clock.today()
+        staff.birthday = date(1980, 2, 28) if (today.month, today.day) == (2, 29) else today.replace(year=1980)
+    db.session.flush()
+    vouchers.issue_due_vouchers(clock.now())
+    return {v.staff.employee_no: v.id for v in db.session.scalars(select(Voucher)).unique()}
+
+
+def _own_voucher_cases(path: str) -> Callable:
+    """A staff route on the caller's own voucher (seen) and on another member's (not seen)."""
+    def cases(app, w, caller):
+        ids = build(app, w, vouchers_issued)
+        own = ids[OWN_NO.get(caller, "S0001")]
+        return Req(path.format(own)), Req(path.format(ids["A0002"]))
+    return cases
+
+
+def _officer_voucher_cases(path: str, json: Any = None) -> Callable:
+    """An officer route on A0002's voucher (甲: every officer's scope) and on B0001's (乙) or a missing one."""
+    def cases(app, w, caller):
+        ids = build(app, w, vouchers_issued) if caller in OFFICERS else {"A0002": MISSING, "B0001": MISSING}
+        unseen = ids["B0001"] if caller is SUB else MISSING
+        return Req(path.format(ids["A0002"]), json), Req(path.format(unseen), json)
+    return cases
 
 
 def checkin_code(event_id: int, employee_no: str) -> str:
@@ -358,6 +391,19 @@ ROUTES: dict[tuple[str, str], Row] = {
         {"employee_no": "A0002", "answers": {}})(app, w, caller)),
     ("POST", "/api/v1/officer/events/<int:event_id>/signups/<employee_no>/cancel"): Row(SUB, _proxy_cancel_cases),
     ("POST", "/api/v1/officer/events/<int:event_id>/checkin"): Row(SUB, _checkin_cases),
+    # birthday cake vouchers
+    ("GET", "/api/v1/vouchers"): Row(STAFF, plain("/api/v1/vouchers")),
+    ("GET", "/api/v1/vouchers/<int:voucher_id>"): Row(STAFF, _own_voucher_cases("/api/v1/vouchers/{}")),
+    ("POST", "/api/v1/vouchers/<int:voucher_id>/show"): Row(STAFF, _own_voucher_cases("/api/v1/vouchers/{}/show")),
+    ("GET", "/api/v1/vouchers/<int:voucher_id>/qr.svg"): Row(STAFF, _own_voucher_cases(
+        "/api/v1/vouchers/{}/qr.svg")),
+    ("GET", "/api/v1/officer/vouchers"): Row(SUB, plain("/api/v1/officer/vouchers")),
+    ("POST", "/api/v1/officer/vouchers/<int:voucher_id>/void"): Row(UNION, _officer_voucher_cases(
+        "/api/v1/officer/vouchers/{}/void", {"reason": "重复发放"})),
+    ("GET", "/api/v1/officer/vouchers/summary"): Row(UNION, plain(f"/api/v1/officer/vouchers/summary?year={NOW.year}")),
+    ("GET", "/api/v1/officer/voucher-policy"): Row(SUB, plain("/api/v1/officer/voucher-policy")),
+    ("PUT", "/api/v1/officer/voucher-policy"): Row(UNION, plain("/api/v1/officer/voucher-policy",
+                                                                {"merchant": "好利来（学院路店）"})),
 }
 
 
@@ -404,7 +450,7 @@ def test_matrix(app, client, world, method, rule, caller):
     row = ROUTES[(method, rule)]
     token = world.tokens.get(caller)
     admitted = CALLERS.index(caller) >= CALLERS.index(row.gate)
-    seen, unseen = row.cases(app, world, caller) if admitted else row.cases(app, world, STAFF)
+    seen, unseen = row.cases(app, world, caller if admitted or caller in OFFICERS else STAFF)
     response = _send(client, method, seen, token)
     if not admitted:
         assert response.status_code == _refusal_below_gate(caller, row.gate), response.get_data(as_text=True)

@@ -48,6 +48,11 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     staff_token = _login_and_bind(demo_server, **DEMO_STAFF)
     me = requests.get(f"{demo_server}/api/v1/me", headers=bearer(staff_token), timeout=10).json()
     assert me["name"] == DEMO_STAFF["name"]
+    [voucher] = requests.get(f"{demo_server}/api/v1/vouchers", headers=bearer(staff_token), timeout=10).json()["items"]
+    assert voucher["status"] == "valid"
+    shown = requests.post(f"{demo_server}/api/v1/vouchers/{voucher['id']}/show", headers=bearer(staff_token),
+                          timeout=10)
+    assert shown.status_code == 200 and len(shown.json()["short_code"]) == 10
 
     officer_token = _login_and_bind(demo_server, **OFFICER)
     roster = requests.get(f"{demo_server}/api/v1/officer/staff?page_size=100", headers=bearer(officer_token),

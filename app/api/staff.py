@@ -28,6 +28,7 @@ class StaffOut(BaseModel):
     status: str = Field(description="在职 / 退休 / 离职")
     phone: str | None = Field(description="脱敏手机号")
     birthday: date | None
+    died_on: date | None = None
 
 
 class StaffPage(BaseModel):
@@ -61,6 +62,7 @@ class StaffPatch(BaseModel):
     phone: roster.Phone = None
     status: StaffStatus = None
     birthday: date | None = None
+    died_on: date | None = Field(default=None, description="去世日期：此后不再发送任何通知、不发生日券，微信解绑")
 
 
 class RoleChange(BaseModel):

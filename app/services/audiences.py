@@ -2,7 +2,7 @@
 
 Every area that addresses people keeps an `Audience` (as JSON) and resolves it here, in one query.
 Criteria combine with AND; each list is an OR over its values; an empty list means "no restriction".
-Staff who have left (离职) are never in any audience.
+Staff who have left (离职) or died are never in any audience.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class Audience(BaseModel):
 
 def audience_condition(audience: Audience) -> ColumnElement[bool]:
     """The WHERE clause over `Staff` that selects exactly this audience."""
-    conditions: list[ColumnElement[bool]] = [Staff.status.in_(_statuses(audience))]
+    conditions: list[ColumnElement[bool]] = [Staff.status.in_(_statuses(audience)), Staff.died_on.is_(None)]
     if audience.sub_union_ids:
         conditions.append(Staff.sub_union_id.in_(audience.sub_union_ids))
     if audience.genders:
@@ -72,7 +72,7 @@ def count_audience(audience: Audience) -> int:
 
 def includes(audience: Audience, staff: Staff) -> bool:
     """Whether one staff member belongs to the audience, without a query (roles are loaded with staff)."""
-    if staff.status not in _statuses(audience):
+    if staff.status not in _statuses(audience) or staff.died_on is not None:
         return False
     if audience.sub_union_ids and staff.sub_union_id not in audience.sub_union_ids:
         return False

@@ -61,7 +61,7 @@ def authenticate(token: str) -> Principal:
     staff = roster.load_staff_for_auth(payload["s"])
     if staff is None or staff.auth_version != payload["v"]:
         raise Unauthorized("token_revoked", "您的登录状态已变更，请重新登录")
-    if staff.status is StaffStatus.LEFT:
+    if staff.status is StaffStatus.LEFT or staff.died_on is not None:
         raise Unauthorized("staff_left", "您已不在会员名册中，无法继续使用")
     return Principal(identity_id=payload["i"], staff=staff)
 

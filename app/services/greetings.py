@@ -42,6 +42,7 @@ def birthday_staff_ids(day: date) -> list[int]:
     if lunar_days:
         conditions.append(and_(Staff.birthday_calendar == BirthdayCalendar.LUNAR,
                                tuple_(Staff.lunar_birth_month, Staff.lunar_birth_day).in_(lunar_days)))
-    stmt = select(Staff.id).where(or_(*conditions), Staff.status != StaffStatus.LEFT).order_by(Staff.id)
+    stmt = select(Staff.id).where(or_(*conditions), Staff.status != StaffStatus.LEFT, Staff.died_on.is_(None)) \
+        .order_by(Staff.id)
     return list(db.session.scalars(stmt))
 

@@ -76,7 +76,7 @@ def notify_people(kind: str, occasion: str, staff_ids: Iterable[int], title: str
 def _insert_missing(notice: Notice, wanted: set[int], per_person: dict[int, dict[str, Any]]) -> None:
     db.session.flush()
     receiving = db.session.scalars(select(Staff.id).where(
-        Staff.id.in_(wanted), Staff.status != StaffStatus.LEFT)).all()
+        Staff.id.in_(wanted), Staff.status != StaffStatus.LEFT, Staff.died_on.is_(None))).all()
     have = set(db.session.scalars(select(Notification.staff_id).where(
         Notification.notice_id == notice.id, Notification.staff_id.in_(wanted))))
     rows = [{"notice_id": notice.id, "staff_id": sid, "data": per_person.get(sid), "status": DeliveryStatus.PENDING,

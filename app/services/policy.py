@@ -219,6 +219,18 @@ def ensure_sees_event(staff: Staff, event_id: int) -> None:
         raise NotFound(*NOT_FOUND[Event])
 
 
+# --- vouchers -----------------------------------------------------------------------------------------------------
+
+def holds_voucher(staff: Staff, voucher) -> bool:
+    """A voucher is seen only by its holder (and the officers of their sub-union)."""
+    return voucher.staff_id == staff.id
+
+
+def sees_voucher(officer: Staff, voucher) -> bool:
+    scope = officer_sub_unions(officer)
+    return is_officer(officer) and (scope is None or voucher.staff.sub_union_id in scope)
+
+
 # --- notices and their delivery reports ------------------------------------------------------------------------
 
 def ensure_oversees_notice(officer: Staff, notice: Notice) -> None:

@@ -17,7 +17,7 @@ from app import clock
 from app.errors import Refusal, Conflict, NotFound
 from app.validation import validate_model
 from app.extensions import db
-from app.services import audit, policy, rate_limits
+from app.services import audit, policy, rate_limits, vouchers
 from app.services.calendar import lunar_month_day
 from models import (
     BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
@@ -62,6 +62,12 @@ def _valid_phone(raw: str | None) -> str | None:
 Phone = Annotated[str | None, BeforeValidator(_phone_text), AfterValidator(_valid_phone)]
 
 
+def _not_in_the_future(value: date | None) -> date | None:
+    if value is not None and value > clock.today():
+        raise ValueError("日期不能晚于今天")
+    return value
+
+
 def _plausible_birthday(value: date | None) -> date | None:
     if value is not None and not date(1900, 1, 1) <= value <= clock.today():
         raise ValueError("出生日期应在 1900 年到今天之间")
@@ -82,6 +88,7 @@ class StaffFields(BaseModel):
     phone: Phone = None
     status: StaffStatus = StaffStatus.ACTIVE
     member_since: date | None = None
+    died_on: Annotated[date | None, AfterValidator(_not_in_the_future)] = Field(default=None, description="去世日期")
 
 
 def scope_key(sub_union_id: int | None) -> str:
@@ -162,6 +169,9 @@ def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_u
     changes = _apply_fields(staff, fields, sub_union_id)
     if not created and not changes:
         return staff, False
+    if not created and (("status" in changes and staff.status is StaffStatus.LEFT) or
+                        ("died_on" in changes and staff.died_on is not None)):
+        _end_membership(staff)
     audit.record(actor, "staff.create" if created else "staff.update", "staff", employee_no,
                  actor_label=actor_label, fields=sorted(changes))
     return staff, True
@@ -180,6 +190,14 @@ def _apply_fields(staff: Staff, fields: StaffFields, sub_union_id: int | None) -
     if "birthday" in changed:
         _derive_birth_fields(staff)
     return changed
+
+
+def _end_membership(staff: Staff) -> None:
+    """Left (离职) or died: WeChat accounts released, sessions ended, unused vouchers void, nothing more sent."""
+    for identity in db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id == staff.id)):
+        identity.staff_id, identity.bound_at = None, None
+    staff.auth_version += 1
+    vouchers.void_unused(staff, "去世" if staff.died_on else "离职")
 
 
 def _derive_birth_fields(staff: Staff) -> None:
@@ -308,7 +326,7 @@ def staff_fields_of(staff: Staff) -> StaffFields:
     return StaffFields(name=staff.name, gender=staff.gender, birthday=staff.birthday,
                        birthday_calendar=staff.birthday_calendar, department=staff.department,
                        sub_union=staff.sub_union.name if staff.sub_union else None, phone=staff.phone,
-                       status=staff.status, member_since=staff.member_since)
+                       status=staff.status, member_since=staff.member_since, died_on=staff.died_on)
 
 
 def list_staff(officer: Staff, search: str = "", sub_union_id: int | None = None,
