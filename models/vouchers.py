@@ -67,6 +67,7 @@ class Voucher(Base):
     valid_until: Mapped[datetime]
     first_shown_at: Mapped[datetime | None]
     printed_at: Mapped[datetime | None]      # a printed voucher is no longer shown in the mini-program
+    printed_code_hash: Mapped[str | None] = mapped_column(String(64))   # its one-time code, hashed
     void_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -33,7 +33,7 @@ from app.services import auth, roster
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
-from models import Staff, WeChatApp, WeChatIdentity
+from models import Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
     PNG, ROUTES, STARTING_SOON, an_announcement, an_event, checkin_code, personal_notice, vouchers_issued, world,
@@ -70,6 +70,9 @@ def _seeds(app, w, path: str) -> dict[str, object]:
                                                          attach=True)
         code = None if drafts else checkin_code(event_id, "A0002")
         issued = vouchers_issued(w)
+        if path.endswith("/reissue"):             # only a void (or expired) voucher is reissued
+            for voucher_id in issued.values():
+                db.session.get(Voucher, voucher_id).status = VoucherStatus.VOID
         return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},

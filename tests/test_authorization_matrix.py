@@ -32,7 +32,7 @@ from app.services import announcements, attachments, auth, notifications, roster
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
-from models import Role, Signup, Staff, Voucher, WeChatApp, WeChatIdentity
+from models import Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests.events_support import event_body
 from tests.helpers import bearer
 
@@ -159,10 +159,17 @@ def _own_voucher_cases(path: str) -> Callable:
     return cases
 
 
-def _officer_voucher_cases(path: str, json: Any = None) -> Callable:
-    """An officer route on A0002's voucher (甲: every officer's scope) and on B0001's (乙) or a missing one."""
+def _officer_voucher_cases(path: str, json: Any = None, voided: bool = False) -> Callable:
+    """An officer route on A0002's voucher (甲: every officer's scope; `voided` first) and on B0001's (乙) or a
+    missing one."""
+    def issued(w):
+        ids = vouchers_issued(w)
+        if voided:
+            db.session.get(Voucher, ids["A0002"]).status = VoucherStatus.VOID
+        return ids
+
     def cases(app, w, caller):
-        ids = build(app, w, vouchers_issued) if caller in OFFICERS else {"A0002": MISSING, "B0001": MISSING}
+        ids = build(app, w, issued) if caller in OFFICERS else {"A0002": MISSING, "B0001": MISSING}
         unseen = ids["B0001"] if caller is SUB else MISSING
         return Req(path.format(ids["A0002"]), json), Req(path.format(unseen), json)
     return cases
@@ -400,6 +407,12 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/officer/vouchers"): Row(SUB, plain("/api/v1/officer/vouchers")),
     ("POST", "/api/v1/officer/vouchers/<int:voucher_id>/void"): Row(UNION, _officer_voucher_cases(
         "/api/v1/officer/vouchers/{}/void", {"reason": "重复发放"})),
+    ("POST", "/api/v1/officer/vouchers/<int:voucher_id>/print"): Row(SUB, _officer_voucher_cases(
+        "/api/v1/officer/vouchers/{}/print")),
+    ("POST", "/api/v1/officer/vouchers/<int:voucher_id>/reissue"): Row(UNION, _officer_voucher_cases(
+        "/api/v1/officer/vouchers/{}/reissue", {"reason": "核实后补发"}, voided=True)),
+    ("POST", "/api/v1/officer/vouchers/move-to-current-merchant"): Row(UNION, plain(
+        "/api/v1/officer/vouchers/move-to-current-merchant", {"year": NOW.year})),
     ("GET", "/api/v1/officer/vouchers/summary"): Row(UNION, plain(f"/api/v1/officer/vouchers/summary?year={NOW.year}")),
     ("GET", "/api/v1/officer/voucher-policy"): Row(SUB, plain("/api/v1/officer/voucher-policy")),
     ("PUT", "/api/v1/officer/voucher-policy"): Row(UNION, plain("/api/v1/officer/voucher-policy",

@@ -224,3 +224,98 @@ def _union_officer() -> Staff:
     roster.grant_role(staff, Role.UNION_OFFICER, actor_label="test")
     db.session.flush()
     return staff
+
+
+# --- reissue, a new bakery, printed vouchers, the official account, the HR import --------------------------------
+
+@pytest.fixture
+def officer_token(make_staff, grant, token_for):
+    officer = make_staff("U1", name="工会干事")
+    grant(officer, "union_officer")
+    return token_for(officer)
+
+
+def test_reissue_gives_a_new_serial_on_the_same_row_and_never_for_a_redeemed_voucher(app, client, make_staff,
+                                                                                     officer_token):
+    member = make_staff(birthday=date(1980, 6, 15))
+    issue(app, date(2027, 6, 10))
+    [voucher] = vouchers_of(app, member)
+    url = f"/api/v1/officer/vouchers/{voucher.id}"
+    assert error_code(client.post(f"{url}/reissue", json={"reason": "x"}, headers=bearer(officer_token))) == \
+        "voucher_not_reissuable"                                           # still valid
+    client.post(f"{url}/void", json={"reason": "遗失"}, headers=bearer(officer_token))
+    again = client.post(f"{url}/reissue", json={"reason": "核实后补发"}, headers=bearer(officer_token))
+    assert (again.status_code, again.json["id"], again.json["status"]) == (200, voucher.id, "valid")
+    assert again.json["serial"] != voucher.serial
+    [reissued] = vouchers_of(app, member)                                 # still one voucher for the year
+    with app.app_context():
+        history = [(e.action, e.detail.get("old_serial")) for e in db.session.get(Voucher, reissued.id).history]
+    assert history[-2:] == [("voided", None), ("reissued", voucher.serial)]
+    with app.app_context(), unit_of_work():
+        db.session.get(Voucher, voucher.id).status = VoucherStatus.REDEEMED
+    assert error_code(client.post(f"{url}/reissue", json={"reason": "x"}, headers=bearer(officer_token))) == \
+        "voucher_not_reissuable"
+
+
+def test_a_new_bakery_moves_every_unused_voucher_of_the_year(app, client, make_staff, officer_token):
+    unused, used = make_staff(birthday=date(1980, 6, 15)), make_staff(birthday=date(1981, 6, 15))
+    issue(app, date(2027, 6, 10))
+    with app.app_context(), unit_of_work():
+        vouchers_of_used = db.session.scalar(select(Voucher).where(Voucher.staff_id == used))
+        vouchers_of_used.status = VoucherStatus.REDEEMED
+    client.put("/api/v1/officer/voucher-policy", json={"merchant": "新蛋糕店", "face_value_fen": 22000},
+               headers=bearer(officer_token))
+    moved = client.post("/api/v1/officer/vouchers/move-to-current-merchant", json={"year": 2027},
+                        headers=bearer(officer_token))
+    assert moved.json == {"moved": 1}
+    [voucher] = vouchers_of(app, unused)
+    assert (voucher.merchant, voucher.face_value_fen, voucher.policy_version) == ("新蛋糕店", 22000, 2)
+    assert vouchers_of(app, used)[0].merchant == "指定蛋糕店"               # a redeemed voucher stays as it was
+
+
+def test_a_printed_voucher_has_its_own_code_and_leaves_the_mini_program(app, client, make_staff, officer_token,
+                                                                         token_for):
+    member = make_staff("R1", name="退休老师", birthday=date(1950, 6, 15), status=StaffStatus.RETIRED)
+    issue(app, date(2027, 6, 10))
+    [voucher] = vouchers_of(app, member)
+    printed = client.post(f"/api/v1/officer/vouchers/{voucher.id}/print", headers=bearer(officer_token))
+    code = printed.json["printed_code"]
+    assert printed.status_code == 201 and len(code) == 16
+    assert voucher_codes.check_character(code[:-1]) == code[-1]
+    shown = client.post(f"/api/v1/vouchers/{voucher.id}/show", headers=bearer(token_for(member)))
+    assert error_code(shown) == "voucher_printed"
+    with app.app_context():
+        assert db.session.get(Voucher, voucher.id).printed_code_hash == vouchers.printed_code_hash(code)
+
+
+def test_the_official_account_tells_a_voucher_status_never_a_code(app, client, make_staff):
+    from tests.wechat_client import WeChatPusher
+
+    member = make_staff("M1", name="张老师", birthday=date(1980, 6, 15))
+    with app.app_context(), unit_of_work():
+        from models import WeChatApp, WeChatIdentity
+
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="o-member01", staff_id=member,
+                                      following=True))
+    issue(app, date(2027, 6, 10))
+    [voucher] = vouchers_of(app, member)
+    wechat = WeChatPusher(client)
+    with time_machine.travel(beijing(date(2027, 6, 12))):
+        reply = wechat.push(wechat.text("o-member01", "生日券")).content
+    assert "2027 年：有效" in reply and "200 元" in reply
+    assert voucher.serial not in reply and voucher.secret not in reply
+
+
+def test_the_hr_import_records_a_death_and_voids_the_voucher(app, make_staff, tmp_path):
+    from tests.test_staff_import import HEADER, run_import, write_csv
+
+    make_staff("00001", name="张三", birthday=date(1980, 6, 15))
+    issue(app, date(2027, 6, 10))
+    with time_machine.travel(beijing(date(2027, 6, 20))), app.app_context():
+        row = ["00001", "张三", "男", "1980-06-15", "计算机学院", "信息分工会", "13800138000", "在职", "2027-06-18"]
+        report = run_import(write_csv(tmp_path / "roster.csv", [row], header=[*HEADER, "去世日期"]))
+        assert report.updated == ["00001"]
+    with app.app_context():
+        staff = db.session.scalar(select(Staff).where(Staff.employee_no == "00001"))
+        assert staff.died_on == date(2027, 6, 18)
+        assert db.session.scalar(select(Voucher.status).where(Voucher.staff_id == staff.id)) is VoucherStatus.VOID

@@ -11,6 +11,7 @@ from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, partial_of
 from app.services import vouchers
 from app.services.vouchers import STATUS_LABELS, PolicyFields
+from app.validation import whole
 from models import IssueMode, VoucherStatus
 
 bp = Blueprint("vouchers", __name__)
@@ -193,3 +194,43 @@ def current_policy():
 def change_policy(body: PolicyPatch):
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     return PolicyOut.model_validate(vouchers.change_policy(g.staff, changes))
+
+
+class ReissueIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              json_schema_extra={"examples": [{"reason": "会员遗失，核实后补发"}]})
+    reason: str = Field(min_length=1, max_length=200, description="补发原因")
+
+
+class PrintedOut(BaseModel):
+    printed_code: str = Field(description="纸质券的一次性券码，只显示这一次；打印后小程序不再出示该券")
+
+
+class MoveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"year": 2026}]})
+    year: whole(ge=2000, le=2099) = Field(description="年度")
+
+
+class MovedOut(BaseModel):
+    moved: int
+
+
+@bp.post("/officer/vouchers/<int:voucher_id>/reissue")
+@endpoint("补发：已作废或已过期的券换新券号重新生效（校工会；已使用的券不能补发）", auth=OFFICER, body=ReissueIn,
+          response=OfficerVoucherOut, tags=("officer",))
+def reissue(voucher_id: int, body: ReissueIn):
+    return voucher_out(vouchers.reissue(g.staff, voucher_id, body.reason), OfficerVoucherOut)
+
+
+@bp.post("/officer/vouchers/<int:voucher_id>/print")
+@endpoint("打印纸质券（给不用微信的会员）：返回一次性券码", auth=OFFICER, response=PrintedOut, status=201,
+          tags=("officer",))
+def print_voucher(voucher_id: int):
+    return PrintedOut(printed_code=vouchers.print_voucher(g.staff, voucher_id))
+
+
+@bp.post("/officer/vouchers/move-to-current-merchant")
+@endpoint("指定蛋糕店变更后：把该年度未使用的券全部改发到现行政策的蛋糕店（校工会）", auth=OFFICER, body=MoveIn,
+          response=MovedOut, tags=("officer",))
+def move_to_current_merchant(body: MoveIn):
+    return MovedOut(moved=vouchers.move_to_current_merchant(g.staff, body.year))

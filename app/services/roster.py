@@ -171,7 +171,7 @@ def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_u
         return staff, False
     if not created and (("status" in changes and staff.status is StaffStatus.LEFT) or
                         ("died_on" in changes and staff.died_on is not None)):
-        _end_membership(staff)
+        _end_membership(staff, end_sessions="status" not in changes)    # a status change ended them already
     audit.record(actor, "staff.create" if created else "staff.update", "staff", employee_no,
                  actor_label=actor_label, fields=sorted(changes))
     return staff, True
@@ -192,11 +192,12 @@ def _apply_fields(staff: Staff, fields: StaffFields, sub_union_id: int | None) -
     return changed
 
 
-def _end_membership(staff: Staff) -> None:
+def _end_membership(staff: Staff, end_sessions: bool = True) -> None:
     """Left (离职) or died: WeChat accounts released, sessions ended, unused vouchers void, nothing more sent."""
     for identity in db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id == staff.id)):
         identity.staff_id, identity.bound_at = None, None
-    staff.auth_version += 1
+    if end_sessions:
+        staff.auth_version += 1
     vouchers.void_unused(staff, "去世" if staff.died_on else "离职")
 
 
@@ -214,6 +215,8 @@ def set_status(staff: Staff, status: StaffStatus, actor: Staff | None = None, ac
                  old=staff.status.value, new=status.value)
     staff.status = status
     staff.auth_version += 1
+    if status is StaffStatus.LEFT:
+        _end_membership(staff, end_sessions=False)
 
 
 def set_birthday_calendar(staff: Staff, calendar: BirthdayCalendar) -> None:

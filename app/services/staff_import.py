@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 # The headers HR exports, and the StaffFields field each one fills.
 COLUMNS = {"工号": "employee_no", "姓名": "name", "性别": "gender", "出生日期": "birthday", "部门": "department",
-           "分工会": "sub_union", "手机号": "phone", "状态": "status"}
+           "分工会": "sub_union", "手机号": "phone", "状态": "status", "去世日期": "died_on"}
 REQUIRED_COLUMNS = ("工号", "姓名")
 HEADER_OF = {name: header for header, name in COLUMNS.items()}
 GENDERS = {label: gender for gender, label in roster.GENDER_LABELS.items()}
@@ -332,6 +332,7 @@ CELL_PARSERS: dict[str, Callable[[Any], Any]] = {
     "工号": _employee_no, "姓名": _text, "性别": lambda value: _label(value, GENDERS, "性别"),
     "出生日期": _birthday, "部门": _text, "分工会": lambda value: _text(value) or None, "手机号": _phone,
     "状态": lambda value: _label(value, STATUSES, "状态", StaffStatus.ACTIVE),
+    "去世日期": _birthday,          # a date in the same range and forms as a birthday
 }
 
 

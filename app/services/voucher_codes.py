@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,6 +72,16 @@ def parse_short_code(typed: str) -> TypedCode | None:
     for c in code[:ID_CHARS]:
         voucher_id = voucher_id * BASE + ALPHABET.index(c)
     return TypedCode(voucher_id, code) if voucher_id else None
+
+
+PRINTED_RANDOM_CHARS = 10
+
+
+def printed_code(voucher_id: int) -> str:
+    """The one-time code of a printed voucher (for members without WeChat): longer, random, with a check character,
+    and not tied to a time window."""
+    payload = _encode(voucher_id, ID_CHARS) + "".join(secrets.choice(ALPHABET) for _ in range(PRINTED_RANDOM_CHARS))
+    return payload + check_character(payload)
 
 
 def qr_token(serial: str, voucher_id: int, secret: str, window: int) -> str:

@@ -13,6 +13,7 @@ reminders, what the holder shows, and what officers see and void. (Redeeming at 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import secrets
 from dataclasses import dataclass
@@ -328,6 +329,84 @@ def void(officer: Staff, voucher_id: int, reason: str) -> Voucher:
     _cancel_notices(voucher)
     audit.record(officer, "voucher.void", "voucher", voucher.id, reason=reason)
     return voucher
+
+
+REISSUABLE = (VoucherStatus.VOID, VoucherStatus.EXPIRED)
+
+
+def reissue(officer: Staff, voucher_id: int, reason: str) -> Voucher:
+    """A void or expired voucher made valid again (union officers): a new serial and secret on the same row, so the
+    yearly constraint holds and the cap is not counted twice; the old serial stays in its history. A redeemed
+    voucher is never reissued."""
+    voucher = get_for_officer(officer, voucher_id)
+    policy.ensure_union_officer(officer)
+    if voucher.status not in REISSUABLE:
+        raise Conflict("voucher_not_reissuable", f"该券{STATUS_LABELS[voucher.status]}，只有已作废或已过期的券可以补发")
+    rule, now, old_serial = current_policy(), clock.now(), voucher.serial
+    if not _transition(voucher, voucher.status, VoucherStatus.VALID, issued_at=now, void_reason=None,
+                       valid_until=_valid_until(now, rule.valid_days), printed_at=None, printed_code_hash=None,
+                       first_shown_at=None, **_new_codes()):
+        raise Conflict("voucher_changed_meanwhile", "该券刚被其他人修改，请刷新后再试")
+    _record(voucher, "reissued", officer, old_serial=old_serial, reason=reason)
+    _notify_reissued(voucher)
+    audit.record(officer, "voucher.reissue", "voucher", voucher.id, reason=reason)
+    return voucher
+
+
+def move_to_current_merchant(officer: Staff, year: int) -> int:
+    """When the designated bakery changes: every unused voucher of the year is reissued for the policy in force
+    (its merchant, face value and cost), with a new serial and secret. Returns how many moved."""
+    policy.ensure_union_officer(officer)
+    rule = current_policy()
+    moved = 0
+    for voucher in db.session.scalars(select(Voucher).where(
+            Voucher.year == year, Voucher.status == VoucherStatus.VALID, Voucher.merchant != rule.merchant)).unique():
+        old_serial, old_merchant = voucher.serial, voucher.merchant
+        if _transition(voucher, VoucherStatus.VALID, VoucherStatus.VALID, merchant=rule.merchant,
+                       face_value_fen=rule.face_value_fen, cost_fen=rule.cost_fen, policy_version=rule.version,
+                       printed_at=None, printed_code_hash=None, **_new_codes()):
+            _record(voucher, "reissued", officer, old_serial=old_serial, old_merchant=old_merchant)
+            _notify_reissued(voucher)
+            moved += 1
+    audit.record(officer, "voucher.move_merchant", "voucher_year", year, merchant=rule.merchant, moved=moved)
+    return moved
+
+
+def _notify_reissued(voucher: Voucher) -> None:
+    notifications.notify_people(
+        "service", f"voucher-reissued:{voucher.id}:{voucher.serial}", [voucher.staff_id], "生日蛋糕券已补发",
+        f"您的生日蛋糕券已补发：{voucher.merchant}，面值 {yuan(voucher.face_value_fen)} 元，"
+        f"有效期至 {clock.local_text(voucher.valid_until)}。", data={"summary": "生日蛋糕券已补发"}, page=VOUCHER_PAGE)
+
+
+def print_voucher(officer: Staff, voucher_id: int) -> str:
+    """A printed voucher for a member without WeChat: its one-time code is shown this once (only a hash is kept),
+    and the mini-program stops showing the voucher. Printing again replaces the code."""
+    voucher = get_for_officer(officer, voucher_id)
+    if voucher.status is not VoucherStatus.VALID:
+        raise Conflict("voucher_not_valid", f"该券{STATUS_LABELS[voucher.status]}，不能打印")
+    code = voucher_codes.printed_code(voucher.id)
+    voucher.printed_at = clock.now()
+    voucher.printed_code_hash = printed_code_hash(code)
+    _record(voucher, "printed", officer)
+    audit.record(officer, "voucher.print", "voucher", voucher.id)
+    return code
+
+
+def printed_code_hash(code: str) -> str:
+    secret = current_app.config["SU"].app.secret_key
+    return hashlib.sha256(f"{secret}:printed-voucher:{code.upper()}".encode()).hexdigest()
+
+
+def status_text(staff: Staff) -> str:
+    """For the official account's 生日券 keyword: each voucher's status and validity, never a code."""
+    mine = my_vouchers(staff)
+    if not mine:
+        return "您还没有生日蛋糕券。生日前会自动发放，届时会通知您。"
+    lines = [f"· {v.year} 年：{STATUS_LABELS[v.status]}，{v.merchant}，面值 {yuan(v.face_value_fen)} 元"
+             + (f"，有效期至 {clock.local_text(v.valid_until)}" if v.status is VoucherStatus.VALID else "")
+             for v in mine]
+    return "您的生日蛋糕券：\n" + "\n".join(lines) + "\n请在工会小程序“生日券”中出示使用。"
 
 
 def yearly_summary(officer: Staff, year: int) -> dict[str, int]:

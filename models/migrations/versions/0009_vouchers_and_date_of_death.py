@@ -50,6 +50,7 @@ def upgrade() -> None:
     sa.Column('valid_until', models.base.UTCDateTime(), nullable=False),
     sa.Column('first_shown_at', models.base.UTCDateTime(), nullable=True),
     sa.Column('printed_at', models.base.UTCDateTime(), nullable=True),
+    sa.Column('printed_code_hash', sa.String(length=64), nullable=True),
     sa.Column('void_reason', sa.String(length=200), nullable=True),
     sa.Column('created_at', models.base.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_vouchers_staff_id_staff'), ondelete='CASCADE'),
