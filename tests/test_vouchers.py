@@ -59,16 +59,18 @@ def test_two_runs_at_once_without_the_leader_lock_issue_one_voucher_each(app, ma
     people = [make_staff(birthday=date(1980 + n, 6, 15)) for n in range(20)]
     results, errors = [], []
 
-    def run():
+    def run(now: datetime):
         try:
-            results.append(issue(app, date(2027, 6, 10)))
+            with app.app_context(), unit_of_work():
+                results.append(vouchers.issue_due_vouchers(now))
         except Exception as exc:          # noqa: BLE001  (reported below)
             errors.append(exc)
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with time_machine.travel(beijing(date(2027, 6, 10))):     # one clock for both (time-machine is process-wide)
+        threads = [threading.Thread(target=run, args=(clock.now(),)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert errors == [] and sum(results) == len(people)
     with app.app_context():
         per_person = db.session.execute(select(Voucher.staff_id, func.count()).group_by(Voucher.staff_id)).all()
@@ -319,3 +321,38 @@ def test_the_hr_import_records_a_death_and_voids_the_voucher(app, make_staff, tm
         staff = db.session.scalar(select(Staff).where(Staff.employee_no == "00001"))
         assert staff.died_on == date(2027, 6, 18)
         assert db.session.scalar(select(Voucher.status).where(Voucher.staff_id == staff.id)) is VoucherStatus.VOID
+
+
+def test_two_scheduler_processes_issue_each_voucher_once(app, make_staff, subprocess_env, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_scheduler import _wait_for
+
+    people = [make_staff(birthday=date(1970 + n, 4, 5 + n % 3)) for n in range(8)]
+    now_file = tmp_path / "now.txt"
+    now_file.write_text(beijing(date(2027, 4, 1), 9).isoformat())
+    env = {**subprocess_env, "SMART_UNION__SCHEDULER__TICK_SECONDS": "0.2",
+           "SMART_UNION__SCHEDULER__LEADER_LOCK_SECONDS": "2", "SMART_UNION__APP__CLOCK_FILE": str(now_file)}
+    command = [str(Path(sys.executable).parent / "smart-union"), "scheduler"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(2)]
+
+    def issued() -> int:
+        with app.app_context():
+            return db.session.scalar(select(func.count()).select_from(Voucher))
+    try:
+        _wait_for(lambda: issued() == len(people), attempts=600)
+        for _ in range(10):                       # a few more ticks of both processes: nothing more
+            now_file.write_text(beijing(date(2027, 4, 2), 9).isoformat())
+            threading.Event().wait(0.1)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+    assert issued() == len(people)
+    assert len(notices_of(app, "voucher-issued:")) == len(people)

@@ -76,11 +76,20 @@ class PolicyFields(BaseModel):
 
 def current_policy() -> VoucherPolicy:
     """The policy in force: the newest version (the config's values become version 1 of an empty table)."""
-    found = db.session.scalar(select(VoucherPolicy).order_by(VoucherPolicy.version.desc()).limit(1))
+    found = _newest_policy()
     if found is not None:
         return found
     seed = _settings().model_dump(exclude={"show_window_seconds", "reminder_days_before_expiry"})
-    return _add_version(validate_model(PolicyFields, seed), 1, None) or current_policy()
+    # Another process may seed it at the same moment: then read its row with a locking read, which sees rows
+    # committed after this transaction began (MariaDB's REPEATABLE READ would show the empty table again).
+    return _add_version(validate_model(PolicyFields, seed), 1, None) or _newest_policy(locking=True)
+
+
+def _newest_policy(locking: bool = False) -> VoucherPolicy | None:
+    stmt = select(VoucherPolicy).order_by(VoucherPolicy.version.desc()).limit(1)
+    if locking:
+        stmt = stmt.with_for_update(read=True).execution_options(populate_existing=True)
+    return db.session.scalar(stmt)
 
 
 def change_policy(officer: Staff, changes: dict) -> VoucherPolicy:
