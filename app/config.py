@@ -142,6 +142,8 @@ class LimitsSection(Section):
     link_codes_per_staff: str = "10/hour"
     link_failures_per_account: str = "5/hour"
     link_failures_total: str = "300/hour"
+    redeem_guesses_per_cashier: str = "10/hour"
+    redeem_guesses_per_merchant: str = "30/day"
 
     @field_validator("*")
     @classmethod

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.unit_of_work import unit_of_work
 from app import clock
-from app.services import roster, vouchers
+from app.services import merchants, roster, vouchers
 from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus
 
 SUB_UNIONS = ["机关分工会", "信息工程学院分工会", "外国语学院分工会", "后勤分工会", "离退休工作处直属小组"]
@@ -18,6 +18,7 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
 OFFICER = {"employee_no": "000001", "name": "张工会", "phone": "13800000001"}
 DEMO_STAFF = {"employee_no": "000002", "name": "李老师", "phone": "13800000002"}
+DEMO_SHOP = "总店"
 
 
 def seed_demo_data(count: int = 50) -> None:
@@ -34,6 +35,16 @@ def seed_demo_data(count: int = 50) -> None:
         officer = roster.get_staff(OFFICER["employee_no"])
         roster.grant_role(officer, Role.UNION_OFFICER, actor_label="demo")
         _birthday_voucher_for(DEMO_STAFF["employee_no"])
+        merchants.create_merchant(officer, merchants.MerchantIn(name=vouchers.current_policy().merchant,
+                                                                shops=[DEMO_SHOP]))
+
+
+def demo_cashier_code() -> str:
+    """A fresh one-time code for the demo bakery's cashier (codes live a day in Redis: one per start)."""
+    with unit_of_work():
+        officer = roster.get_staff(OFFICER["employee_no"])
+        merchant = merchants.list_merchants(officer)[0]
+        return merchants.issue_cashier_code(officer, merchant.id, DEMO_SHOP, "演示收银员")
 
 
 def _birthday_voucher_for(employee_no: str) -> None:
@@ -56,7 +67,7 @@ def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender
     roster.upsert_staff(employee_no, fields, actor_label="demo")
 
 
-def print_try_it(base_url: str, fake_url: str) -> None:
+def print_try_it(base_url: str, fake_url: str, cashier_code: str = "") -> None:
     def login_and_bind(who: dict, label: str) -> str:
         return (f"# {label}：登录（模拟微信 code）→ 绑定（模拟手机号授权）→ 我的资料\n"
                 f"TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/login -H 'Content-Type: application/json' "
@@ -72,3 +83,6 @@ def print_try_it(base_url: str, fake_url: str) -> None:
     click.echo(login_and_bind(OFFICER, "校工会干部 张工会"))
     click.echo(f"curl -s '{base_url}/api/v1/officer/staff?page_size=5' -H \"Authorization: Bearer $TOKEN\"\n")
     click.echo("# 李老师的生日蛋糕券：用李老师的 TOKEN 调用 GET /api/v1/vouchers，再 POST /api/v1/vouchers/<id>/show 出示\n")
+    if cashier_code:
+        click.echo(f"# 蛋糕店收银员：登录（code:demo-cashier）后 POST {base_url}/api/v1/cashier/bind "
+                   f"-d '{{\"code\": \"{cashier_code}\"}}'，再用 /api/v1/cashier/redeem 核销李老师出示的短码\n")

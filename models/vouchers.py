@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import enum
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, str_enum, utcnow
 from models.roster import Staff
+
+if TYPE_CHECKING:
+    from models.merchants import Cashier
 
 
 class IssueMode(enum.Enum):
@@ -68,10 +71,14 @@ class Voucher(Base):
     first_shown_at: Mapped[datetime | None]
     printed_at: Mapped[datetime | None]      # a printed voucher is no longer shown in the mini-program
     printed_code_hash: Mapped[str | None] = mapped_column(String(64))   # its one-time code, hashed
+    redeemed_at: Mapped[datetime | None]
+    redeemed_by_id: Mapped[int | None] = mapped_column(ForeignKey("cashiers.id", ondelete="SET NULL"))
+    redeemed_shop: Mapped[str | None] = mapped_column(String(100))
     void_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     staff: Mapped[Staff] = relationship(lazy="joined")
+    redeemed_by: Mapped["Cashier | None"] = relationship()
     history: Mapped[list[VoucherEvent]] = relationship(back_populates="voucher", cascade="all, delete-orphan",
                                                        order_by="VoucherEvent.id")
 

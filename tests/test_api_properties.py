@@ -29,20 +29,22 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from schemathesis.generation.meta import TestPhase
 
 from app.extensions import db
-from app.services import auth, roster
+from app import clock
+from app.services import auth, roster, voucher_codes
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
-from models import Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
+from models import Cashier, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    PNG, ROUTES, STARTING_SOON, an_announcement, an_event, checkin_code, personal_notice, vouchers_issued, world,
+    PNG, ROUTES, STARTING_SOON, admitted, an_announcement, an_event, checkin_code, personal_notice, vouchers_issued,
+    world,
 )
 
 pytestmark = pytest.mark.postgresql_only
 
-CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER}
-OWN = {"staff": "S0001", "officer": "U0001"}          # each caller's 工号 in the matrix's world
+CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER, "cashier": Caller.CASHIER}
+OWN = {"staff": "S0001", "officer": "U0001", "cashier": "S0001"}   # whose records each caller's ids name
 PER_CALLER = {"notice_id", "voucher_id"}              # seeded records that belong to the caller
 CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
 
@@ -53,7 +55,7 @@ def PROPERTY_RUN(max_examples: int):  # noqa: N802  (a settings decorator, named
 OPERATIONS = [(method, re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)) for method, rule in ROUTES]
 # what each caller may use: the matrix's gate admits them (binding is for WeChat users not yet bound)
 USABLE = {name: {operation for operation, row in zip(OPERATIONS, ROUTES.values())
-                 if row.gate is not Caller.WECHAT and list(Caller).index(row.gate) <= list(Caller).index(caller)}
+                 if row.gate is not Caller.WECHAT and admitted(caller, row.gate)}
           for name, caller in CALLERS.items()}
 
 
@@ -70,13 +72,17 @@ def _seeds(app, w, path: str) -> dict[str, object]:
                                                          attach=True)
         code = None if drafts else checkin_code(event_id, "A0002")
         issued = vouchers_issued(w)
+        redeemable = db.session.get(Voucher, issued["A0002"])
+        window = voucher_codes.window_of(clock.now(), app.config["SU"].vouchers.show_window_seconds)
         if path.endswith("/reissue"):             # only a void (or expired) voucher is reissued
             for voucher_id in issued.values():
                 db.session.get(Voucher, voucher_id).status = VoucherStatus.VOID
         return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},
-                "sub_union_id": w.sub_unions["甲分工会"], "code": code}
+                "sub_union_id": w.sub_unions["甲分工会"], "code": code,
+                "redeem_code": voucher_codes.short_code(redeemable.id, redeemable.secret, window),
+                "merchant_id": w.made["merchant_id"], "cashier_id": w.made["cashier_id"]}
 
 
 def _seeded(case, seeds: dict, caller: str) -> None:
@@ -87,12 +93,19 @@ def _seeded(case, seeds: dict, caller: str) -> None:
         for name in ("sub_union_id", "employee_no") + (("code",) if case.path.endswith("/checkin") else ()):
             if name in case.body and seeds[name] is not None:
                 case.body[name] = seeds[name]
+        if case.path.endswith("/cashier/redeem") and "code" in case.body:
+            case.body["code"] = seeds["redeem_code"]
+        if "shop" in case.body:
+            case.body["shop"] = "总店"                   # the world's merchant's shop
         if "file" in case.body:
             case.body["file"] = PNG
 
 
-def _fresh_token(app, staff_id: int) -> str:
+def _fresh_token(app, staff_id: int | None, w=None) -> str:
     with app.app_context(), unit_of_work():
+        if staff_id is None:                      # the cashier
+            cashier = db.session.get(Cashier, w.made["cashier_id"])
+            return auth.issue_cashier_token(db.session.get(WeChatIdentity, cashier.identity_id), cashier)
         staff = db.session.get(Staff, staff_id)
         identity = db.session.scalar(select(WeChatIdentity).where(
             WeChatIdentity.app == WeChatApp.MINI_PROGRAM, WeChatIdentity.staff_id == staff_id))
@@ -114,12 +127,12 @@ def test_every_answer_is_documented_and_never_a_server_error(app, world, fake_we
     fuzzing = [operation.as_strategy(GenerationMode.POSITIVE, phase=TestPhase.FUZZING),
                operation.as_strategy(GenerationMode.NEGATIVE, phase=TestPhase.FUZZING)]
     counts = api_property_counts.COUNTS.setdefault(f"{method} {path} as {caller}", Counter())
-    staff_id = world.staff_ids[CALLERS[caller]]
+    staff_id = world.staff_ids.get(CALLERS[caller])
 
     def check(case, seeded: bool) -> None:
         if seeded:
             _seeded(case, seeds, caller)
-        response = case.call(headers={"Authorization": f"Bearer {_fresh_token(app, staff_id)}"})
+        response = case.call(headers={"Authorization": f"Bearer {_fresh_token(app, staff_id, world)}"})
         counts[response.status_code] += 1
         case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
 

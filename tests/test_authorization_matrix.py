@@ -28,18 +28,28 @@ from sqlalchemy import select
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from app import clock
-from app.services import announcements, attachments, auth, notifications, roster, vouchers
+from app.services import announcements, attachments, auth, merchants, notifications, roster, voucher_codes, vouchers
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
-from models import Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
+from models import Cashier, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests.events_support import event_body
 from tests.helpers import bearer
 
-ANON, WECHAT, STAFF = Caller.ANONYMOUS, Caller.WECHAT, Caller.STAFF
+ANON, WECHAT, STAFF, CASHIER = Caller.ANONYMOUS, Caller.WECHAT, Caller.STAFF, Caller.CASHIER
 SUB, UNION, ADMIN = Caller.SUB_UNION_OFFICER, Caller.UNION_OFFICER, Caller.ADMIN
 CALLERS = list(Caller)
 OFFICERS = (SUB, UNION, ADMIN)
+RANKED = [ANON, WECHAT, STAFF, SUB, UNION, ADMIN]      # a cashier is a branch of its own
+
+
+def admitted(caller: Caller, gate: Caller) -> bool:
+    """Whether the endpoint's gate lets this kind of caller in (what happens next is the route's business)."""
+    if gate is CASHIER:
+        return caller is CASHIER
+    if caller is CASHIER:
+        return gate in (ANON, WECHAT)
+    return RANKED.index(caller) >= RANKED.index(gate)
 MISSING = 2**31 - 1          # an id no record has
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 NOT_API_OPERATIONS = {
@@ -95,7 +105,17 @@ def world(app) -> World:
         db.session.flush()
         tokens = {caller: _identity(f"openid-{caller.value}", staff) for caller, staff in people.items()}
         tokens[WECHAT] = _identity("openid-unbound", None)
-        return World(sub_unions, {c: s.id for c, s in people.items()}, tokens)
+        merchant = merchants.create_merchant(people[UNION], merchants.MerchantIn(name="指定蛋糕店", shops=["总店"]))
+        cashier_identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid="openid-cashier")
+        db.session.add(cashier_identity)
+        db.session.flush()
+        cashier = Cashier(merchant_id=merchant.id, identity_id=cashier_identity.id, shop="总店", name="收银员小王")
+        db.session.add(cashier)
+        db.session.flush()
+        tokens[CASHIER] = auth.issue_cashier_token(cashier_identity, cashier)
+        cashier_code = merchants.issue_cashier_code(people[UNION], merchant.id, "总店", "新收银员")
+        return World(sub_unions, {c: s.id for c, s in people.items()}, tokens,
+                     {"merchant_id": merchant.id, "cashier_id": cashier.id, "cashier_code": cashier_code})
 
 
 def build(app, w: World, make: Callable[[World], Any]) -> Any:
@@ -173,6 +193,20 @@ def _officer_voucher_cases(path: str, json: Any = None, voided: bool = False) ->
         unseen = ids["B0001"] if caller is SUB else MISSING
         return Req(path.format(ids["A0002"]), json), Req(path.format(unseen), json)
     return cases
+
+
+def _redeem_cases(app, w, caller):
+    """The cashier redeems A0002's voucher by its short code of this minute."""
+    def code_of(w):
+        voucher = db.session.get(Voucher, vouchers_issued(w)["A0002"])
+        window = voucher_codes.window_of(clock.now(), app.config["SU"].vouchers.show_window_seconds)
+        return voucher_codes.short_code(voucher.id, voucher.secret, window)
+    return Req("/api/v1/cashier/redeem", {"code": build(app, w, code_of)}), None
+
+
+def _merchant_cases(path: str, json: Any = None) -> Callable:
+    """An officer route on the world's merchant, and on a missing one."""
+    return lambda app, w, caller: (Req(path.format(w.made["merchant_id"]), json), Req(path.format(MISSING), json))
 
 
 def checkin_code(event_id: int, employee_no: str) -> str:
@@ -298,7 +332,7 @@ def _announcement_file(w, by, to):
 
 
 BIND_BODY = {"employee_no": "W0001", "name": "待绑定", "phone_code": "phone:13800000001"}
-ALREADY_BOUND = {c: 409 for c in (STAFF, SUB, UNION, ADMIN)}
+ALREADY_BOUND = {c: 409 for c in (STAFF, SUB, UNION, ADMIN, CASHIER)}   # members, and a cashier: never both
 
 ROUTES: dict[tuple[str, str], Row] = {
     # login and binding; the caller's own profile
@@ -415,6 +449,26 @@ ROUTES: dict[tuple[str, str], Row] = {
         "/api/v1/officer/vouchers/move-to-current-merchant", {"year": NOW.year})),
     ("GET", "/api/v1/officer/vouchers/summary"): Row(UNION, plain(f"/api/v1/officer/vouchers/summary?year={NOW.year}")),
     ("GET", "/api/v1/officer/voucher-policy"): Row(SUB, plain("/api/v1/officer/voucher-policy")),
+    # the bakery's counter
+    ("POST", "/api/v1/cashier/bind"): Row(WECHAT, lambda app, w, c: (Req("/api/v1/cashier/bind",
+                                                                          {"code": w.made["cashier_code"]}), None),
+                                          ALREADY_BOUND),
+    ("GET", "/api/v1/cashier/me"): Row(CASHIER, plain("/api/v1/cashier/me")),
+    ("POST", "/api/v1/cashier/redeem"): Row(CASHIER, _redeem_cases),
+    ("GET", "/api/v1/cashier/redemptions/today"): Row(CASHIER, plain("/api/v1/cashier/redemptions/today")),
+    ("GET", "/api/v1/officer/merchants"): Row(SUB, plain("/api/v1/officer/merchants")),
+    ("POST", "/api/v1/officer/merchants"): Row(UNION, plain("/api/v1/officer/merchants",
+                                                            {"name": "新蛋糕店", "shops": ["一店"]})),
+    ("POST", "/api/v1/officer/merchants/<int:merchant_id>/deactivate"): Row(UNION, _merchant_cases(
+        "/api/v1/officer/merchants/{}/deactivate")),
+    ("POST", "/api/v1/officer/merchants/<int:merchant_id>/cashier-codes"): Row(UNION, _merchant_cases(
+        "/api/v1/officer/merchants/{}/cashier-codes", {"shop": "总店", "name": "收银员小李"})),
+    ("GET", "/api/v1/officer/merchants/<int:merchant_id>/cashiers"): Row(SUB, _merchant_cases(
+        "/api/v1/officer/merchants/{}/cashiers")),
+    ("POST", "/api/v1/officer/merchants/<int:merchant_id>/cashiers/<int:cashier_id>/revoke"): Row(
+        UNION, lambda app, w, c: (Req(f"/api/v1/officer/merchants/{w.made['merchant_id']}/cashiers/"
+                                      f"{w.made['cashier_id']}/revoke"),
+                                  Req(f"/api/v1/officer/merchants/{w.made['merchant_id']}/cashiers/{MISSING}/revoke"))),
     ("PUT", "/api/v1/officer/voucher-policy"): Row(UNION, plain("/api/v1/officer/voucher-policy",
                                                                 {"merchant": "好利来（学院路店）"})),
 }
@@ -439,9 +493,9 @@ def test_routes_that_are_not_api_operations_answer_anyone(client):
 
 
 def _refusal_below_gate(caller: Caller, gate: Caller) -> int:
-    if caller is ANON or (caller is WECHAT and gate is not WECHAT):
+    if caller is ANON or (caller is WECHAT and gate not in (WECHAT, CASHIER)):
         return 401
-    return 403
+    return 403                      # members on cashier routes, cashiers on member and officer routes, ranks
 
 
 def _send(client, method: str, req: Req, token: str | None):
@@ -462,10 +516,10 @@ MATRIX = [(method, rule, caller) for (method, rule) in ROUTES for caller in CALL
 def test_matrix(app, client, world, method, rule, caller):
     row = ROUTES[(method, rule)]
     token = world.tokens.get(caller)
-    admitted = CALLERS.index(caller) >= CALLERS.index(row.gate)
-    seen, unseen = row.cases(app, world, caller if admitted or caller in OFFICERS else STAFF)
+    let_in = admitted(caller, row.gate)
+    seen, unseen = row.cases(app, world, caller if let_in or caller in OFFICERS else STAFF)
     response = _send(client, method, seen, token)
-    if not admitted:
+    if not let_in:
         assert response.status_code == _refusal_below_gate(caller, row.gate), response.get_data(as_text=True)
         return
     wanted = row.expect.get(caller)

@@ -4,6 +4,7 @@ login and officer flows the README prints."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,9 +23,10 @@ SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 @pytest.fixture
 def demo_server(tmp_path):
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                            stdout=open(tmp_path / "demo.out", "w"), stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{url}/readyz", proc)
@@ -53,6 +55,14 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     shown = requests.post(f"{demo_server}/api/v1/vouchers/{voucher['id']}/show", headers=bearer(staff_token),
                           timeout=10)
     assert shown.status_code == 200 and len(shown.json()["short_code"]) == 10
+    printed = (tmp_path / "demo.out").read_text(encoding="utf-8")
+    code = re.search(r'cashier/bind -d \'\{"code": "([^"]+)"\}', printed).group(1)
+    first = requests.post(f"{demo_server}/api/v1/auth/login", json={"code": "code:demo-cashier"}, timeout=10).json()
+    cashier = requests.post(f"{demo_server}/api/v1/cashier/bind", json={"code": code}, headers=bearer(first["token"]),
+                            timeout=10).json()["token"]
+    redeemed = requests.post(f"{demo_server}/api/v1/cashier/redeem", json={"code": shown.json()["short_code"]},
+                             headers=bearer(cashier), timeout=10)
+    assert redeemed.status_code == 200 and redeemed.json()["holder"] == "李*师"
 
     officer_token = _login_and_bind(demo_server, **OFFICER)
     roster = requests.get(f"{demo_server}/api/v1/officer/staff?page_size=100", headers=bearer(officer_token),

@@ -32,6 +32,7 @@ class AuthLevel(enum.Enum):
     WECHAT = "wechat"      # logged in through WeChat, maybe not bound yet
     STAFF = "staff"        # a bound staff member (the default)
     OFFICER = "officer"    # a union or sub-union officer (services ask app.services.policy for the rest)
+    CASHIER = "cashier"    # a merchant's cashier (生日蛋糕券): sees nothing a member or an officer sees
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,11 @@ def _authenticate(level: AuthLevel) -> None:
     principal = auth.authenticate(header[7:].strip())
     g.principal = principal
     g.staff = principal.staff
+    g.cashier = principal.cashier
     if level is AuthLevel.WECHAT:
+        return
+    policy.ensure_caller_kind(principal, cashier_route=level is AuthLevel.CASHIER)
+    if level is AuthLevel.CASHIER:
         return
     if principal.staff is None:
         raise Unauthorized("not_bound", "请先绑定教职工身份")

@@ -14,7 +14,7 @@ from app.config import load_config
 @pass_ctx
 def demo(ctx: Context, port: int | None) -> None:
     from app import create_app, migrations
-    from app.demo_data import print_try_it, seed_demo_data
+    from app.demo_data import demo_cashier_code, print_try_it, seed_demo_data
     from app.fakewechat import FakeWeChatServer
 
     base = ctx.config
@@ -25,9 +25,10 @@ def demo(ctx: Context, port: int | None) -> None:
     app = create_app(config)
     with app.app_context():
         seed_demo_data()
+        cashier_code = demo_cashier_code()
     start_jobs_in_process(app)
     port = port if port is not None else config.demo.port
-    print_try_it(f"http://{config.demo.host}:{port}", fake.url)
+    print_try_it(f"http://{config.demo.host}:{port}", fake.url, cashier_code)
     run_simple(config.demo.host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)
 
 

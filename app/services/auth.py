@@ -21,7 +21,7 @@ from app.errors import Conflict, Refusal, Unauthorized, WeChatUnavailable
 from app.extensions import db
 from app.services import rate_limits, roster
 from app.wechat import mini_client
-from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
+from models import Cashier, Staff, StaffStatus, WeChatApp, WeChatIdentity
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +31,12 @@ BIND_MISMATCH = ("bind_mismatch", "工号、姓名与手机号（或绑定码）
 
 @dataclass
 class Principal:
-    """Who is calling: always a WeChat identity; `staff` once bound."""
+    """Who is calling: always a WeChat identity; `staff` once bound as a member, or `cashier` once bound to a
+    merchant (never both)."""
 
     identity_id: int
     staff: Staff | None
+    cashier: Cashier | None = None
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -48,6 +50,10 @@ def issue_token(identity: WeChatIdentity, staff: Staff | None) -> str:
     return _serializer().dumps(payload)
 
 
+def issue_cashier_token(identity: WeChatIdentity, cashier: Cashier) -> str:
+    return _serializer().dumps({"i": identity.id, "c": cashier.id, "cv": cashier.auth_version})
+
+
 def authenticate(token: str) -> Principal:
     """The caller behind a bearer token, or Unauthorized."""
     try:
@@ -56,6 +62,8 @@ def authenticate(token: str) -> Principal:
         raise Unauthorized("token_expired", "登录已过期，请重新登录") from None
     except BadSignature:
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录") from None
+    if "c" in payload:
+        return Principal(identity_id=payload["i"], staff=None, cashier=_cashier_of(payload))
     if "s" not in payload:
         return Principal(identity_id=payload["i"], staff=None)
     staff = roster.load_staff_for_auth(payload["s"])
@@ -64,6 +72,15 @@ def authenticate(token: str) -> Principal:
     if staff.status is StaffStatus.LEFT or staff.died_on is not None:
         raise Unauthorized("staff_left", "您已不在会员名册中，无法继续使用")
     return Principal(identity_id=payload["i"], staff=staff)
+
+
+def _cashier_of(payload: dict) -> Cashier:
+    """A cashier's token dies at once when the cashier is revoked or the merchant deactivated."""
+    cashier = db.session.get(Cashier, payload["c"])
+    if cashier is None or cashier.auth_version != payload["cv"] or cashier.revoked_at is not None \
+            or not cashier.merchant.active:
+        raise Unauthorized("token_revoked", "您的收银员身份已停用，请联系工会")
+    return cashier
 
 
 def login(js_code: str, source: str) -> tuple[str, WeChatIdentity, Staff | None]:
@@ -117,6 +134,8 @@ def bind(principal: Principal, employee_no: str, name: str, phone_code: str | No
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录")
     if identity.staff_id is not None:
         raise Conflict("already_bound", "您的微信已绑定教职工身份，如需更换请联系工会解绑")
+    if principal.cashier is not None or _is_cashier(identity):
+        raise Conflict("cashier_account", "该微信已绑定为商户收银员，不能再绑定教职工身份")
     limits = _bind_limits(identity.openid, source, employee_no if bind_code else None)
     if bind_code:
         _count_failure(limits)        # counted before the check; taken back when the code is right
@@ -164,6 +183,10 @@ def _link(identity: WeChatIdentity, staff: Staff) -> None:
         db.session.flush()
     except IntegrityError:   # another WeChat account bound this staff member in the same instant
         raise Conflict("staff_already_bound", "该工号已绑定其他微信，如需更换请联系工会解绑") from None
+
+
+def _is_cashier(identity: WeChatIdentity) -> bool:
+    return db.session.scalar(select(Cashier.id).where(Cashier.identity_id == identity.id)) is not None
 
 
 def _bind_limits(openid: str, source: str, employee_no: str | None) -> list[tuple[str, str]]:

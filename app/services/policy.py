@@ -44,6 +44,7 @@ class Caller(enum.Enum):
     SUB_UNION_OFFICER = "sub_union_officer"
     UNION_OFFICER = "union_officer"
     ADMIN = "admin"
+    CASHIER = "cashier"                      # a merchant's cashier: a branch of its own, not a rank above admins
 
 
 RANKS = {Role.SUB_UNION_OFFICER: 1, Role.UNION_OFFICER: 2, Role.ADMIN: 3}
@@ -54,10 +55,20 @@ CALLER_OF_ROLE = {Role.SUB_UNION_OFFICER: Caller.SUB_UNION_OFFICER, Role.UNION_O
 def caller_of(principal: Principal | None) -> Caller:
     if principal is None:
         return Caller.ANONYMOUS
+    if principal.cashier is not None:
+        return Caller.CASHIER
     if principal.staff is None:
         return Caller.WECHAT
     top = max((r.role for r in principal.staff.roles), key=RANKS.get, default=None)
     return CALLER_OF_ROLE.get(top, Caller.STAFF)
+
+
+def ensure_caller_kind(principal: Principal, cashier_route: bool) -> None:
+    """Cashiers and members never see each other's routes (a WeChat account is one or the other)."""
+    if cashier_route and principal.cashier is None:
+        raise Forbidden("仅商户收银员可以使用", code="cashiers_only")
+    if not cashier_route and principal.cashier is not None:
+        raise Forbidden("收银员账号不能使用此功能", code="not_for_cashiers")
 
 
 # --- roles, ranks and scopes -----------------------------------------------------------------------------------

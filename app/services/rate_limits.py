@@ -35,6 +35,8 @@ REFUSALS = {
     "link_codes_per_staff": ("link_code_rate_limited", "获取公众号绑定码"),
     "link_failures_per_account": ("bind_rate_limited", "绑定尝试"),
     "link_failures_total": ("bind_rate_limited", "绑定尝试"),
+    "redeem_guesses_per_cashier": ("redeem_rate_limited", "无效券码"),
+    "redeem_guesses_per_merchant": ("redeem_rate_limited", "无效券码"),
 }
 
 

@@ -68,13 +68,20 @@ def parse_short_code(typed: str) -> TypedCode | None:
         return None
     if check_character(code[:-1]) != code[-1]:
         return None
-    voucher_id = 0
-    for c in code[:ID_CHARS]:
-        voucher_id = voucher_id * BASE + ALPHABET.index(c)
+    voucher_id = voucher_id_of(code)
     return TypedCode(voucher_id, code) if voucher_id else None
 
 
 PRINTED_RANDOM_CHARS = 10
+PRINTED_CODE_LENGTH = ID_CHARS + PRINTED_RANDOM_CHARS + 1
+
+
+def voucher_id_of(code: str) -> int:
+    """The voucher a code (short or printed) names: its first ID_CHARS characters."""
+    voucher_id = 0
+    for c in code[:ID_CHARS]:
+        voucher_id = voucher_id * BASE + ALPHABET.index(c)
+    return voucher_id
 
 
 def printed_code(voucher_id: int) -> str:

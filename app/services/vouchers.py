@@ -227,8 +227,8 @@ def _reminder_occasion(voucher: Voucher) -> str:
 def _transition(voucher: Voucher, old: VoucherStatus, new: VoucherStatus, **values) -> bool:
     changed = db.session.execute(update(Voucher).where(Voucher.id == voucher.id, Voucher.status == old)
                                  .values(status=new, **values).execution_options(synchronize_session=False))
-    if changed.rowcount:
-        db.session.refresh(voucher)
+    db.session.scalar(select(Voucher).where(Voucher.id == voucher.id).with_for_update(read=True, of=Voucher)
+                      .execution_options(populate_existing=True))      # the row as it is now (MariaDB too)
     return bool(changed.rowcount)
 
 
