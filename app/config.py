@@ -229,6 +229,7 @@ class VouchersSection(Section):
     retirees_eligible: bool = True
     yearly_cap_fen: int = Field(default=30000, ge=1, le=1_000_000)
     show_window_seconds: int = Field(default=60, ge=15, le=120)     # a shown code lives one window (and the next)
+    undo_minutes: int = Field(default=30, ge=0, le=24 * 60)          # a redemption may be undone this long after
     reminder_days_before_expiry: int = Field(default=7, ge=0, le=60)
 
     @model_validator(mode="after")

@@ -20,7 +20,7 @@ from models.announcements import (
 from models.audit import AuditLog
 from models.campaigns import GiftCampaign
 from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
-from models.merchants import Cashier, Merchant
+from models.merchants import Cashier, Merchant, StatementMonth
 from models.vouchers import IssueMode, Voucher, VoucherEvent, VoucherPolicy, VoucherStatus
 from models.notifications import (
     Channel, DeliveryStatus, Notice, NoticeStatus, Notification, SubscriptionConsent,
@@ -31,7 +31,7 @@ __all__ = [
     "GiftCampaign",
     "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
-    "Cashier", "Merchant", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",
+    "Cashier", "Merchant", "StatementMonth", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",
 ]

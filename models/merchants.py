@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, utcnow
@@ -36,3 +36,18 @@ class Cashier(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     merchant: Mapped[Merchant] = relationship(lazy="joined")
+
+
+class StatementMonth(Base):
+    """A merchant's month of redemptions, closed by an officer once the union has paid it: none of its redemptions
+    can change after."""
+
+    __tablename__ = "statement_months"
+    __table_args__ = (UniqueConstraint("merchant_id", "month"),)
+    _repr_fields = ("merchant_id", "month")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id", ondelete="CASCADE"))
+    month: Mapped[str] = mapped_column(String(7))            # "2026-11", Beijing time
+    closed_at: Mapped[datetime]
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))

@@ -30,7 +30,7 @@ from schemathesis.generation.meta import TestPhase
 
 from app.extensions import db
 from app import clock
-from app.services import auth, roster, voucher_codes
+from app.services import auth, redemptions, roster, voucher_codes
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
@@ -77,12 +77,19 @@ def _seeds(app, w, path: str) -> dict[str, object]:
         if path.endswith("/reissue"):             # only a void (or expired) voucher is reissued
             for voucher_id in issued.values():
                 db.session.get(Voucher, voucher_id).status = VoucherStatus.VOID
+        if "undo" in path:                        # only a redemption (by the world's cashier) is undone
+            cashier = db.session.get(Cashier, w.made["cashier_id"])
+            for no in set(OWN.values()):
+                voucher = db.session.get(Voucher, issued[no])
+                redemptions.redeem(cashier, voucher_codes.qr_token(voucher.serial, voucher.id, voucher.secret,
+                                                                   voucher_codes.window_of(clock.now(), 60)))
         return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},
                 "sub_union_id": w.sub_unions["甲分工会"], "code": code,
                 "redeem_code": voucher_codes.short_code(redeemable.id, redeemable.secret, window),
-                "merchant_id": w.made["merchant_id"], "cashier_id": w.made["cashier_id"]}
+                "merchant_id": w.made["merchant_id"], "cashier_id": w.made["cashier_id"],
+                "month": f"{clock.local():%Y-%m}"}
 
 
 def _seeded(case, seeds: dict, caller: str) -> None:

@@ -28,7 +28,9 @@ from sqlalchemy import select
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from app import clock
-from app.services import announcements, attachments, auth, merchants, notifications, roster, voucher_codes, vouchers
+from app.services import (
+    announcements, attachments, auth, merchants, notifications, redemptions, roster, voucher_codes, vouchers,
+)
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
@@ -202,6 +204,28 @@ def _redeem_cases(app, w, caller):
         window = voucher_codes.window_of(clock.now(), app.config["SU"].vouchers.show_window_seconds)
         return voucher_codes.short_code(voucher.id, voucher.secret, window)
     return Req("/api/v1/cashier/redeem", {"code": build(app, w, code_of)}), None
+
+
+def _redeemed(w: World) -> int:
+    """A0002's voucher, redeemed by the world's cashier."""
+    voucher = db.session.get(Voucher, vouchers_issued(w)["A0002"])
+    cashier = db.session.get(Cashier, w.made["cashier_id"])
+    window = voucher_codes.window_of(clock.now(), 60)
+    redemptions.redeem(cashier, voucher_codes.qr_token(voucher.serial, voucher.id, voucher.secret, window))
+    return voucher.id
+
+
+def _undo_cases(path: str) -> Callable:
+    """An undo of the redemption the world's cashier made; and of a voucher nobody redeemed (not found)."""
+    def cases(app, w, caller):
+        if caller not in OFFICERS and caller is not CASHIER:
+            return Req(path.format(MISSING)), None
+        seen = build(app, w, _redeemed)
+        return Req(path.format(seen)), Req(path.format(MISSING))
+    return cases
+
+
+MONTH = f"{datetime.now(timezone.utc) + timedelta(hours=8):%Y-%m}"
 
 
 def _merchant_cases(path: str, json: Any = None) -> Callable:
@@ -456,6 +480,17 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/cashier/me"): Row(CASHIER, plain("/api/v1/cashier/me")),
     ("POST", "/api/v1/cashier/redeem"): Row(CASHIER, _redeem_cases),
     ("GET", "/api/v1/cashier/redemptions/today"): Row(CASHIER, plain("/api/v1/cashier/redemptions/today")),
+    ("POST", "/api/v1/cashier/redemptions/<int:voucher_id>/undo"): Row(CASHIER, _undo_cases(
+        "/api/v1/cashier/redemptions/{}/undo")),
+    ("GET", "/api/v1/cashier/statements/<month>"): Row(CASHIER, plain(f"/api/v1/cashier/statements/{MONTH}")),
+    ("POST", "/api/v1/officer/vouchers/<int:voucher_id>/undo-redemption"): Row(UNION, _undo_cases(
+        "/api/v1/officer/vouchers/{}/undo-redemption")),
+    ("GET", "/api/v1/officer/merchants/<int:merchant_id>/statements/<month>"): Row(SUB, _merchant_cases(
+        "/api/v1/officer/merchants/{}/statements/" + MONTH)),
+    ("GET", "/api/v1/officer/merchants/<int:merchant_id>/statements/<month>.xlsx"): Row(SUB, _merchant_cases(
+        "/api/v1/officer/merchants/{}/statements/" + MONTH + ".xlsx")),
+    ("POST", "/api/v1/officer/merchants/<int:merchant_id>/statements/<month>/close"): Row(UNION, _merchant_cases(
+        "/api/v1/officer/merchants/{}/statements/" + MONTH + "/close")),
     ("GET", "/api/v1/officer/merchants"): Row(SUB, plain("/api/v1/officer/merchants")),
     ("POST", "/api/v1/officer/merchants"): Row(UNION, plain("/api/v1/officer/merchants",
                                                             {"name": "新蛋糕店", "shops": ["一店"]})),

@@ -193,3 +193,76 @@ def test_guessing_codes_hits_the_limit_long_before_it_could_succeed(app, client,
         window = voucher_codes.window_of(clock.now(), app.config["SU"].vouchers.show_window_seconds)
     qr = voucher_codes.qr_token(voucher.serial, voucher.id, voucher.secret, window)
     assert redeem(client, token, qr).status_code == 200             # a scanned QR (not guessable) still works
+
+
+# --- undo and the monthly statement -----------------------------------------------------------------------------
+
+@pytest.mark.row_locks
+def test_ten_undos_of_one_redemption_at_once_one_succeeds(app, client, make_staff, counter, live_server):
+    voucher = a_voucher(app, make_staff)
+    _, token = counter["add_cashier"]()
+    assert redeem(client, token, current_code(app, voucher)).status_code == 200
+    url = f"{live_server.url}/api/v1/cashier/redemptions/{voucher.id}/undo"
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: requests.post(url, headers=bearer(token), timeout=60), range(10)))
+    assert sorted(r.status_code for r in answers).count(200) == 1
+    refused = {r.json()["error"]["code"] for r in answers if r.status_code != 200}
+    assert refused <= {"not_redeemed", "redemption_not_found"}     # undone already: that redemption is gone
+    with app.app_context():
+        assert db.session.get(Voucher, voucher.id).status is VoucherStatus.VALID
+
+
+def test_an_undo_comes_in_time_or_not_at_all_and_never_after_the_month_closes(app, client, make_staff, counter):
+    first, second = a_voucher(app, make_staff, "甲某"), a_voucher(app, make_staff, "乙某")
+    _, token = counter["add_cashier"]()
+    _, other_token = counter["add_cashier"]()
+    redeem(client, token, current_code(app, first))
+    assert error_code(client.post(f"/api/v1/cashier/redemptions/{first.id}/undo", headers=bearer(other_token))) \
+        == "redemption_not_found"                                   # only the cashier who redeemed it
+    with time_machine.travel(clock.now().timestamp() + 31 * 60):
+        assert error_code(client.post(f"/api/v1/officer/vouchers/{first.id}/undo-redemption",
+                                      headers=bearer(_fresh_officer_token(app)))) == "undo_too_late"
+    redeem(client, token, current_code(app, second))
+    month = f"{clock.local():%Y-%m}"
+    closed = client.post(f"/api/v1/officer/merchants/{counter['merchant_id']}/statements/{month}/close",
+                         headers=bearer(counter["officer"]))
+    assert closed.status_code == 200 and closed.json["closed"] is True
+    assert error_code(client.post(f"/api/v1/cashier/redemptions/{second.id}/undo", headers=bearer(token))) == \
+        "month_closed"
+
+
+def _fresh_officer_token(app) -> str:
+    from models import Staff
+
+    with app.app_context(), unit_of_work():
+        officer = db.session.scalar(select(Staff).where(Staff.employee_no == "U1"))
+        identity = db.session.scalar(select(WeChatIdentity).where(WeChatIdentity.staff_id == officer.id))
+        return auth.issue_token(identity, officer)
+
+
+def test_the_months_statement_equals_the_redemptions_and_its_xlsx_cell_by_cell(app, client, make_staff, counter):
+    import io
+
+    from openpyxl import load_workbook
+
+    redeemed = [a_voucher(app, make_staff, name) for name in ("王小五", "=HYPERLINK(1)", "李四")]
+    a_voucher(app, make_staff, "未使用")
+    _, token = counter["add_cashier"]("分店")
+    for voucher in redeemed:
+        assert redeem(client, token, current_code(app, voucher)).status_code == 200
+    month = f"{clock.local():%Y-%m}"
+    url = f"/api/v1/officer/merchants/{counter['merchant_id']}/statements/{month}"
+    statement = client.get(url, headers=bearer(counter["officer"])).json
+    assert (statement["count"], statement["face_value_fen"], statement["cost_fen"]) == (3, 60000, 54000)
+    assert [i["voucher_id"] for i in statement["items"]] == [v.id for v in redeemed]
+    mine = client.get(f"/api/v1/cashier/statements/{month}", headers=bearer(token)).json
+    assert mine["face_value_fen"] == 60000 and "cost_fen" not in mine and "cost_fen" not in mine["items"][0]
+    sheet = load_workbook(io.BytesIO(client.get(f"{url}.xlsx", headers=bearer(counter["officer"])).data)).active
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[0] == ["序号", "券号", "持券人", "工号", "门店", "收银员", "核销时间", "面值（元）", "成本（元）"]
+    for n, (row, voucher) in enumerate(zip(rows[1:4], redeemed), start=1):
+        assert row[:6] == [n, voucher.serial, voucher.staff.name, voucher.staff.employee_no, "分店",
+                           f"收银员{counter['n']}"]
+        assert row[7:] == [200, 180]
+    assert rows[2][2] == "=HYPERLINK(1)" and sheet.cell(row=3, column=3).data_type == "s"
+    assert rows[4] == ["合计", "3 张", None, None, None, None, None, 600, 540]

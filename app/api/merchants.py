@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 
 from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
-from app.services import merchants, redemptions, vouchers
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
+from app.services import merchants, redemptions, statements, vouchers
 from app.services.merchants import MerchantIn
 
 bp = Blueprint("merchants", __name__)
@@ -157,3 +158,91 @@ def cashiers(merchant_id: int):
 @endpoint("撤销收银员：其下一次请求即被拒绝（校工会）", auth=OFFICER, response=CashierOut, tags=("officer",))
 def revoke(merchant_id: int, cashier_id: int):
     return CashierOut.model_validate(merchants.revoke_cashier(g.staff, merchant_id, cashier_id))
+
+
+# --- undo and the monthly statement -------------------------------------------------------------------------------
+
+class StatementItemOut(BaseModel):
+    model_config = READS_RECORDS
+    voucher_id: int = Field(validation_alias="id")
+    serial: str
+    holder: str
+    redeemed_shop: str
+    redeemed_at: datetime
+    face_value_fen: int
+
+
+class OfficerStatementItemOut(StatementItemOut):
+    employee_no: str = Field(validation_alias=AliasPath("staff", "employee_no"))
+    cost_fen: int
+
+
+class StatementOut(BaseModel):
+    merchant: str
+    month: str
+    closed: bool
+    count: int
+    face_value_fen: int
+    items: list[StatementItemOut]
+
+
+class OfficerStatementOut(StatementOut):
+    cost_fen: int
+    items: list[OfficerStatementItemOut]
+
+
+def statement_out(found, model: type[StatementOut], item: type[StatementItemOut]) -> StatementOut:
+    return model(merchant=found.merchant.name, month=found.month, closed=found.closed, count=found.count,
+                 face_value_fen=found.face_value_fen, cost_fen=found.cost_fen,
+                 items=[item.model_validate(Merged(v, holder=redemptions.mask_name(v.staff.name)))
+                        for v in found.items])
+
+
+@bp.post("/cashier/redemptions/<int:voucher_id>/undo")
+@endpoint("撤销本人刚才的核销（限时一次；该月结算后不能撤销）", auth=CASHIER, response=RedeemedList,
+          tags=("cashier",))
+def cashier_undo(voucher_id: int):
+    redemptions.undo(g.cashier, None, voucher_id)
+    return RedeemedList(items=[redeemed_out(v) for v in redemptions.todays_redemptions(g.cashier)])
+
+
+@bp.get("/cashier/statements/<month>")
+@endpoint("本商户某月的核销对账单（YYYY-MM；只有面值）", auth=CASHIER, response=StatementOut, tags=("cashier",))
+def cashier_statement(month: str):
+    return statement_out(statements.for_cashier(g.cashier, month), StatementOut, StatementItemOut)
+
+
+class UndoneOut(BaseModel):
+    voucher_id: int
+    status: str = Field(description="撤销后券恢复为有效（valid）")
+
+
+@bp.post("/officer/vouchers/<int:voucher_id>/undo-redemption")
+@endpoint("撤销一次核销（校工会；限时一次；该月结算后不能撤销）", auth=OFFICER, response=UndoneOut, tags=("officer",))
+def officer_undo(voucher_id: int):
+    voucher = redemptions.undo(None, g.staff, voucher_id)
+    return UndoneOut(voucher_id=voucher.id, status=voucher.status.value)
+
+
+@bp.get("/officer/merchants/<int:merchant_id>/statements/<month>")
+@endpoint("商户某月的核销对账单（YYYY-MM）：张数、面值、成本与明细", auth=OFFICER, response=OfficerStatementOut,
+          tags=("officer",))
+def officer_statement(merchant_id: int, month: str):
+    found = statements.for_officer(g.staff, merchant_id, month)
+    return statement_out(found, OfficerStatementOut, OfficerStatementItemOut)
+
+
+@bp.get("/officer/merchants/<int:merchant_id>/statements/<month>.xlsx")
+@endpoint("导出商户某月的核销对账单（Excel）", auth=OFFICER, tags=("officer",))
+def officer_statement_xlsx(merchant_id: int, month: str):
+    found, data = statements.xlsx(g.staff, merchant_id, month)
+    return file_download(io.BytesIO(data), f"核销对账单-{found.merchant.name}-{month}.xlsx",
+                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+
+@bp.post("/officer/merchants/<int:merchant_id>/statements/<month>/close")
+@endpoint("结算某月（校工会）：此后该月的核销不能再更改", auth=OFFICER, response=OfficerStatementOut,
+          tags=("officer",))
+def close_month(merchant_id: int, month: str):
+    found = statements.close_month(g.staff, merchant_id, month)
+    return statement_out(found, OfficerStatementOut, OfficerStatementItemOut)

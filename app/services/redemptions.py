@@ -12,16 +12,16 @@ expired is not a guess.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
 
 from app import clock
-from app.errors import Conflict, Refusal
+from app.errors import Conflict, NotFound, Refusal
 from app.extensions import db
-from app.services import notifications, rate_limits, voucher_codes, vouchers
-from models import Cashier, Voucher, VoucherEvent, VoucherStatus
+from app.services import audit, notifications, policy, rate_limits, statements, voucher_codes, vouchers
+from models import Cashier, Staff, Voucher, VoucherEvent, VoucherStatus
 
 STALE_WINDOWS = 60          # a MAC valid within this many windows before is "past its window", not a guess
 
@@ -150,3 +150,36 @@ def todays_redemptions(cashier: Cashier) -> list[Voucher]:
     return list(db.session.scalars(select(Voucher).join(Cashier, Voucher.redeemed_by_id == Cashier.id).where(
         Cashier.merchant_id == cashier.merchant_id, Voucher.redeemed_shop == cashier.shop,
         Voucher.redeemed_at >= start).order_by(Voucher.redeemed_at.desc())).unique())
+
+
+# --- undoing a redemption ------------------------------------------------------------------------------------------
+
+def undo(actor_cashier: Cashier | None, officer: Staff | None, voucher_id: int) -> Voucher:
+    """The redeeming cashier, or a union officer, undoes a redemption within `vouchers.undo_minutes`: once (of any
+    number at once, one wins), audited, never once the merchant's month is closed."""
+    voucher = db.session.get(Voucher, voucher_id)
+    if voucher is None or (actor_cashier is not None and voucher.redeemed_by_id != actor_cashier.id):
+        raise NotFound("找不到该核销记录", code="redemption_not_found")
+    if officer is not None:
+        policy.ensure_union_officer(officer)
+    if voucher.status is not VoucherStatus.REDEEMED:
+        raise Conflict("not_redeemed", "该券没有待撤销的核销")
+    redeemed_at, cashier = voucher.redeemed_at, voucher.redeemed_by
+    if clock.now() - redeemed_at > timedelta(minutes=current_app.config["SU"].vouchers.undo_minutes):
+        raise Conflict("undo_too_late", "已超过可撤销核销的时限")
+    if cashier is not None and statements.is_closed(cashier.merchant_id, statements.month_of(redeemed_at)):
+        raise Conflict("month_closed", "该月核销已结算，不能撤销")
+    undone = db.session.execute(
+        update(Voucher).where(Voucher.id == voucher.id, Voucher.status == VoucherStatus.REDEEMED,
+                              Voucher.redeemed_at == redeemed_at)
+        .values(status=VoucherStatus.VALID, redeemed_at=None, redeemed_by_id=None, redeemed_shop=None)
+        .execution_options(synchronize_session=False)).rowcount
+    if not undone:
+        raise Conflict("not_redeemed", "该核销已被撤销")
+    db.session.add(VoucherEvent(voucher_id=voucher.id, action="redemption_undone", actor_id=officer.id if officer
+                                else None, detail={"cashier_id": actor_cashier.id if actor_cashier else None,
+                                                   "redeemed_at": redeemed_at.isoformat()}))
+    audit.record(officer, "voucher.undo_redemption", "voucher", voucher.id,
+                 actor_label=f"cashier:{actor_cashier.id}" if actor_cashier else "")
+    return db.session.scalar(select(Voucher).where(Voucher.id == voucher.id).with_for_update(read=True, of=Voucher)
+                             .execution_options(populate_existing=True))

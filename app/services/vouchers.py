@@ -79,7 +79,7 @@ def current_policy() -> VoucherPolicy:
     found = _newest_policy()
     if found is not None:
         return found
-    seed = _settings().model_dump(exclude={"show_window_seconds", "reminder_days_before_expiry"})
+    seed = _settings().model_dump(exclude={"show_window_seconds", "reminder_days_before_expiry", "undo_minutes"})
     # Another process may seed it at the same moment: then read its row with a locking read, which sees rows
     # committed after this transaction began (MariaDB's REPEATABLE READ would show the empty table again).
     return _add_version(validate_model(PolicyFields, seed), 1, None) or _newest_policy(locking=True)

@@ -43,6 +43,17 @@ def upgrade() -> None:
     with op.batch_alter_table('cashiers', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cashiers_merchant_id'), ['merchant_id'], unique=False)
 
+    op.create_table('statement_months',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('merchant_id', sa.Integer(), nullable=False),
+    sa.Column('month', sa.String(length=7), nullable=False),
+    sa.Column('closed_at', models.base.UTCDateTime(), nullable=False),
+    sa.Column('closed_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['closed_by_id'], ['staff.id'], name=op.f('fk_statement_months_closed_by_id_staff'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['merchant_id'], ['merchants.id'], name=op.f('fk_statement_months_merchant_id_merchants'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_statement_months')),
+    sa.UniqueConstraint('merchant_id', 'month', name=op.f('uq_statement_months_merchant_id_month'))
+    )
     with op.batch_alter_table('vouchers', schema=None) as batch_op:
         batch_op.add_column(sa.Column('redeemed_at', models.base.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('redeemed_by_id', sa.Integer(), nullable=True))
@@ -60,6 +71,7 @@ def downgrade() -> None:
         batch_op.drop_column('redeemed_by_id')
         batch_op.drop_column('redeemed_at')
 
+    op.drop_table('statement_months')
     with op.batch_alter_table('cashiers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_cashiers_merchant_id'))
 
