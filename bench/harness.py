@@ -39,6 +39,7 @@ class Target:
     body: str | None = None            # sent as is; give the Content-Type in headers
     expect_status: int = 200
     tokens_file: str | None = None     # one bearer token a line: each request carries the next one (many users)
+    bodies_file: str | None = None     # one request body a line: each request carries the next one (distinct data)
 
 
 @dataclass(frozen=True)
@@ -175,8 +176,9 @@ def probe(base_url: str, target: Target) -> bytes:
     headers = dict(target.headers)
     if target.tokens_file:
         headers["Authorization"] = f"Bearer {_first_line(target.tokens_file)}"
+    body = _last_line(target.bodies_file) if target.bodies_file else target.body   # the load starts at the top
     req = urllib.request.Request(base_url + target.path, method=target.method, headers=headers,
-                                 data=target.body.encode() if target.body is not None else None)
+                                 data=body.encode() if body is not None else None)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             status, body = resp.status, resp.read()
@@ -208,13 +210,14 @@ def _wrk(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figures
     for key, value in target.headers.items():
         cmd += ["-H", f"{key}: {value}"]
     script = None
-    if target.method != "GET" or target.body is not None or target.tokens_file:
+    if target.method != "GET" or target.body is not None or target.tokens_file or target.bodies_file:
         script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
         script.write(f'wrk.method = "{target.method}"\n')
         if target.body is not None:
             script.write(f"wrk.body = [==[{target.body}]==]\n")
-        if target.tokens_file:
-            script.write(WRK_ROTATE_TOKENS.replace("TOKENS_FILE", target.tokens_file)
+        if target.tokens_file or target.bodies_file:
+            script.write(WRK_ROTATE.replace("TOKENS_FILE", target.tokens_file or "")
+                         .replace("BODIES_FILE", target.bodies_file or "")
                          .replace("THREADS", str(spec.threads)))
         script.close()
         cmd += ["-s", script.name]
@@ -227,19 +230,29 @@ def _wrk(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figures
     return parse_wrk(target.name, out)
 
 
-# Thread k of n sends tokens k, k + n, k + 2n, ... (each wrk thread runs its own Lua state).
-WRK_ROTATE_TOKENS = """
-local tokens = {}
-for line in io.lines("TOKENS_FILE") do if #line > 0 then tokens[#tokens + 1] = line end end
+# Thread k of n sends tokens (and bodies) k, k + n, k + 2n, ... (each wrk thread runs its own Lua state).
+WRK_ROTATE = """
+local function lines(path)
+  local found = {}
+  if path ~= "" then for line in io.lines(path) do if #line > 0 then found[#found + 1] = line end end end
+  return found
+end
+local tokens, bodies = lines("TOKENS_FILE"), lines("BODIES_FILE")
 local next_thread, sent = 0, 0
 function setup(thread) thread:set("id", next_thread); next_thread = next_thread + 1 end
 function request()
-  local token = tokens[((id + sent * THREADS) % #tokens) + 1]
+  local n = id + sent * THREADS
   sent = sent + 1
-  wrk.headers["Authorization"] = "Bearer " .. token
+  if #tokens > 0 then wrk.headers["Authorization"] = "Bearer " .. tokens[(n % #tokens) + 1] end
+  if #bodies > 0 then wrk.body = bodies[(n % #bodies) + 1] end
   return wrk.format()
 end
 """
+
+
+def _last_line(path: str) -> str:
+    with open(path, encoding="utf-8") as fh:
+        return [line.strip() for line in fh if line.strip()][-1]
 
 
 def _first_line(path: str) -> str:
@@ -284,6 +297,8 @@ def _pyload(base_url: str, target: Target, spec: LoadSpec, seconds: int) -> Figu
         args += ["--body", target.body]
     if target.tokens_file:
         args += ["--tokens-file", target.tokens_file, "--token-step", str(procs)]
+    if target.bodies_file:
+        args += ["--bodies-file", target.bodies_file, "--token-step", str(procs)]
     children = [subprocess.Popen([sys.executable, "-m", "bench.pyload", "--connections", str(n), *args,
                                   "--token-start", str(i)],
                                  cwd=ROOT, stdout=subprocess.PIPE, text=True) for i, n in enumerate(per_proc) if n]

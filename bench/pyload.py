@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--tokens-file", help="bearer tokens, one a line: request r carries token start + r*step")
     parser.add_argument("--token-start", type=int, default=0)
     parser.add_argument("--token-step", type=int, default=1)
+    parser.add_argument("--bodies-file", help="request bodies, one a line, rotated like the tokens")
     args = parser.parse_args()
 
     url = urlsplit(args.url)
@@ -35,6 +36,7 @@ def main() -> None:
     headers = dict(h.split(": ", 1) for h in args.header)
     body = args.body.encode() if args.body is not None else None
     tokens = _read_tokens(args.tokens_file) if args.tokens_file else []
+    bodies = [b.encode() for b in _read_tokens(args.bodies_file)] if args.bodies_file else []
     tickets = itertools.count()          # next() is atomic under the GIL: a shared request budget
     latencies: list[float] = []
     statuses: dict[str, int] = {}
@@ -51,13 +53,15 @@ def main() -> None:
         while time.perf_counter() < deadline and (ticket := next(tickets)) < args.max_requests:
             if conn is None:
                 conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
-            sent_headers = headers
+            sent_headers, sent_body = headers, body
+            if bodies:
+                sent_body = bodies[(args.token_start + ticket * args.token_step) % len(bodies)]
             if tokens:
                 token = tokens[(args.token_start + ticket * args.token_step) % len(tokens)]
                 sent_headers = {**headers, "Authorization": f"Bearer {token}"}
             t0 = time.perf_counter()
             try:
-                conn.request(args.method, path, body=body, headers=sent_headers)
+                conn.request(args.method, path, body=sent_body, headers=sent_headers)
                 resp = conn.getresponse()
                 resp.read()
             except (OSError, http.client.HTTPException):

@@ -23,5 +23,6 @@ case "${1:-}" in
   fanout) shift; exec "$ROOT/.venv/bin/python" -m bench.fanout "$@" ;;   # bench/fanout.py: 通知群发 via senders
   mp) shift; exec "$ROOT/.venv/bin/python" -m bench.mp "$@" ;;   # bench/mp.py: /wechat/mp push + 公告列表
   jobs) shift; exec "$ROOT/.venv/bin/python" -m bench.jobs "$@" ;;   # bench/jobs.py: 生日/节日定时任务 over 100k staff
+  redeem) shift; exec "$ROOT/.venv/bin/python" -m bench.redeem "$@" ;;   # bench/redeem.py: 生日蛋糕券核销
 esac
 exec "$ROOT/.venv/bin/python" -m bench.main "$@"
