@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import date, timedelta
 
@@ -69,13 +70,20 @@ def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender
 
 def print_try_it(base_url: str, fake_url: str, cashier_code: str = "") -> None:
     def login_and_bind(who: dict, label: str) -> str:
-        return (f"# {label}：登录（模拟微信 code）→ 绑定（模拟手机号授权）→ 我的资料\n"
-                f"TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/login -H 'Content-Type: application/json' "
-                f"-d '{{\"code\": \"code:demo-{who['employee_no']}\"}}' | python3 -c 'import sys,json;print(json.load(sys.stdin)[\"token\"])')\n"
-                f"TOKEN=$(curl -s -X POST {base_url}/api/v1/auth/bind -H \"Authorization: Bearer $TOKEN\" "
-                f"-H 'Content-Type: application/json' -d '{{\"employee_no\": \"{who['employee_no']}\", "
-                f"\"name\": \"{who['name']}\", \"phone_code\": \"phone:{who['phone']}\"}}' "
-                f"| python3 -c 'import sys,json;print(json.load(sys.stdin)[\"token\"])')\n"
+        """Works on every start: logs in, and binds only when this WeChat account is not bound yet."""
+        bind = {"employee_no": who["employee_no"], "name": who["name"], "phone_code": f"phone:{who['phone']}"}
+        return (f"# {label}：登录（模拟微信 code）→ 尚未绑定时绑定（模拟手机号授权）→ 我的资料\n"
+                f"TOKEN=$(python3 - <<'PY'\n"
+                f"import json, urllib.request\n"
+                f"def post(path, body, token=None):\n"
+                f"    headers = {{'Content-Type': 'application/json', **({{'Authorization': 'Bearer ' + token}} if token else {{}})}}\n"
+                f"    request = urllib.request.Request('{base_url}' + path, json.dumps(body).encode(), headers)\n"
+                f"    return json.load(urllib.request.urlopen(request))\n"
+                f"answer = post('/api/v1/auth/login', {{'code': 'code:demo-{who['employee_no']}'}})\n"
+                f"if not answer['bound']:\n"
+                f"    answer = post('/api/v1/auth/bind', {json.dumps(bind, ensure_ascii=False)}, answer['token'])\n"
+                f"print(answer['token'])\n"
+                f"PY\n)\n"
                 f"curl -s {base_url}/api/v1/me -H \"Authorization: Bearer $TOKEN\"\n")
 
     click.echo(f"\n智慧工会演示已启动：{base_url}   API 文档：{base_url}/api/v1/docs   模拟微信：{fake_url}\n")

@@ -6,8 +6,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,12 +22,14 @@ pytestmark = pytest.mark.backend_independent
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 
 
-@pytest.fixture
-def demo_server(tmp_path):
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=env,
-                            stdout=open(tmp_path / "demo.out", "w"), stderr=subprocess.STDOUT, text=True,
+def _demo_env() -> dict:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "PYTHONUNBUFFERED": "1"}
+
+
+@contextmanager
+def _running_demo(cwd: Path, port: int, output: str = "demo.out", *options: str):
+    proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port), *options], cwd=cwd, env=_demo_env(),
+                            stdout=open(cwd / output, "w"), stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -34,6 +38,12 @@ def demo_server(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=20)
+
+
+@pytest.fixture
+def demo_server(tmp_path):
+    with _running_demo(tmp_path, free_port()) as url:
+        yield url
 
 
 def _login_and_bind(url: str, employee_no: str, name: str, phone: str) -> str:
@@ -69,3 +79,56 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
                           timeout=10).json()
     assert roster["total"] == 50
     assert (tmp_path / "instance" / "smart-union.db").exists()   # the embedded SQLite file
+
+
+def _printed_login_blocks(printed: str) -> list[str]:
+    """The shell blocks the demo prints: each logs in (binding when needed) and reads /me."""
+    return re.findall(r"^TOKEN=\$\(python3 - <<'PY'\n.*?^PY\n\)\ncurl -s [^\n]*/api/v1/me[^\n]*\n", printed,
+                      flags=re.M | re.S)
+
+
+def test_printed_login_lines_work_again_after_a_restart(tmp_path):
+    """Staff try the printed lines, stop the demo, start it again on the same data, and the same lines still work."""
+    from app.demo_data import DEMO_STAFF
+
+    port = free_port()
+    for start, output in enumerate(("first.out", "second.out")):
+        with _running_demo(tmp_path, port, output):
+            blocks = _printed_login_blocks((tmp_path / output).read_text(encoding="utf-8"))
+            assert len(blocks) >= 2, f"start {start}: no login lines printed"
+            for block in blocks:
+                ran = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True, text=True,
+                                     timeout=60)
+                assert ran.returncode == 0, ran.stderr
+                assert '"name"' in ran.stdout, ran.stdout
+            staff_block = next(b for b in blocks if DEMO_STAFF["employee_no"] in b)
+            assert DEMO_STAFF["name"] in subprocess.run(["bash", "-c", staff_block], capture_output=True, text=True,
+                                                        timeout=60).stdout
+
+
+def test_a_busy_port_stops_the_demo_before_anything_starts(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ran = subprocess.run([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=_demo_env(),
+                             capture_output=True, text=True, timeout=60)
+    assert ran.returncode != 0
+    assert f"端口 {port} 已被占用" in ran.stderr
+    assert not (tmp_path / "instance").exists()          # no database created, nothing seeded
+
+
+def test_reset_starts_the_demo_over_but_never_touches_a_database_server(tmp_path):
+    stale = tmp_path / "instance" / "smart-union.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"not a database")                  # a broken leftover that would stop a normal start
+    with _running_demo(tmp_path, free_port(), "reset.out", "--reset") as url:
+        assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
+
+    server = subprocess.run([SMART_UNION, "demo", "--reset", "--port", str(free_port())], cwd=tmp_path,
+                            env={**_demo_env(), "SMART_UNION__DATABASE__URL": "postgresql+psycopg://127.0.0.1/test",
+                                 "SMART_UNION__APP__SECRET_KEY": "k" * 40},
+                            capture_output=True, text=True, timeout=60)
+    assert server.returncode != 0
+    assert "只能清空内置的 SQLite 演示数据库" in server.stderr
+

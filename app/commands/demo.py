@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+
 import click
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
@@ -11,13 +14,18 @@ from app.config import load_config
 
 @click.command(help="一条命令体验：SQLite + 内置 Redis + 模拟微信服务器 + 演示数据")
 @click.option("--port", type=int, default=None, help="服务端口（默认取配置 demo.port）")
+@click.option("--reset", is_flag=True, help="清空内置 SQLite 演示数据库后重新开始（仅限内置 SQLite）")
 @pass_ctx
-def demo(ctx: Context, port: int | None) -> None:
+def demo(ctx: Context, port: int | None, reset: bool) -> None:
     from app import create_app, migrations
     from app.demo_data import demo_cashier_code, print_try_it, seed_demo_data
     from app.fakewechat import FakeWeChatServer
 
     base = ctx.config
+    port = port if port is not None else base.demo.port
+    _ensure_port_free(base.demo.host, port)          # before anything starts
+    if reset:
+        _reset_embedded_database(base.database.url)
     fake = FakeWeChatServer.from_config(base, host="127.0.0.1", port=base.demo.fake_wechat_port)
     fake.start()
     config = load_config(overrides={"wechat.api_base_url": fake.url})
@@ -27,9 +35,26 @@ def demo(ctx: Context, port: int | None) -> None:
         seed_demo_data()
         cashier_code = demo_cashier_code()
     start_jobs_in_process(app)
-    port = port if port is not None else config.demo.port
     print_try_it(f"http://{config.demo.host}:{port}", fake.url, cashier_code)
     run_simple(config.demo.host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)
+
+
+def _ensure_port_free(host: str, port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise click.ClickException(f"端口 {port} 已被占用（可能已有一个演示在运行），请用 --port 指定其他端口") from None
+
+
+def _reset_embedded_database(url: str) -> None:
+    """Starts the demo over: only ever the embedded SQLite file, never a database server."""
+    if not url.startswith("sqlite:///"):
+        raise click.ClickException("--reset 只能清空内置的 SQLite 演示数据库，不能用于数据库服务器")
+    path = Path(url.split("///", 1)[1])
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    click.echo(f"演示数据库已清空：{path}")
 
 
 class PathOnlyLog(WSGIRequestHandler):
