@@ -51,6 +51,12 @@ class LoadSpec:
     max_requests: int = 1_000_000      # bound for the Python load generator (wrk is bounded by time only)
     loadgen: str = "auto"              # auto | wrk | python
 
+    @classmethod
+    def from_args(cls, args) -> LoadSpec:
+        """The load every bench takes from its command line (--duration, --warmup, --connections, ...)."""
+        return cls(duration=args.duration, warmup=args.warmup, connections=args.connections, threads=args.threads,
+                   loadgen=args.loadgen)
+
 
 @dataclass
 class Figures:

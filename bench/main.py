@@ -76,8 +76,7 @@ def main() -> None:
     from app.config import load_config
     from app.fakewechat import FakeWeChatServer
 
-    spec = LoadSpec(duration=args.duration, warmup=args.warmup, connections=args.connections,
-                    threads=args.threads, loadgen=args.loadgen)
+    spec = LoadSpec.from_args(args)
     fake = FakeWeChatServer.from_config(load_config(environ={})).start()
     try:
         overrides = seed.settings(fake.url)

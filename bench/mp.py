@@ -278,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     from app import create_app
     from app.config import load_config
 
-    spec = LoadSpec(duration=args.duration, warmup=args.warmup, connections=args.connections, threads=args.threads,
-                    loadgen=args.loadgen)
+    spec = LoadSpec.from_args(args)
     overrides = seed.settings("http://127.0.0.1:9/")       # no WeChat API call on these paths
     cfg = load_config(environ={}, overrides=overrides)
     print(f"bench: seeding {args.staff:,} staff and {args.announcements:,} published announcements into "

@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     from app.config import load_config
 
-    spec = LoadSpec(duration=args.duration, warmup=args.warmup, connections=args.connections, threads=args.threads,
-                    loadgen=args.loadgen)
+    spec = LoadSpec.from_args(args)
     overrides = settings()
     cfg = load_config(environ={}, overrides=overrides)
     print(f"bench: seeding {args.staff:,} staff and the events into {DB_NAME} ...", flush=True)
