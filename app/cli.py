@@ -42,7 +42,7 @@ def db() -> None:
 
 
 @db.command("upgrade", help="把数据库升级到最新结构")
-@click.option("--revision", default="head")
+@click.option("--revision", default="head", show_default=True, help="升级到的迁移版本（默认最新）")
 @pass_ctx
 def db_upgrade(ctx: Context, revision: str) -> None:
     from app import migrations
@@ -62,8 +62,8 @@ def db_current(ctx: Context) -> None:
 # --- the fake WeChat server -----------------------------------------------------------------------------------
 
 @cli.command("fake-wechat", help="启动本项目自带的模拟微信 API 服务器（测试、演示、压测用）")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=0, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
+@click.option("--port", default=0, type=int, help="监听端口（0 表示任选一个空闲端口）")
 @pass_ctx
 def fake_wechat(ctx: Context, host: str, port: int) -> None:
     from app.fakewechat import serve

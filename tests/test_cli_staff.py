@@ -44,6 +44,7 @@ def test_grant_sub_union_officer_needs_scope(cli, app, make_staff):
     refused = cli("staff", "grant", "000322", "sub_union_officer")
     assert refused.returncode == 1
     assert "必须指定所在的分工会" in refused.stderr
+    assert "--scope" in refused.stderr                    # the officer learns which option to add
     ok = cli("staff", "grant", "000322", "sub_union_officer", "--scope", "后勤分工会")
     assert ok.returncode == 0, ok.stderr
     assert [scope for role, scope in _roles(app, "000322")][0].startswith("sub_union:")
@@ -76,3 +77,20 @@ def test_unbind_from_cli(cli, app, make_staff, token_for, client):
     assert client.get("/api/v1/me", headers=bearer(token)).status_code == 200
     assert "已解绑" in cli("staff", "unbind", "000324").stdout
     assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+
+
+def test_every_command_and_option_explains_itself_in_chinese():
+    """`--help` is the manual of the IT staff who run the service: no command or option is left unexplained."""
+    import click
+
+    from app.cli import cli as smart_union
+
+    def unexplained(command: click.Command, path: str):
+        if not command.help:
+            yield path
+        yield from (f"{path} {opt.opts[0]}" for opt in command.params
+                    if isinstance(opt, click.Option) and not opt.hidden and not opt.help)
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from unexplained(sub, f"{path} {name}")
+
+    assert list(unexplained(smart_union, "smart-union")) == []

@@ -76,8 +76,8 @@ def start_jobs_in_process(app) -> None:
 
 
 @click.command(help="开发用：以单进程运行 API（生产请用 gunicorn -c gunicorn.conf.py）")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", type=int, default=5000)
+@click.option("--host", default="127.0.0.1", show_default=True, help="监听地址")
+@click.option("--port", type=int, default=5000, show_default=True, help="监听端口")
 @pass_ctx
 def serve(ctx: Context, host: str, port: int) -> None:
     run_simple(host, port, ctx.app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from app.commands import Context, pass_ctx
+from app.errors import Refusal
 from app.unit_of_work import unit_of_work
 from app.services import roster
 from models import Role
@@ -41,13 +42,13 @@ def import_file(ctx: Context, file: Path, dry_run: bool, mark_missing_left: bool
 
 @staff.command("add", help="新增或修改一名教职工（未给出的项保持原值）")
 @click.argument("employee_no")
-@click.option("--name")
-@click.option("--gender", type=click.Choice(["男", "女"]))
-@click.option("--birthday", type=click.DateTime(["%Y-%m-%d"]))
-@click.option("--department")
+@click.option("--name", help="姓名（新增时必填）")
+@click.option("--gender", type=click.Choice(["男", "女"]), help="性别")
+@click.option("--birthday", type=click.DateTime(["%Y-%m-%d"]), help="出生日期（公历），如 1980-05-17")
+@click.option("--department", help="所在部门")
 @click.option("--sub-union", "sub_union", help="分工会名称（不存在则创建）")
-@click.option("--phone")
-@click.option("--status", type=click.Choice(["在职", "退休", "离职"]))
+@click.option("--phone", help="手机号（11 位）")
+@click.option("--status", type=click.Choice(["在职", "退休", "离职"]), help="在职状态")
 @pass_ctx
 def add(ctx: Context, employee_no: str, **options) -> None:
     with ctx.app.app_context(), unit_of_work():
@@ -75,6 +76,8 @@ def _role_and_scope(role: str, scope: str | None) -> tuple[Role, int | None]:
     except ValueError:
         raise click.BadParameter(f"未知角色 {role}，可选：{', '.join(r.value for r in Role)}") from None
     if scope is None:
+        if parsed is Role.SUB_UNION_OFFICER:
+            raise Refusal("invalid_scope", "分工会干部必须指定所在的分工会：请加 --scope 分工会名称或编号")
         return parsed, None
     sub_union = next((s for s in roster.list_sub_unions() if s.name == scope or str(s.id) == scope), None)
     if sub_union is None:
@@ -94,7 +97,7 @@ def grant(ctx: Context, employee_no: str, role: str, scope: str | None) -> None:
 @staff.command("revoke", help="撤销角色")
 @click.argument("employee_no")
 @click.argument("role")
-@click.option("--scope")
+@click.option("--scope", help="分工会名称或编号（撤销 sub_union_officer 时必填）")
 @pass_ctx
 def revoke(ctx: Context, employee_no: str, role: str, scope: str | None) -> None:
     _change_role(ctx, employee_no, role, scope, roster.revoke_role, ("已撤销", "本无此角色"))

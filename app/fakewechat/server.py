@@ -192,7 +192,7 @@ class FakeWeChatServer:
 def serve(cfg: Config, host: str = "127.0.0.1", port: int = 0) -> None:
     """Runs the fake server in the foreground until interrupted (the `smart-union fake-wechat` command)."""
     server = FakeWeChatServer.from_config(cfg, host, port)
-    print(f"假微信服务器已启动，地址 {server.url}", flush=True)
+    print(f"模拟微信服务器已启动，地址 {server.url}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
