@@ -77,6 +77,16 @@ def test_publishing_notifies_the_audience_once(app, client, officer, member):
         assert db.session.scalar(select(Notice.id).where(Notice.occasion.like("event-published:%"))) == notice.id
 
 
+
+@pytest.mark.parametrize(("category", "opening"), [("sports", "体育活动“读书分享会”开始报名"),
+                                                   ("other", "活动“读书分享会”开始报名")])
+def test_the_notice_names_the_kind_of_event_in_plain_chinese(app, client, officer, member, category, opening):
+    member()
+    event_id = create_event(client, officer, notify=True, title="读书分享会", category=category)
+    with app.app_context():
+        notice = db.session.scalar(select(Notice).where(Notice.occasion == f"event-published:{event_id}"))
+    assert notice.body.startswith(opening)
+
 def test_listing_shows_my_status_and_seats_left_in_a_constant_number_of_queries(client, officer, member,
                                                                                    count_queries, app):
     me, token = member()

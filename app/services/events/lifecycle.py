@@ -16,7 +16,7 @@ from app.services.audiences import Audience, address, check_sub_unions_exist
 from app.services.events import records, seats
 from app.services.events.records import CATEGORY_LABELS, EventFields, Question, QuotaIn, STATUS_LABELS, event_page
 from app.services.events.reminders import reminder_occasion
-from models import Event, EventStatus, Signup, Staff
+from models import Event, EventCategory, EventStatus, Signup, Staff
 
 
 def ensure_manages(officer: Staff, event: Event) -> None:
@@ -123,10 +123,15 @@ def _announce(event: Event) -> None:
         audience = audience.model_copy(update={"sub_union_ids": sorted(chosen)})
     notifications.notify_audience(
         "service", f"event-published:{event.id}", audience, f"活动报名：{event.title}",
-        f"{CATEGORY_LABELS[event.category]}活动“{event.title}”开始报名，报名截止：{clock.local_text(event.signup_closes_at)}。"
+        f"{_kind_of_event(event)}“{event.title}”开始报名，报名截止：{clock.local_text(event.signup_closes_at)}。"
         f"活动时间：{clock.local_text(event.starts_at)}，地点：{event.place or '见活动详情'}。",
         data={"summary": "活动开始报名", "event_id": event.id}, page=event_page(event.id),
         send_after=max(clock.now(), event.signup_opens_at))
+
+
+def _kind_of_event(event: Event) -> str:
+    """体育活动, 文化活动, ...; an event of no particular kind is just 活动 (not 其他活动)."""
+    return "活动" if event.category is EventCategory.OTHER else f"{CATEGORY_LABELS[event.category]}活动"
 
 
 def close_signup(officer: Staff, event_id: int) -> Event:
