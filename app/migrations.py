@@ -30,6 +30,14 @@ def upgrade(cfg: Config, revision: str = "head") -> None:
         engine.dispose()
 
 
+def has_schema(cfg: Config) -> bool:
+    """Whether `db upgrade` has run on this database; a missing SQLite file is not created to find out."""
+    url = cfg.database.url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:" and not Path(url.split("///", 1)[1]).exists():
+        return False
+    return current_revision(cfg) is not None
+
+
 def current_revision(cfg: Config) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

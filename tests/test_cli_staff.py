@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,14 @@ def test_every_command_and_option_explains_itself_in_chinese():
             yield from unexplained(sub, f"{path} {name}")
 
     assert list(unexplained(smart_union, "smart-union")) == []
+
+
+def test_a_command_on_a_database_without_tables_says_so_in_one_line(tmp_path):
+    """Run from the wrong directory, the embedded default points at no database: one line, nothing created."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
+    ran = subprocess.run([SMART_UNION, "staff", "revoke", "000001", "admin"], cwd=tmp_path, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert ran.returncode == 1
+    [line] = ran.stderr.strip().splitlines()
+    assert "还没有表结构" in line and "smart-union db upgrade" in line
+    assert list(tmp_path.iterdir()) == []

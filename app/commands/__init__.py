@@ -19,8 +19,12 @@ class Context:
 
     @cached_property
     def app(self) -> Flask:
-        from app import create_app
+        from app import create_app, migrations
 
+        if not migrations.has_schema(self.config):
+            raise click.ClickException(
+                f"数据库 {self.config.database.url.split('@')[-1]} 还没有表结构：请先运行 smart-union db upgrade"
+                "（内置 SQLite 的路径相对于当前目录，请在仓库目录下运行）")
         return create_app(self.config)
 
 
