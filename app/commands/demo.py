@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
-from app.commands import Context, pass_ctx
+from app.commands import Context, exit_cleanly_on_sigterm, pass_ctx
 from app.config import load_config
 
 
@@ -26,6 +26,7 @@ def demo(ctx: Context, port: int | None, reset: bool) -> None:
     _ensure_port_free(base.demo.host, port)          # before anything starts
     if reset:
         _reset_embedded_database(base.database.url)
+    exit_cleanly_on_sigterm()
     fake = FakeWeChatServer.from_config(base, host="127.0.0.1", port=base.demo.fake_wechat_port)
     fake.start()
     config = load_config(overrides={"wechat.api_base_url": fake.url})
@@ -80,4 +81,5 @@ def start_jobs_in_process(app) -> None:
 @click.option("--port", type=int, default=5000, show_default=True, help="监听端口")
 @pass_ctx
 def serve(ctx: Context, host: str, port: int) -> None:
+    exit_cleanly_on_sigterm()
     run_simple(host, port, ctx.app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)
