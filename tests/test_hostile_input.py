@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -114,6 +116,27 @@ def test_a_line_break_in_a_title_or_file_name_never_breaks_a_download(app, clien
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert download.headers["Content-Disposition"].startswith("attachment;")
 
+
+
+def test_curl_saves_a_download_under_a_meaningful_name(app, client, officer, live_server, tmp_path):
+    """`curl -OJ` reads only the ASCII `filename`; browsers read the Chinese `filename*`."""
+    event_id = client.post("/api/v1/officer/events", json=event_body(title="羽毛球赛"), headers=bearer(officer)).json["id"]
+    draft = client.post("/api/v1/officer/announcements", json={"title": "通知", "body": "正文"},
+                        headers=bearer(officer)).json
+    with app.app_context(), unit_of_work():
+        draft_row = db.session.get(Announcement, draft["id"])
+        chinese = attachments.attach(draft_row, "活动照片.png", PNG).id
+        ascii_named = attachments.attach(draft_row, "poster.png", PNG).id
+    downloads = {f"/api/v1/officer/events/{event_id}/signups.xlsx": f"signups-event-{event_id}.xlsx",
+                 f"/api/v1/officer/announcements/{draft['id']}/attachments/{chinese}": f"attachment-{chinese}.png",
+                 f"/api/v1/officer/announcements/{draft['id']}/attachments/{ascii_named}": "poster.png"}
+    for path, saved_as in downloads.items():
+        ran = subprocess.run(["curl", "-sfOJ", "-H", f"Authorization: Bearer {officer}", live_server.url + path],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=30)
+        assert ran.returncode == 0, ran.stderr
+        assert (tmp_path / saved_as).exists(), sorted(p.name for p in tmp_path.iterdir())
+    disposition = client.get(f"/api/v1/officer/events/{event_id}/signups.xlsx", headers=bearer(officer)).headers
+    assert "filename*=UTF-8''" + quote("报名名单-羽毛球赛.xlsx") in disposition["Content-Disposition"]
 
 def test_no_attachment_is_added_to_a_published_announcement(client, officer):
     draft = client.post("/api/v1/officer/announcements", json={"title": "通知", "body": "正文"},

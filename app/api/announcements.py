@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import Moment
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, partial_of
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, partial_of
 from app.errors import Refusal, NotFound
 from app.services import announcements, attachments
 from app.services.audiences import Audience
@@ -139,7 +140,9 @@ def _send(announcement: Announcement, attachment_id: int):
     attachment = next((f for f in announcement.attachments if f.id == attachment_id), None)
     if attachment is None:
         raise NotFound("找不到该附件", code="attachment_not_found")
-    return file_download(attachments.path_of(attachment), attachment.filename, attachment.content_type)
+    return file_download(attachments.path_of(attachment), attachment.filename, attachment.content_type,
+                         ascii_name=ascii_or(attachment.filename,
+                                             f"attachment-{attachment.id}{Path(attachment.filename).suffix}"))
 
 
 # --- officers ------------------------------------------------------------------------------------------------

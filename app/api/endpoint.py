@@ -13,6 +13,7 @@ import copy
 import enum
 import functools
 import re
+from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -146,13 +147,21 @@ def _optional(field: FieldInfo) -> FieldInfo:
 UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|]+')
 
 
-def file_download(source: Any, name: str, mimetype: str) -> Response:
+def file_download(source: Any, name: str, mimetype: str, ascii_name: str) -> Response:
     """A file as a download (never shown inline), of its own type and never sniffed into another, under a name
-    that is safe in a header whatever was typed: RFC 6266 `filename*` in UTF-8 with an ASCII fallback."""
-    response = send_file(source, mimetype=mimetype, as_attachment=True, download_name=safe_filename(name),
-                         max_age=0)
+    that is safe in a header whatever was typed: RFC 6266 `filename*` in UTF-8, and `ascii_name` for clients
+    that read only `filename` (curl -OJ, which would otherwise save 报名名单-….xlsx as `-.xlsx`)."""
+    fallback = safe_filename(ascii_name.encode("ascii", "ignore").decode())
+    response = send_file(source, mimetype=mimetype, as_attachment=True, download_name=fallback, max_age=0)
+    response.headers["Content-Disposition"] = (f'attachment; filename="{fallback}"; '
+                                               f"filename*=UTF-8''{quote(safe_filename(name), safe='')}")
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
+
+
+def ascii_or(name: str, fallback: str) -> str:
+    """`name` when it is plain ASCII (report.pdf stays report.pdf), else `fallback`."""
+    return name if name.isascii() else fallback
 
 
 def safe_filename(name: str, fallback: str = "download") -> str:

@@ -331,7 +331,8 @@ def export(event_id: int):
     event = lifecycle.get_for_officer(g.staff, event_id)
     data = signup_lists.export_xlsx(g.staff, event)
     return file_download(io.BytesIO(data), f"报名名单-{event.title}.xlsx",
-                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         ascii_name=f"signups-event-{event.id}.xlsx")
 
 
 @bp.post("/officer/events/<int:event_id>/signups")

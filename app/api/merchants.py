@@ -237,7 +237,8 @@ def officer_statement(merchant_id: int, month: str):
 def officer_statement_xlsx(merchant_id: int, month: str):
     found, data = statements.xlsx(g.staff, merchant_id, month)
     return file_download(io.BytesIO(data), f"核销对账单-{found.merchant.name}-{month}.xlsx",
-                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         ascii_name=f"statement-merchant-{merchant_id}-{month}.xlsx")
 
 
 @bp.post("/officer/merchants/<int:merchant_id>/statements/<month>/close")
