@@ -87,6 +87,19 @@ def test_the_notice_names_the_kind_of_event_in_plain_chinese(app, client, office
         notice = db.session.scalar(select(Notice).where(Notice.occasion == f"event-published:{event_id}"))
     assert notice.body.startswith(opening)
 
+
+def test_a_post_with_no_body_means_the_defaults_where_nothing_is_required(client, officer, member):
+    """`curl -X POST …/publish` and `…/signup` work like cancel and close do; login still says what it needs."""
+    _, token = member()
+    event_id = create_event(client, officer, publish=False)
+    published = client.post(f"/api/v1/officer/events/{event_id}/publish", headers=bearer(officer))
+    assert published.status_code == 200, published.json
+    signed = client.post(f"/api/v1/events/{event_id}/signup", headers=bearer(token))
+    assert signed.status_code == 200 and signed.json["status"] == "confirmed"
+    assert client.post("/api/v1/auth/login").status_code == 415
+    empty_json = client.post("/api/v1/auth/login", data="", content_type="application/json")
+    assert empty_json.status_code == 400
+
 def test_listing_shows_my_status_and_seats_left_in_a_constant_number_of_queries(client, officer, member,
                                                                                    count_queries, app):
     me, token = member()

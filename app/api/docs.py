@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app
 from werkzeug.routing import Rule
 from pydantic.json_schema import models_json_schema
 
-from app.api.endpoint import AuthLevel, EndpointSpec
+from app.api.endpoint import AuthLevel, EndpointSpec, body_is_optional
 
 bp = Blueprint("docs", __name__)
 
@@ -88,7 +88,7 @@ def _operation(spec: EndpointSpec, method: str, rule: Rule, refs: dict) -> dict:
     if params:
         op["parameters"] = params
     if spec.body is not None:
-        op["requestBody"] = {"required": True,
+        op["requestBody"] = {"required": not body_is_optional(spec.body),
                              "content": {"application/json": {"schema": refs[(spec.body, "validation")]}}}
     if spec.upload is not None:
         form = {"type": "object", "required": [spec.upload],

@@ -61,7 +61,7 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
                 _check_path(kwargs)
                 _authenticate(spec.auth)
                 if spec.body is not None:
-                    kwargs["body"] = validate_model(spec.body, _json_body())
+                    kwargs["body"] = validate_model(spec.body, _json_body(spec.body))
                 if spec.query is not None:
                     query = request.args.to_dict()
                     check_text(query, "")
@@ -98,13 +98,23 @@ def _authenticate(level: AuthLevel) -> None:
         policy.ensure_officer(principal.staff)
 
 
-def _json_body() -> Any:
+def body_is_optional(model: type[BaseModel]) -> bool:
+    return not any(field.is_required() for field in model.model_fields.values())
+
+
+def _json_body(model: type[BaseModel]) -> Any:
+    if body_is_optional(model) and _sent_no_body():
+        return {}                        # `curl -X POST …/publish` means "with the defaults"
     if not request.is_json:
         raise UnsupportedMediaType("unsupported_media_type", "请以 JSON 格式提交（Content-Type: application/json）")
     raw = request.get_data(cache=True)
     if request.max_content_length is not None and len(raw) >= request.max_content_length:
         raise RequestEntityTooLarge()      # a chunked body is cut at the limit, not refused, by werkzeug
     return parse_json(raw)
+
+
+def _sent_no_body() -> bool:
+    return not request.content_length and "Transfer-Encoding" not in request.headers
 
 
 def _check_path(view_args: dict[str, Any]) -> None:
