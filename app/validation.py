@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, Strict, ValidationError
+from pydantic import (
+    AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, PlainSerializer, Strict, ValidationError,
+    WithJsonSchema,
+)
 
 from app.errors import Invalid, Refusal
 
@@ -53,8 +56,16 @@ Id = Annotated[int, Strict(), Field(ge=1, le=INT32_MAX)]
 
 
 def _text_only(value: Any) -> Any:
+    """A time as text; one typed without an offset (2026-12-10T14:00:00) is Beijing time."""
     if not isinstance(value, (str, datetime)):
         raise ValueError("应为时间文本，如 2026-05-01T09:00:00+08:00")
+    if isinstance(value, str) and ("T" in value or " " in value):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value                 # pydantic says what is wrong with it
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UNION_ZONE)
     return value
 
 
@@ -65,6 +76,16 @@ def _within_union_years(value: datetime) -> datetime:
 
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_within_union_years)]
+
+
+def _in_beijing(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)     # stored times are UTC
+    return aware.astimezone(UNION_ZONE).isoformat()
+
+
+# A time in a response: Beijing time with its offset (2026-12-10T14:00:00+08:00), as people there read it.
+BeijingTime = Annotated[datetime, PlainSerializer(_in_beijing, return_type=str, when_used="json"),
+                        WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
 
 
 # --- raw input ----------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ check-in and export: test_events_checkin.py; reminders: test_events_jobs.py.)"""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
@@ -99,6 +100,16 @@ def test_a_post_with_no_body_means_the_defaults_where_nothing_is_required(client
     assert client.post("/api/v1/auth/login").status_code == 415
     empty_json = client.post("/api/v1/auth/login", data="", content_type="application/json")
     assert empty_json.status_code == 400
+
+
+def test_times_are_typed_and_answered_in_beijing_time(client, officer):
+    beijing = ZoneInfo("Asia/Shanghai")
+    starts = (datetime.now(beijing) + timedelta(days=3)).replace(hour=14, minute=0, second=0, microsecond=0)
+    typed = starts.replace(tzinfo=None).isoformat()          # 2026-12-03T14:00:00, as an officer types it
+    created = client.post("/api/v1/officer/events", headers=bearer(officer),
+                          json=event_body(starts_at=typed, ends_at=iso(starts + timedelta(hours=2))))
+    assert created.status_code == 201, created.json
+    assert created.json["starts_at"] == typed + "+08:00"                    # and it is answered in Beijing time
 
 def test_listing_shows_my_status_and_seats_left_in_a_constant_number_of_queries(client, officer, member,
                                                                                    count_queries, app):

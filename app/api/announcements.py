@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
-from app.validation import Moment
+from app.validation import BeijingTime, Moment
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, partial_of
 from app.errors import Refusal, NotFound
 from app.services import announcements, attachments
@@ -44,7 +43,7 @@ class AnnouncementSummary(BaseModel):
     title: str
     category: AnnouncementCategory
     pinned: bool
-    published_at: datetime | None
+    published_at: BeijingTime | None
     read: bool
 
 
@@ -62,8 +61,8 @@ class AnnouncementDetail(BaseModel):
     category: AnnouncementCategory
     pinned: bool
     status: AnnouncementStatus
-    published_at: datetime | None
-    disclosure_ends_at: datetime | None
+    published_at: BeijingTime | None
+    disclosure_ends_at: BeijingTime | None
     attachments: list[AttachmentOut]
     audience: dict
 

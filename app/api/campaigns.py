@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 
 from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.validation import Moment, whole
+from app.validation import BeijingTime, Moment, whole
 from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint
 from app.services import holidays
 from app.services.audiences import Audience
@@ -35,8 +34,8 @@ class CampaignOut(BaseModel):
     year: int
     gift: str
     pickup_place: str
-    pickup_start: datetime
-    pickup_end: datetime
+    pickup_start: BeijingTime
+    pickup_end: BeijingTime
     audience: dict
 
 

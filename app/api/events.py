@@ -7,11 +7,11 @@ in the waiting list, counts) comes in through `Merged`.
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
+from app.validation import BeijingTime
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, partial_of
 from app.services.audiences import Audience
 from app.services.events import cards, checkin, lifecycle, seats, signup_lists
@@ -34,9 +34,9 @@ class MySignupOut(BaseModel):
     status: SignupStatus
     position: int | None = Field(description="候补顺位（1 表示下一个递补）")
     answers: dict[str, str]
-    signed_up_at: datetime
-    cancelled_at: datetime | None
-    checked_in_at: datetime | None
+    signed_up_at: BeijingTime
+    cancelled_at: BeijingTime | None
+    checked_in_at: BeijingTime | None
     checkin_code: str | None = Field(description="签到码（报名成功时提供，小程序显示为二维码）")
 
     @computed_field
@@ -53,11 +53,11 @@ class EventBasics(BaseModel):
     title: str
     category: EventCategory
     place: str
-    starts_at: datetime
-    ends_at: datetime
-    signup_opens_at: datetime
-    signup_closes_at: datetime
-    cancel_deadline: datetime | None
+    starts_at: BeijingTime
+    ends_at: BeijingTime
+    signup_opens_at: BeijingTime
+    signup_closes_at: BeijingTime
+    cancel_deadline: BeijingTime | None
     capacity: int
     waitlist_enabled: bool
 
@@ -174,7 +174,7 @@ class OfficerEventOut(EventBasics):
     questions: list[Question]
     status: EventStatus
     phase: str
-    published_at: datetime | None
+    published_at: BeijingTime | None
     cancel_reason: str | None
     counts: CountsOut
 
@@ -206,8 +206,8 @@ class SignupRowOut(BaseModel):
     status: SignupStatus
     position: int | None
     answers: dict[str, str]
-    signed_up_at: datetime
-    checked_in_at: datetime | None
+    signed_up_at: BeijingTime
+    checked_in_at: BeijingTime | None
     signed_up_by: str | None = Field(description="代报名的工作人员")
 
     @computed_field
@@ -248,7 +248,7 @@ class CheckInOut(BaseModel):
     employee_no: str = Field(validation_alias=AliasPath("staff", "employee_no"))
     name: str = Field(validation_alias=AliasPath("staff", "name"))
     sub_union: str | None = Field(default=None, validation_alias=AliasPath("staff", "sub_union", "name"))
-    checked_in_at: datetime
+    checked_in_at: BeijingTime
 
     @computed_field
     @property

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from flask import Blueprint, g
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.validation import BeijingTime
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications
 from app.services.audiences import Audience
@@ -27,7 +27,7 @@ class InboxItemOut(BaseModel):
     title: str
     body: str
     page: str | None
-    created_at: datetime
+    created_at: BeijingTime
     read: bool
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime
 
 from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
+from app.validation import BeijingTime
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
 from app.services import merchants, redemptions, statements, vouchers
 from app.services.merchants import MerchantIn
@@ -30,7 +30,7 @@ class CashierOut(BaseModel):
     name: str
     shop: str
     merchant: str = Field(validation_alias=AliasPath("merchant", "name"))
-    revoked_at: datetime | None = None
+    revoked_at: BeijingTime | None = None
 
 
 class CashierLoginOut(BaseModel):
@@ -50,7 +50,7 @@ class RedeemedOut(BaseModel):
     face_value_fen: int
     merchant: str
     redeemed_shop: str
-    redeemed_at: datetime
+    redeemed_at: BeijingTime
 
     @computed_field
     @property
@@ -168,7 +168,7 @@ class StatementItemOut(BaseModel):
     serial: str
     holder: str
     redeemed_shop: str
-    redeemed_at: datetime
+    redeemed_at: BeijingTime
     face_value_fen: int
 
 

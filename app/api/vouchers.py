@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 
 from flask import Blueprint, Response, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
@@ -11,7 +11,7 @@ from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, partial_of
 from app.services import vouchers
 from app.services.vouchers import STATUS_LABELS, PolicyFields
-from app.validation import whole
+from app.validation import BeijingTime, whole
 from models import IssueMode, VoucherStatus
 
 bp = Blueprint("vouchers", __name__)
@@ -21,7 +21,7 @@ OFFICER = AuthLevel.OFFICER
 class EventOut(BaseModel):
     model_config = READS_RECORDS
     action: str = Field(description="issued 发放 / shown 首次出示 / redeemed 使用 / expired 过期 / voided 作废")
-    at: datetime
+    at: BeijingTime
 
 
 class VoucherOut(BaseModel):
@@ -33,8 +33,8 @@ class VoucherOut(BaseModel):
     status: VoucherStatus
     merchant: str
     face_value_fen: int
-    issued_at: datetime
-    valid_until: datetime
+    issued_at: BeijingTime
+    valid_until: BeijingTime
     printed: bool = Field(description="已打印为纸质券（小程序中不再出示）")
 
     @computed_field
@@ -60,7 +60,7 @@ class ShownOut(BaseModel):
     short_code: str = Field(description="收银员可手工输入的短码（10 位，不含 0/O、1/I/L）")
     token: str = Field(description="二维码内容")
     qr_url: str
-    expires_at: datetime = Field(description="到期后请重新获取（小程序在页面打开时自动刷新）")
+    expires_at: BeijingTime = Field(description="到期后请重新获取（小程序在页面打开时自动刷新）")
 
 
 def voucher_out(voucher, model: type[VoucherOut] = VoucherOut) -> VoucherOut:
@@ -139,7 +139,7 @@ class PolicyOut(BaseModel):
     valid_days: int
     retirees_eligible: bool
     yearly_cap_fen: int
-    created_at: datetime
+    created_at: BeijingTime
 
 
 PolicyPatch = partial_of(PolicyFields, "VoucherPolicyPatch", "Fields left out keep the policy's current values.")
