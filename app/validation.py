@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime, timezone
+import enum
+from collections.abc import Mapping
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -32,6 +34,7 @@ UNION_ZONE = ZoneInfo("Asia/Shanghai")
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UNION_ZONE), datetime(2100, 1, 1, tzinfo=UNION_ZONE)
 BAD_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 M = TypeVar("M", bound=BaseModel)
+E = TypeVar("E", bound=enum.Enum)
 
 FIELD_LABELS_CN = {
     "missing": "缺少必填项", "extra_forbidden": "不支持的字段", "int_type": "应为整数", "int_parsing": "应为整数",
@@ -88,6 +91,29 @@ BeijingTime = Annotated[datetime, PlainSerializer(_in_beijing, return_type=str, 
                         WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
 
 
+
+def labelled(kind: type[E], labels: Mapping[E, str]) -> Any:
+    """A choice given by its code (`male`) or by the Chinese label people see in responses (`男`); anything else is
+    answered with every choice, code and label."""
+    by_label = {label: member for member, label in labels.items()}
+    choices = "、".join(f"{member.value}（{labels[member]}）" if member in labels else str(member.value)
+                       for member in kind)
+
+    def parse(value: Any) -> Any:
+        if isinstance(value, kind):
+            return value
+        if isinstance(value, str):
+            if value in by_label:
+                return by_label[value]
+            if value in {member.value for member in kind}:
+                return kind(value)
+        raise ValueError(f"不是可选的值，可选：{choices}")
+
+    codes_and_labels = [member.value for member in kind] + list(by_label)
+    return Annotated[kind, BeforeValidator(parse),
+                     WithJsonSchema({"type": "string", "enum": codes_and_labels, "description": f"可选：{choices}"},
+                                    mode="validation")]
+
 # --- raw input ----------------------------------------------------------------------------------------------------
 
 def parse_json(raw: bytes) -> Any:
@@ -133,6 +159,8 @@ def validate_model(model: type[M], data: Any) -> M:
         reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
         if err["type"] == "value_error":   # our validators word their reasons in Chinese
             reason = str(err["ctx"]["error"])
+        elif err["type"] in ("enum", "literal_error"):
+            reason += "，可选：" + err["ctx"]["expected"].replace(" or ", ", ")
         raise Invalid("invalid_request", f"参数 {field} {reason}",
                       fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
     _check_integers(validated, "")

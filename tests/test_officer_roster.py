@@ -115,6 +115,20 @@ def test_bad_staff_fields_get_a_chinese_error(client, people):
     assert "phone" in response.json["error"]["message"]
 
 
+
+def test_a_choice_is_accepted_as_its_code_or_as_the_chinese_label_responses_show(client, people):
+    officer = bearer(people["officer"])
+    created = client.post("/api/v1/officer/staff", headers=officer,
+                          json={"employee_no": "000044", "name": "钱老师", "gender": "女", "status": "退休"})
+    assert created.status_code == 201, created.json
+    assert (created.json["gender"], created.json["status"]) == ("女", "退休")
+    assert client.patch("/api/v1/officer/staff/000044", json={"status": "active"}, headers=officer).json["status"] == "在职"
+    listed = client.get("/api/v1/officer/staff?status=在职&q=000044", headers=officer).json
+    assert [s["employee_no"] for s in listed["items"]] == ["000044"]
+    wrong = client.patch("/api/v1/officer/staff/000044", json={"status": "在岗"}, headers=officer)
+    assert wrong.status_code == 422
+    assert wrong.json["error"]["message"] == "参数 status 不是可选的值，可选：active（在职）、retired（退休）、left（离职）"
+
 def test_officer_issues_bind_code_within_scope(client, people):
     ok = client.post("/api/v1/officer/staff/100003/bind-code", headers=bearer(people["sub_officer"]))
     assert ok.status_code == 201

@@ -11,7 +11,7 @@ from app.api.auth import mask_phone
 from app.validation import Id
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications, roster
-from models import Role, Staff, StaffStatus
+from models import Staff
 
 bp = Blueprint("staff", __name__)
 OFFICER = AuthLevel.OFFICER
@@ -41,7 +41,7 @@ class StaffPage(BaseModel):
 class StaffQuery(BaseModel):
     q: str = Field(default="", max_length=64, description="工号或姓名")
     sub_union_id: int | None = None
-    status: StaffStatus | None = None
+    status: roster.StatusChoice | None = None
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=20, ge=1, le=100)
 
@@ -60,7 +60,7 @@ class StaffPatch(BaseModel):
     department: str = Field(default=None, max_length=128)
     sub_union: str = Field(default=None, max_length=64)
     phone: roster.Phone = None
-    status: StaffStatus = None
+    status: roster.StatusChoice = None
     birthday: date | None = None
     died_on: date | None = Field(default=None, description="去世日期：此后不再发送任何通知、不发生日券，微信解绑")
 
@@ -68,7 +68,7 @@ class StaffPatch(BaseModel):
 class RoleChange(BaseModel):
     model_config = ConfigDict(extra="forbid",
                               json_schema_extra={"examples": [{"role": "sub_union_officer", "sub_union_id": 1}]})
-    role: Role
+    role: roster.RoleChoice
     sub_union_id: Id | None = None
 
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.errors import Refusal, Conflict, NotFound
-from app.validation import validate_model
+from app.validation import labelled, validate_model
 from app.extensions import db
 from app.services import audit, policy, rate_limits, vouchers
 from app.services.calendar import lunar_month_day
@@ -27,6 +27,9 @@ from models import (
 GENDER_LABELS = {Gender.MALE: "男", Gender.FEMALE: "女"}
 STATUS_LABELS = {StaffStatus.ACTIVE: "在职", StaffStatus.RETIRED: "退休", StaffStatus.LEFT: "离职"}
 ROLE_LABELS = {Role.UNION_OFFICER: "校工会干部", Role.SUB_UNION_OFFICER: "分工会干部", Role.ADMIN: "系统管理员"}
+GenderChoice = labelled(Gender, GENDER_LABELS)
+StatusChoice = labelled(StaffStatus, STATUS_LABELS)
+RoleChoice = labelled(Role, ROLE_LABELS)
 EMPLOYEE_NO_PATTERN = r"^[0-9A-Za-z][0-9A-Za-z_-]{0,31}$"
 PHONE_PATTERN = r"^1\d{10}$"
 
@@ -80,13 +83,13 @@ class StaffFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=64)
-    gender: Gender | None = None
+    gender: GenderChoice | None = None
     birthday: Annotated[date | None, AfterValidator(_plausible_birthday)] = None
     birthday_calendar: BirthdayCalendar | None = None
     department: str = Field(default="", max_length=128)
     sub_union: str | None = Field(default=None, max_length=64, description="分工会名称；不存在时自动创建")
     phone: Phone = None
-    status: StaffStatus = StaffStatus.ACTIVE
+    status: StatusChoice = StaffStatus.ACTIVE
     member_since: date | None = None
     died_on: Annotated[date | None, AfterValidator(_not_in_the_future)] = Field(default=None, description="去世日期")
 

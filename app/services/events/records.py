@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from app import clock
-from app.validation import Id, Moment, whole
+from app.validation import Id, Moment, labelled, whole
 from app.errors import Busy, Invalid, NotFound
 from app.extensions import db
 from app.services.audiences import Audience
@@ -32,6 +32,7 @@ CATEGORY_LABELS = {EventCategory.SPORTS: "体育", EventCategory.CULTURE: "文�
                    EventCategory.OTHER: "其他"}
 
 
+CategoryChoice = labelled(EventCategory, CATEGORY_LABELS)
 STATUS_LABELS = {EventStatus.DRAFT: "草稿", EventStatus.OPEN: "已发布", EventStatus.CLOSED: "已截止报名",
                  EventStatus.CANCELLED: "已取消", EventStatus.FINISHED: "已结束"}
 
@@ -94,7 +95,7 @@ class EventFields(BaseModel):
         "signup_opens_at": "2099-05-01T09:00:00+08:00", "signup_closes_at": "2099-05-20T18:00:00+08:00"}]})
     title: str = Field(min_length=1, max_length=100)
     description: str = Field(default="", max_length=5000)
-    category: EventCategory = Field(default=EventCategory.OTHER, description="sports 体育 / culture 文化 / "
+    category: CategoryChoice = Field(default=EventCategory.OTHER, description="sports 体育 / culture 文化 / "
                                                                              "outdoor 户外 / other 其他")
     place: str = Field(default="", max_length=200)
     starts_at: Moment
