@@ -56,6 +56,14 @@ def test_published_announcement_reaches_exactly_its_audience(client, union):
     assert detail.status_code == 404
 
 
+
+def test_the_publish_answer_names_the_notice_to_follow(client, union):
+    officer = union["tokens"]["officer"]
+    draft = create(client, officer, title="体检通知")
+    notice_id = publish(client, officer, draft["id"]).json["notice_id"]
+    report = client.get(f"/api/v1/officer/notices/{notice_id}/report", headers=bearer(officer))
+    assert report.status_code == 200 and report.json["title"] == "体检通知"
+
 def test_pinned_first_then_newest_with_unread_flags(client, union):
     officer = union["tokens"]["officer"]
     for title, pinned in (("旧通知", False), ("置顶通知", True), ("新通知", False)):

@@ -111,6 +111,18 @@ def test_times_are_typed_and_answered_in_beijing_time(client, officer):
     assert created.status_code == 201, created.json
     assert created.json["starts_at"] == typed + "+08:00"                    # and it is answered in Beijing time
 
+
+def test_the_publish_answer_names_the_notice_whose_delivery_the_officer_follows(client, officer, member):
+    member()
+    quiet = create_event(client, officer, publish=False)
+    assert client.post(f"/api/v1/officer/events/{quiet}/publish", json={"notify": False},
+                       headers=bearer(officer)).json["notice_id"] is None
+    loud = create_event(client, officer, publish=False)
+    notice_id = client.post(f"/api/v1/officer/events/{loud}/publish", json={"notify": True},
+                            headers=bearer(officer)).json["notice_id"]
+    report = client.get(f"/api/v1/officer/notices/{notice_id}/report", headers=bearer(officer))
+    assert report.status_code == 200 and report.json["occasion"] == f"event-published:{loud}"
+
 def test_listing_shows_my_status_and_seats_left_in_a_constant_number_of_queries(client, officer, member,
                                                                                    count_queries, app):
     me, token = member()

@@ -106,6 +106,10 @@ class ReadStats(BaseModel):
     unread_staff: list[StaffBrief]
 
 
+class PublishedAnnouncement(AnnouncementDetail):
+    notice_id: int | None = Field(description="发布通知的编号，用于 /officer/notices/{notice_id}/report 查看送达")
+
+
 def detail_out(announcement: Announcement) -> AnnouncementDetail:
     return AnnouncementDetail.model_validate(announcement)
 
@@ -176,9 +180,12 @@ def edit(announcement_id: int, body: AnnouncementPatch):
 
 
 @bp.post("/officer/announcements/<int:announcement_id>/publish")
-@endpoint("发布公告（经微信内容安全检查，并通知受众）", auth=OFFICER, response=AnnouncementDetail, tags=("officer",))
+@endpoint("发布公告（经微信内容安全检查，并通知受众）", auth=OFFICER, response=PublishedAnnouncement,
+          tags=("officer",))
 def publish(announcement_id: int):
-    return detail_out(announcements.publish(g.staff, announcement_id))
+    announcement = announcements.publish(g.staff, announcement_id)
+    return PublishedAnnouncement.model_validate(
+        Merged(announcement, notice_id=announcements.publication_notice_id(announcement)))
 
 
 @bp.post("/officer/announcements/<int:announcement_id>/withdraw")

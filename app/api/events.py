@@ -189,6 +189,11 @@ class OfficerEventOut(EventBasics):
         return STATUS_LABELS[self.status]
 
 
+class PublishedEventOut(OfficerEventOut):
+    notice_id: int | None = Field(description="开始报名通知的编号，用于 /officer/notices/{notice_id}/report 查看送达；"
+                                              "未通知受众时为空")
+
+
 class OfficerEventList(BaseModel):
     items: list[OfficerEventOut]
 
@@ -295,9 +300,12 @@ def edit(event_id: int, body: EventPatch):
 
 
 @bp.post("/officer/events/<int:event_id>/publish")
-@endpoint("发布活动（可通知受众）", auth=OFFICER, body=PublishIn, response=OfficerEventOut, tags=("officer",))
+@endpoint("发布活动（可通知受众）", auth=OFFICER, body=PublishIn, response=PublishedEventOut, tags=("officer",))
 def publish(event_id: int, body: PublishIn):
-    return _one(lifecycle.publish_event(g.staff, event_id, body.notify))
+    event = lifecycle.publish_event(g.staff, event_id, body.notify)
+    counts = signup_lists.signup_counts([event.id])[event.id]
+    return PublishedEventOut.model_validate(Merged(event, phase=current_phase(event), counts=counts,
+                                                   notice_id=lifecycle.publication_notice_id(event)))
 
 
 @bp.post("/officer/events/<int:event_id>/close")

@@ -26,6 +26,10 @@ CONTENT_CHECK_SCENE = 3          # msg_sec_check scene 3: 论坛 (public posts)
 NO_RECENT_LOGIN = 61010
 
 
+def publication_notice_id(announcement: Announcement) -> int | None:
+    return notifications.notice_id_of(occasion_of(announcement))
+
+
 def occasion_of(announcement: Announcement) -> str:
     return f"announcement:{announcement.id}"
 

@@ -36,6 +36,11 @@ def _existing_notice(occasion: str) -> Notice | None:
     return db.session.scalar(select(Notice).where(Notice.occasion == occasion))
 
 
+def notice_id_of(occasion: str) -> int | None:
+    """The notice written for an occasion (what an officer follows in the delivery report), if one was."""
+    return db.session.scalar(select(Notice.id).where(Notice.occasion == occasion))
+
+
 def _add_notice(notice: Notice) -> Notice:
     """Adds the notice, or returns the one already written for the same occasion (idempotent under races)."""
     notice.request_id = logs.current_request_id()

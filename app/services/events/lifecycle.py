@@ -122,11 +122,19 @@ def _announce(event: Event) -> None:
             return
         audience = audience.model_copy(update={"sub_union_ids": sorted(chosen)})
     notifications.notify_audience(
-        "service", f"event-published:{event.id}", audience, f"活动报名：{event.title}",
+        "service", published_occasion(event), audience, f"活动报名：{event.title}",
         f"{_kind_of_event(event)}“{event.title}”开始报名，报名截止：{clock.local_text(event.signup_closes_at)}。"
         f"活动时间：{clock.local_text(event.starts_at)}，地点：{event.place or '见活动详情'}。",
         data={"summary": "活动开始报名", "event_id": event.id}, page=event_page(event.id),
         send_after=max(clock.now(), event.signup_opens_at))
+
+
+def published_occasion(event: Event) -> str:
+    return f"event-published:{event.id}"
+
+
+def publication_notice_id(event: Event) -> int | None:
+    return notifications.notice_id_of(published_occasion(event))
 
 
 def _kind_of_event(event: Event) -> str:
@@ -163,7 +171,7 @@ def cancel_event(officer: Staff, event_id: int, reason: str = "") -> Event:
             "service", f"event-cancelled:{event.id}", people, f"活动取消：{event.title}",
             f"很抱歉，您报名的活动“{event.title}”（{clock.local_text(event.starts_at)}）已取消。{reason}".strip(),
             data={"summary": "活动已取消", "event_id": event.id}, page=event_page(event.id))
-    notifications.cancel_notice(f"event-published:{event.id}")
+    notifications.cancel_notice(published_occasion(event))
     notifications.cancel_notice(reminder_occasion(event.id))
     audit.record(officer, "event.cancel", "event", event.id, reason=reason, notified=len(people))
     return event
