@@ -1,7 +1,8 @@
 """The one clock every service and job reads: now (UTC), the union's local time, and how people read a time.
 
 In production it is the system clock. Tests move it in process with time-machine; tests that start processes (the
-scheduler, senders) set `app.clock_file`, a file holding an ISO time the test rewrites. The file is read only when
+scheduler, senders) set `app.clock_file`, a file holding an ISO time the test replaces (written aside and renamed
+in, so a reader never meets it half-written: an empty file reads as the real clock). The file is read only when
 it is configured, and config validation refuses it outside the test suite (`app.testing`) and the embedded demo.
 Times are cut to whole seconds: what PostgreSQL, MariaDB and SQLite all store alike.
 """

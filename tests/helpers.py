@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
+from datetime import datetime
+from pathlib import Path
 
 import requests
 
@@ -36,3 +39,11 @@ def wait_ready(url: str, proc: subprocess.Popen, attempts: int = 300) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("the server did not become ready")
+
+
+def set_clock_file(path: Path, moment: datetime) -> None:
+    """Moves the clock of running processes (app.clock_file). Written aside and renamed in: a process reading
+    while a plain write_text has only truncated the file would see no time and fall back to the real clock."""
+    aside = path.with_name(path.name + ".new")
+    aside.write_text(moment.isoformat(), encoding="utf-8")
+    os.replace(aside, path)

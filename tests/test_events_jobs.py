@@ -17,7 +17,7 @@ from jobs.scheduler import JobRunner
 from jobs.schedule import schedule
 from models import DeliveryStatus, EventStatus, Notice, Notification
 from tests.events_support import create_event, event_row
-from tests.helpers import bearer
+from tests.helpers import bearer, set_clock_file
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 DAY_BEFORE, EVENT_DAY = (2030, 6, 9), (2030, 6, 10)
@@ -120,9 +120,9 @@ def test_reminder_job_runs_from_the_schedule_with_the_schedulers_clock(make_app,
     runner = JobRunner(app)
     runner.heartbeat()                                  # takes the leader lock
     [spec] = [s for s in schedule() if s.id == "events.reminders"]
-    clock.write_text(at(DAY_BEFORE, 8).isoformat())
+    set_clock_file(clock, at(DAY_BEFORE, 8))
     assert runner.run_job(spec) == 0
-    clock.write_text(at(DAY_BEFORE, 9, 30).isoformat())
+    set_clock_file(clock, at(DAY_BEFORE, 9, 30))
     assert runner.run_job(spec) == 2
     assert runner.run_job(spec) == 0
     runner.leader.release()

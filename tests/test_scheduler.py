@@ -23,6 +23,7 @@ from jobs.sender import Sender
 from models import BirthdayCalendar, Gender, Notice, Notification, StaffStatus, SubscriptionConsent, WeChatApp
 from models import WeChatIdentity
 from tests.conftest import REDIS_PREFIX
+from tests.helpers import set_clock_file
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
@@ -281,7 +282,7 @@ def test_two_schedulers_greet_once_and_a_killed_leader_is_replaced(app, make_sta
     second = [make_staff(birthday=date(1970 + n, 4, 2)) for n in range(3)]
     _with_greeting_channel(app, first + second)
     clock = tmp_path / "now.txt"
-    clock.write_text(at(day_one, 9).isoformat())
+    set_clock_file(clock, at(day_one, 9))
     env = {**subprocess_env, "SMART_UNION__SCHEDULER__TICK_SECONDS": "0.2",
            "SMART_UNION__SCHEDULER__LEADER_LOCK_SECONDS": "2", "SMART_UNION__APP__CLOCK_FILE": str(clock)}
     procs = [subprocess.Popen([SMART_UNION, "scheduler"], env=env, stdout=subprocess.DEVNULL,
@@ -291,7 +292,7 @@ def test_two_schedulers_greet_once_and_a_killed_leader_is_replaced(app, make_sta
         leader = _leader_pid(redis_client)
         assert leader in {p.pid for p in procs}
         os.kill(leader, signal.SIGKILL)
-        clock.write_text(at(day_two, 9).isoformat())
+        set_clock_file(clock, at(day_two, 9))
         _wait_for(lambda: "2027-04-02" in greeted(app), attempts=600)
         assert _leader_pid(redis_client) in {p.pid for p in procs} - {leader}
     finally:

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.services import voucher_codes, vouchers
 from app.unit_of_work import unit_of_work
 from models import BirthdayCalendar, Notice, Notification, Staff, StaffStatus, Voucher, VoucherStatus
-from tests.helpers import bearer, error_code
+from tests.helpers import bearer, error_code, set_clock_file
 
 def beijing(day: date, hour: int = 10) -> datetime:
     return datetime.combine(day, time(hour), ZoneInfo("Asia/Shanghai"))
@@ -334,7 +334,7 @@ def test_two_scheduler_processes_issue_each_voucher_once(app, make_staff, subpro
 
     people = [make_staff(birthday=date(1970 + n, 4, 5 + n % 3)) for n in range(8)]
     now_file = tmp_path / "now.txt"
-    now_file.write_text(beijing(date(2027, 4, 1), 9).isoformat())
+    set_clock_file(now_file, beijing(date(2027, 4, 1), 9))
     env = {**subprocess_env, "SMART_UNION__SCHEDULER__TICK_SECONDS": "0.2",
            "SMART_UNION__SCHEDULER__LEADER_LOCK_SECONDS": "2", "SMART_UNION__APP__CLOCK_FILE": str(now_file)}
     command = [str(Path(sys.executable).parent / "smart-union"), "scheduler"]
@@ -347,7 +347,7 @@ def test_two_scheduler_processes_issue_each_voucher_once(app, make_staff, subpro
     try:
         _wait_for(lambda: issued() == len(people), attempts=600)
         for _ in range(10):                       # a few more ticks of both processes: nothing more
-            now_file.write_text(beijing(date(2027, 4, 2), 9).isoformat())
+            set_clock_file(now_file, beijing(date(2027, 4, 2), 9))
             threading.Event().wait(0.1)
     finally:
         for proc in procs:
