@@ -13,11 +13,11 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import re
-from datetime import datetime, timezone
-import enum
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -89,7 +89,6 @@ def _in_beijing(value: datetime) -> str:
 # A time in a response: Beijing time with its offset (2026-12-10T14:00:00+08:00), as people there read it.
 BeijingTime = Annotated[datetime, PlainSerializer(_in_beijing, return_type=str, when_used="json"),
                         WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization")]
-
 
 
 def labelled(kind: type[E], labels: Mapping[E, str]) -> Any:

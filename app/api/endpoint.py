@@ -13,9 +13,9 @@ import copy
 import enum
 import functools
 import re
-from urllib.parse import quote
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import quote
 
 from flask import Response, g, request, send_file
 from pydantic import BaseModel, ConfigDict, create_model
