@@ -7,6 +7,7 @@ SMART_UNION__SECTION__SUB__KEY for nested tables) overrides one key; its value i
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import tomllib
@@ -320,6 +321,76 @@ class StorageSection(Section):
     orphan_grace_seconds: int = Field(default=24 * 3600, ge=60)   # then a file no record references is removed
 
 
+DEFAULT_CONDOLENCE_RATES: list[dict] = [
+    # type, its disclosure label, whom it concerns; then (在职, 退休) standard amount / ceiling per request, in yuan,
+    # and times per member per year
+    {"name": "本人住院", "label": "住院慰问", "subject": "self", "active": (500, 1000, 2), "retired": (500, 1000, 2)},
+    {"name": "本人住院并手术", "label": "住院慰问", "subject": "self", "active": (800, 1500, 2),
+     "retired": (800, 1500, 2)},
+    {"name": "直系亲属住院", "label": "住院慰问", "subject": "relative", "active": (300, 500, 1),
+     "retired": (300, 500, 1)},
+    {"name": "直系亲属去世", "label": "丧葬慰问", "subject": "relative", "active": (500, 800, 2),
+     "retired": (500, 800, 2)},
+    {"name": "本人去世", "label": "丧葬慰问", "subject": "self", "active": (2000, 3000, 1), "retired": (1500, 2000, 1)},
+    {"name": "意外事故", "label": "意外慰问", "subject": "self", "active": (500, 1000, 1), "retired": (500, 1000, 1)},
+    {"name": "重大疾病", "label": "大病慰问", "subject": "self", "active": (1000, 2000, 1), "retired": (1000, 2000, 1)},
+]
+
+
+class CondolenceTypeSeed(Section):
+    name: str = Field(min_length=1, max_length=32)
+    label: str = Field(min_length=1, max_length=32)          # what others may see (公示, lists): never the type
+    subject: Literal["self", "relative"]
+    active: tuple[int, int, int]      # 在职: standard amount (yuan), ceiling per request (yuan), times per year
+    retired: tuple[int, int, int]     # 退休: the same
+
+
+class CondolencesSection(Section):
+    """Condolences (慰问): the first rates (copied into the database once, when it holds none; admins change them
+    there), who counts as a direct relative, and the filing rules."""
+
+    rates: list[CondolenceTypeSeed] = Field(default_factory=lambda: [
+        CondolenceTypeSeed.model_validate(r) for r in DEFAULT_CONDOLENCE_RATES])
+    parents_in_law_are_relatives: bool = False       # 配偶父母 count as direct relatives
+    file_within_months: int = Field(default=6, ge=1, le=60)   # a request is filed at most this long after the event
+    duplicate_window_days: int = Field(default=30, ge=0, le=366)   # the same type for the same member → flagged
+    max_attachments: int = Field(default=20, ge=1, le=100)
+
+
+DEMO_PRIVACY_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="   # 32 bytes, public: the SQLite demo only
+
+
+class PrivacySection(Section):
+    """Keys of the encryption at rest (app.services.sealing): key id -> 32 random bytes in base64. `current_key`
+    encrypts; every listed key decrypts, so a rotation adds a key, makes it current, re-encrypts
+    (`smart-union privacy rekey`) and only then drops the old one."""
+
+    keys: dict[str, str] = Field(default_factory=lambda: {"demo": DEMO_PRIVACY_KEY})
+    current_key: str = "demo"
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, value: dict[str, str]) -> dict[str, str]:
+        if not value:
+            raise ValueError("至少需要一个密钥")
+        for key_id, key in value.items():
+            if not key_id.isascii() or not key_id.isalnum() or len(key_id) > 16:
+                raise ValueError(f"密钥编号只能是不超过 16 位的字母和数字：{key_id!r}")
+            try:
+                raw = base64.b64decode(key, validate=True)
+            except ValueError:
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError(f"密钥 {key_id} 必须是 32 字节随机数的 base64（可用 smart-union privacy new-key 生成）")
+        return value
+
+    @model_validator(mode="after")
+    def _current_is_listed(self):
+        if self.current_key not in self.keys:
+            raise ValueError(f"current_key {self.current_key!r} 不在 keys 中")
+        return self
+
+
 class DemoSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -341,6 +412,8 @@ class Config(Section):
     birthdays: BirthdaySection = BirthdaySection()
     holidays: HolidaysSection = HolidaysSection()
     storage: StorageSection = StorageSection()
+    condolences: CondolencesSection = CondolencesSection()
+    privacy: PrivacySection = PrivacySection()
     demo: DemoSection = DemoSection()
 
 
@@ -355,6 +428,12 @@ def _check_secret(cfg: "Config") -> None:
     if cfg.app.secret_key == DEFAULT_SECRET_KEY or len(cfg.app.secret_key) < 32:
         raise ConfigError("配置错误：app.secret_key：使用数据库服务器时必须设置至少 32 位的随机密钥"
                           "（可用环境变量 SMART_UNION__APP__SECRET_KEY）")
+
+
+def _check_privacy_key(cfg: "Config") -> None:
+    if not cfg.database.url.startswith("sqlite") and DEMO_PRIVACY_KEY in cfg.privacy.keys.values():
+        raise ConfigError("配置错误：privacy.keys：使用数据库服务器时必须设置自己的加密密钥，不能使用公开的演示密钥"
+                          "（smart-union privacy new-key 生成；可用环境变量 SMART_UNION__PRIVACY__KEYS）")
 
 
 def _check_clock(cfg: "Config") -> None:
@@ -378,6 +457,7 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     _check_secret(cfg)
+    _check_privacy_key(cfg)
     _check_clock(cfg)
     return cfg
 

@@ -69,9 +69,13 @@ class WeChatUnavailable(Refusal):
     """WeChat did not answer as it should."""
 
 
+class Unreadable(Refusal):
+    """A stored record that cannot be read back as written: its ciphertext was changed, or its key is missing."""
+
+
 HTTP_STATUS: dict[type[Refusal], int] = {
     Refusal: 400, Invalid: 422, Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413,
-    UnsupportedMediaType: 415, RateLimited: 429, WeChatUnavailable: 502, Busy: 503,
+    UnsupportedMediaType: 415, RateLimited: 429, Unreadable: 500, WeChatUnavailable: 502, Busy: 503,
 }
 
 

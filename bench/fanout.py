@@ -66,14 +66,8 @@ class Row:
 # --- setup -----------------------------------------------------------------------------------------------------
 
 def overrides(fake_url: str, database: str) -> dict[str, object]:
-    return {
-        "database.url": f"{PG_SERVER}/{database}",
-        "redis.url": REDIS_URL,
-        "redis.key_prefix": REDIS_PREFIX,
-        "wechat.api_base_url": fake_url,
-        "app.secret_key": "bench-secret-key-not-for-production",
-        "app.log_level": "WARNING",
-    }
+    return {**seed.settings(fake_url), "database.url": f"{PG_SERVER}/{database}", "redis.url": REDIS_URL,
+            "redis.key_prefix": REDIS_PREFIX}
 
 
 def env_for(settings: dict[str, object]) -> dict[str, str]:

@@ -27,6 +27,8 @@ def settings(fake_wechat_url: str) -> dict[str, object]:
         "redis.key_prefix": REDIS_PREFIX,
         "wechat.api_base_url": fake_wechat_url,
         "app.secret_key": "bench-secret-key-not-for-production",
+        "privacy.keys.b1": "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=",
+        "privacy.current_key": "b1",
         "app.log_level": "WARNING",
     }
 

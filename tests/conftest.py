@@ -102,6 +102,8 @@ def settings(database_url, fake_wechat) -> dict[str, Any]:
         "redis.key_prefix": REDIS_PREFIX,
         "wechat.api_base_url": fake_wechat.url,
         "app.secret_key": "test-secret-key-0123456789abcdef-xyz",
+        "privacy.keys.t1": "dGVzdC1vbmx5LWtleS0wMTIzNDU2Nzg5YWJjZGVmMDE=",
+        "privacy.current_key": "t1",
         "app.log_level": "WARNING",
         "app.testing": True,
     }
@@ -213,8 +215,7 @@ def subprocess_env(settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
     env.pop("SMART_UNION_CONFIG", None)
     for dotted, value in settings.items():
-        section, key = dotted.split(".")
-        env[f"SMART_UNION__{section.upper()}__{key.upper()}"] = str(value)
+        env[f"SMART_UNION__{'__'.join(part.upper() for part in dotted.split('.'))}"] = str(value)
     return env
 
 

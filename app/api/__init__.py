@@ -10,9 +10,10 @@ API_PREFIX = "/api/v1"
 def register_blueprints(app: Flask) -> None:
     from app.api import announcements, auth, campaigns, docs, health, inbox, staff
     from app.api import followers, wechat_mp
-    from app.api import events, merchants, vouchers
+    from app.api import condolences, events, merchants, vouchers
 
     app.register_blueprint(health.bp)
     app.register_blueprint(wechat_mp.bp)   # /wechat/mp: the official account's server URL, at the root
-    for module in (auth, staff, inbox, campaigns, announcements, followers, events, vouchers, merchants, docs):
+    for module in (auth, staff, inbox, campaigns, announcements, followers, events, vouchers, merchants,
+                   condolences, docs):
         app.register_blueprint(module.bp, url_prefix=API_PREFIX)

@@ -1,5 +1,6 @@
-"""Files attached to announcements: checked by content (not by name), kept under the storage directory with a
-random key, and read back only through an access-checked endpoint.
+"""Stored files — announcements' attachments, and condolence requests' (sealed: app.services.condolences): checked
+by content (not by name), kept under the storage directory with a random key, and read back only through an
+access-checked endpoint.
 
 A file becomes visible only once its row commits: it is written under `pending/` and moved into place after the
 commit (a rollback deletes it). A scheduled job removes files that no row references (a discarded draft's, a
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Refusal, TooLarge
 from app.extensions import db
-from models import Announcement, AnnouncementAttachment, AnnouncementStatus
+from models import Announcement, AnnouncementAttachment, AnnouncementStatus, CondolenceAttachment
 
 log = logging.getLogger(__name__)
 PENDING = "pending"
@@ -50,15 +51,20 @@ def sniff(data: bytes) -> tuple[str, str]:
     raise Refusal("unsupported_file", "只支持 JPG、PNG、GIF 图片和 PDF 文件")
 
 
+def checked_upload(data: bytes) -> tuple[str, str]:
+    """An upload within the size limit whose content is an accepted type: (content type, a new storage key)."""
+    if len(data) > current_app.config["SU"].storage.max_attachment_bytes:
+        raise TooLarge("file_too_large", "文件过大")
+    content_type, extension = sniff(data)
+    return content_type, secrets.token_hex(16) + extension
+
+
 def attach(announcement: Announcement, filename: str, data: bytes) -> AnnouncementAttachment:
     """Files are attached to drafts: what staff were told when it was published does not change under them."""
     if announcement.status is not AnnouncementStatus.DRAFT:
         raise Conflict("not_a_draft", "公告发布后不能再添加附件")
-    if len(data) > current_app.config["SU"].storage.max_attachment_bytes:
-        raise TooLarge("file_too_large", "文件过大")
-    content_type, extension = sniff(data)
-    key = secrets.token_hex(16) + extension
-    _write_after_commit(key, data)
+    content_type, key = checked_upload(data)
+    write_after_commit(key, data)
     attachment = AnnouncementAttachment(filename=Path(filename or "附件").name[:200] or key,
                                         content_type=content_type, size=len(data), storage_key=key)
     announcement.attachments.append(attachment)
@@ -66,13 +72,21 @@ def attach(announcement: Announcement, filename: str, data: bytes) -> Announceme
     return attachment
 
 
-def path_of(attachment: AnnouncementAttachment) -> Path:
+def path_of(attachment: AnnouncementAttachment | CondolenceAttachment) -> Path:
     return _storage_dir() / attachment.storage_key
+
+
+def replace_stored(key: str, data: bytes) -> None:
+    """Rewrites a stored file in one step (a reader sees the old bytes or the new, never half)."""
+    aside = _storage_dir() / PENDING / f"{key}.rewrite"
+    aside.parent.mkdir(exist_ok=True)
+    aside.write_bytes(data)
+    os.replace(aside, _storage_dir() / key)
 
 
 # --- files after commit ---------------------------------------------------------------------------------------
 
-def _write_after_commit(key: str, data: bytes) -> None:
+def write_after_commit(key: str, data: bytes) -> None:
     pending_dir = _storage_dir() / PENDING
     pending_dir.mkdir(exist_ok=True)
     pending = pending_dir / key
@@ -92,6 +106,9 @@ def _drop_files(session: Session) -> None:
         pending.unlink(missing_ok=True)
 
 
+STORED_BY = (AnnouncementAttachment, CondolenceAttachment)    # every model whose rows name a stored file
+
+
 def remove_orphan_files(now: datetime) -> int:
     """Deletes stored files that no row references and that are older than the grace period (a file of a
     transaction still running is younger). Returns how many it removed."""
@@ -100,8 +117,9 @@ def remove_orphan_files(now: datetime) -> int:
     candidates = [p for p in (*root.iterdir(), *_pending_files(root)) if p.is_file() and p.stat().st_mtime < cutoff]
     if not candidates:
         return 0
-    referenced = set(db.session.scalars(select(AnnouncementAttachment.storage_key).where(
-        AnnouncementAttachment.storage_key.in_([p.name for p in candidates]))))
+    names = [p.name for p in candidates]
+    referenced = {key for model in STORED_BY for key in db.session.scalars(
+        select(model.storage_key).where(model.storage_key.in_(names)))}
     orphans = [p for p in candidates if p.parent.name == PENDING or p.name not in referenced]
     for path in orphans:
         path.unlink(missing_ok=True)

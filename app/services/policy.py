@@ -10,6 +10,9 @@ Each rule has one form per use, over the same facts:
   `Forbidden` when they may see it but not do this (`higher_role`, union-officer-only actions);
 - `*_condition` for lists: a WHERE clause, so a list never shows what a detail would refuse.
 
+Condolences hold sensitive personal information (PIPL) and follow stricter rules of their own (see that section):
+whom a request concerns and the officers who review it, nobody else; an admin alone reads none.
+
 Officers' scope: union officers and admins act for the whole union; a sub-union officer for their sub-unions, and
 manages a record (an event, an announcement) only when it is addressed only to those sub-unions *and* was created by
 an officer of no higher rank. The sub-unions a record addresses are rows of its join table
@@ -21,14 +24,15 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import and_, exists, or_, select, true
+from sqlalchemy import and_, exists, false, or_, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.services.audiences import Audience, visible_to
 from models import (
-    Announcement, AnnouncementStatus, Event, EventStatus, Notice, Role, RoleAssignment, Signup, Staff,
+    Announcement, AnnouncementStatus, CondolenceRequest, Event, EventStatus, Notice, Role, RoleAssignment, Signup,
+    Staff,
 )
 
 if TYPE_CHECKING:
@@ -253,3 +257,96 @@ def ensure_oversees_notice(officer: Staff, notice: Notice) -> None:
     named = set(Audience.model_validate(notice.audience or {}).sub_union_ids) if notice.audience else set()
     if not named or not named <= scope:
         raise NotFound("找不到该通知", code="notice_not_found")
+
+
+# --- condolences: whom a request concerns, and the officers who review it ------------------------------------------
+
+CONDOLENCE_NOT_FOUND = ("找不到该慰问申请", "condolence_not_found")
+
+
+def reviews_all_condolences(staff: Staff) -> bool:
+    """The union officer role itself: an admin manages rates and keys but reads no request without it."""
+    return has_role(staff, Role.UNION_OFFICER)
+
+
+def condolence_scope(staff: Staff) -> set[int] | None:
+    """The sub-unions whose members' requests an officer reviews: None means all, empty means none."""
+    if reviews_all_condolences(staff):
+        return None
+    return {r.sub_union_id for r in staff.roles if r.role is Role.SUB_UNION_OFFICER and r.sub_union_id}
+
+
+def _members_of(scope: set[int]):
+    return select(Staff.id).where(Staff.sub_union_id.in_(scope))
+
+
+def condolence_reviewer_condition(officer: Staff) -> ColumnElement[bool]:
+    """The requests an officer reviews: those of members of their sub-unions (all, for union officers)."""
+    scope = condolence_scope(officer)
+    if scope is None:
+        return true()
+    return CondolenceRequest.staff_id.in_(_members_of(scope)) if scope else false()
+
+
+def condolence_visible_condition(staff: Staff) -> ColumnElement[bool]:
+    """Visible to its applicant, the member it concerns, and the officers who review it."""
+    concerns = or_(CondolenceRequest.applicant_id == staff.id, CondolenceRequest.staff_id == staff.id)
+    return or_(concerns, condolence_reviewer_condition(staff))
+
+
+def reviews_condolence(officer: Staff, request: CondolenceRequest) -> bool:
+    scope = condolence_scope(officer)
+    return scope is None or request.member.sub_union_id in scope
+
+
+def ensure_sees_condolence(staff: Staff, request: CondolenceRequest) -> None:
+    if staff.id not in (request.applicant_id, request.staff_id) and not reviews_condolence(staff, request):
+        raise NotFound(*CONDOLENCE_NOT_FOUND)
+
+
+def ensure_may_file_for(officer: Staff, member: Staff) -> None:
+    """An officer files for members of their sub-unions (union officers: anyone)."""
+    scope = condolence_scope(officer)
+    if scope is not None and member.sub_union_id not in scope:
+        raise NotFound(*STAFF_NOT_FOUND)
+
+
+def ensure_not_concerned(officer: Staff, request: CondolenceRequest, *others: int | None) -> None:
+    """Four eyes: nobody reviews a request they filed or that concerns them, nor approves what they verified."""
+    if officer.id in (request.applicant_id, request.staff_id, *others):
+        raise Forbidden("申请人、当事人和核实人不能审核同一申请，请由其他工会干部办理", code="four_eyes")
+
+
+def ensure_may_verify(officer: Staff, request: CondolenceRequest) -> None:
+    """核实 belongs to an officer of the member's sub-union; a union officer steps in only where that sub-union has
+    no officer free to do it (none, or only the applicant or the member themself)."""
+    ensure_sees_condolence(officer, request)
+    ensure_not_concerned(officer, request)
+    sub_union_id = request.member.sub_union_id
+    if sub_union_id is not None and any(r.role is Role.SUB_UNION_OFFICER and r.sub_union_id == sub_union_id
+                                        for r in officer.roles):
+        return
+    if not reviews_all_condolences(officer):
+        raise Forbidden("仅该会员所在分工会的工会干部可以核实", code="not_the_sub_union")
+    if _free_sub_union_officers(request):
+        raise Forbidden("该分工会有工会干部可以核实，请由分工会核实", code="sub_union_verifies")
+
+
+def _free_sub_union_officers(request: CondolenceRequest) -> bool:
+    if request.member.sub_union_id is None:
+        return False
+    return db.session.scalar(select(RoleAssignment.id).where(
+        RoleAssignment.role == Role.SUB_UNION_OFFICER, RoleAssignment.sub_union_id == request.member.sub_union_id,
+        RoleAssignment.staff_id.not_in([request.applicant_id, request.staff_id])).limit(1)) is not None
+
+
+def ensure_may_approve(officer: Staff, request: CondolenceRequest) -> None:
+    ensure_sees_condolence(officer, request)
+    if not reviews_all_condolences(officer):
+        raise Forbidden("仅校工会工作人员可以审批慰问申请", code="union_officer_only")
+    ensure_not_concerned(officer, request, request.verified_by_id)
+
+
+def ensure_may_manage_rates(staff: Staff) -> None:
+    if not has_role(staff, Role.ADMIN):
+        raise Forbidden("仅系统管理员可以修改慰问标准", code="admin_only")

@@ -1,0 +1,90 @@
+"""What every step of a condolence request shares: finding a request the caller may see, its sealed fields, its
+history, and the notice that tells the people it concerns that something changed — and nothing more."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.services import audit, notifications, policy, sealing
+from models import CondolenceRequest, CondolenceStatus, CondolenceStep, Staff
+
+SEALED_FIELDS = ("relative_name", "place", "description")
+TABLE = "condolence_requests"
+STATUS_LABELS = {
+    CondolenceStatus.SUBMITTED: "待核实", CondolenceStatus.RETURNED: "退回补材料", CondolenceStatus.VERIFIED: "已核实，待审批",
+    CondolenceStatus.APPROVED: "已批准，待发放", CondolenceStatus.REJECTED: "未批准", CondolenceStatus.WITHDRAWN: "已撤回",
+    CondolenceStatus.CLOSED: "已发放",
+}
+PAGE = "pages/condolences/detail?id={request_id}"
+
+
+def get_request(staff: Staff, request_id: int, *, locking: bool = False) -> CondolenceRequest:
+    """A request the caller may see (404 otherwise, whether or not it exists)."""
+    stmt = select(CondolenceRequest).where(CondolenceRequest.id == request_id)
+    if locking:
+        stmt = stmt.with_for_update(of=CondolenceRequest).execution_options(populate_existing=True)
+    request = db.session.scalar(stmt)
+    if request is None:
+        raise NotFound(*policy.CONDOLENCE_NOT_FOUND)
+    policy.ensure_sees_condolence(staff, request)
+    return request
+
+
+def read_request(staff: Staff, request_id: int) -> CondolenceRequest:
+    """Opening a request's detail is audited: who, when, which."""
+    request = get_request(staff, request_id)
+    audit.record(staff, "condolence.read", TABLE, request.id)
+    return request
+
+
+def transition(request: CondolenceRequest, allowed: tuple[CondolenceStatus, ...], new: CondolenceStatus,
+               action: str, **values) -> None:
+    """A conditional UPDATE from one of the allowed states: of two people acting at once, exactly one moves it
+    (whatever the backend's isolation); the other, like anyone acting on a state that does not allow `action`
+    (a verb: 核实, 批准 …), is told the state the request is in."""
+    changed = db.session.execute(update(CondolenceRequest).where(
+        CondolenceRequest.id == request.id, CondolenceRequest.status.in_(allowed))
+        .values(status=new, **values).execution_options(synchronize_session=False))
+    db.session.refresh(request)
+    if not changed.rowcount:
+        raise not_allowed(request, action)
+
+
+def not_allowed(request: CondolenceRequest, action: str) -> Conflict:
+    return Conflict("transition_not_allowed", f"该申请当前状态为“{STATUS_LABELS[request.status]}”，不能{action}",
+                    current_status=request.status.value)
+
+
+# --- sealed fields ----------------------------------------------------------------------------------------------
+
+def seal_fields(request: CondolenceRequest, **values: str | None) -> None:
+    for name, value in values.items():
+        setattr(request, f"{name}_sealed", sealing.seal_text(value, sealing.associated_data(TABLE, request.id, name)))
+
+
+def opened(request: CondolenceRequest) -> dict[str, str | None]:
+    return {name: sealing.open_text(getattr(request, f"{name}_sealed"),
+                                    sealing.associated_data(TABLE, request.id, name)) for name in SEALED_FIELDS}
+
+
+# --- history and notices --------------------------------------------------------------------------------------------
+
+def record_step(request: CondolenceRequest, action: str, actor: Staff | None, **detail) -> None:
+    """A step of the workflow: in the request's history, in the audit log, and told to the people it concerns."""
+    step = CondolenceStep(request_id=request.id, action=action, actor_id=actor.id if actor else None, detail=detail)
+    db.session.add(step)
+    db.session.flush()
+    audit.record(actor, f"condolence.{action}", TABLE, request.id, **detail)
+    _tell_the_people_concerned(request, step)
+
+
+def _tell_the_people_concerned(request: CondolenceRequest, step: CondolenceStep) -> None:
+    """The applicant, and the member when someone else filed (the outbox skips anyone who has died or left). The
+    notice says only that the request changed and where to look: never its type, a relative, a place or a text."""
+    status = STATUS_LABELS[request.status]
+    notifications.notify_people(
+        "service", f"condolence:{request.id}:{step.id}", {request.applicant_id, request.staff_id}, "慰问申请有新进展",
+        f"您的慰问申请（编号 {request.id}）状态：{status}。详情请在小程序“我的慰问申请”中查看。",
+        data={"summary": f"状态：{status}", "request_id": request.id}, page=PAGE.format(request_id=request.id))

@@ -1,0 +1,183 @@
+"""Condolences (慰问), part 1: the types and their rates (one row per version), the requests with their history and
+attachments, and each member's count of approvals per type and year.
+
+A request holds health and family information (sensitive personal information under PIPL). The relative's name,
+the hospital or place, the description, an attachment's name and its bytes are sealed (app.services.sealing):
+those columns hold ciphertext bound to their row and field, never the text.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, str_enum, utcnow
+from models.roster import Staff
+
+
+class MemberCategory(enum.Enum):
+    ACTIVE = "active"          # 在职
+    RETIRED = "retired"        # 退休
+
+
+class CondolenceSubject(enum.Enum):
+    SELF = "self"              # the member themself
+    RELATIVE = "relative"      # a direct relative of the member
+
+
+class Relation(enum.Enum):
+    SPOUSE = "spouse"                  # 配偶
+    PARENT = "parent"                  # 父母
+    CHILD = "child"                    # 子女
+    PARENT_IN_LAW = "parent_in_law"    # 配偶父母 (only where the union's rules include them)
+
+
+class CondolenceStatus(enum.Enum):
+    SUBMITTED = "submitted"    # 待核实
+    RETURNED = "returned"      # 退回补材料
+    VERIFIED = "verified"      # 已核实，待审批
+    APPROVED = "approved"      # 已批准，待发放
+    REJECTED = "rejected"      # 未批准
+    WITHDRAWN = "withdrawn"    # 已撤回
+    CLOSED = "closed"          # 已发放（part 2）
+
+
+class PaymentKind(enum.Enum):
+    MONEY = "money"            # 慰问金
+    GIFT = "gift"              # 慰问品
+
+
+class CondolenceType(Base):
+    __tablename__ = "condolence_types"
+    _repr_fields = ("id", "name")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)         # 本人住院 …: never leaves the request
+    label: Mapped[str] = mapped_column(String(32))                     # 住院慰问 …: what others may see
+    subject: Mapped[CondolenceSubject] = mapped_column(str_enum(CondolenceSubject, 10))
+    never_disclosed: Mapped[bool] = mapped_column(default=False)       # kept out of the 公示 (part 2)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CondolenceRate(Base):
+    """What a type pays a member of a category, from a day on. Never changed in place: each change is a new
+    version, and a request keeps the version in force on the day of its event."""
+
+    __tablename__ = "condolence_rates"
+    __table_args__ = (UniqueConstraint("type_id", "category", "version"),)
+    _repr_fields = ("type_id", "category", "version", "amount_fen")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("condolence_types.id", ondelete="CASCADE"))
+    category: Mapped[MemberCategory] = mapped_column(str_enum(MemberCategory, 10))
+    version: Mapped[int]
+    amount_fen: Mapped[int]              # the standard amount
+    ceiling_fen: Mapped[int]             # no approval of one request passes it
+    times_per_year: Mapped[int]          # approvals per member, per solar year of the event
+    effective_from: Mapped[date]
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    type: Mapped[CondolenceType] = relationship(lazy="joined")
+
+
+class CondolenceRequest(Base):
+    __tablename__ = "condolence_requests"
+    __table_args__ = (Index("ix_condolence_requests_member_type_year", "staff_id", "type_id", "event_year"),
+                      Index("ix_condolence_requests_status", "status"))
+    _repr_fields = ("id", "staff_id", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))   # the member it concerns
+    applicant_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("condolence_types.id"))
+    rate_id: Mapped[int] = mapped_column(ForeignKey("condolence_rates.id"))
+    category: Mapped[MemberCategory] = mapped_column(str_enum(MemberCategory, 10))
+    relation: Mapped[Relation | None] = mapped_column(str_enum(Relation))
+    event_date: Mapped[date]
+    event_year: Mapped[int]               # the solar year the yearly count counts it in
+    relative_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    place_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    description_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    consent_by: Mapped[str | None] = mapped_column(String(10))      # filed by an officer: 本人 / 家属 agreed …
+    consent_at: Mapped[datetime | None]                              # … at this time
+    status: Mapped[CondolenceStatus] = mapped_column(str_enum(CondolenceStatus), default=CondolenceStatus.SUBMITTED)
+    possible_duplicate_of_id: Mapped[int | None]       # a hint for reviewers (no foreign key: never cascades)
+    missing_material: Mapped[str | None] = mapped_column(String(500))    # why it was returned (补材料)
+    verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    verified_at: Mapped[datetime | None]
+    approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    approved_at: Mapped[datetime | None]
+    amount_fen: Mapped[int | None]
+    amount_reason: Mapped[str | None] = mapped_column(String(200))
+    payment: Mapped[PaymentKind | None] = mapped_column(str_enum(PaymentKind, 10))
+    gift: Mapped[str | None] = mapped_column(String(100))
+    rejected_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    rejected_at: Mapped[datetime | None]
+    reject_reason: Mapped[str | None] = mapped_column(String(200))
+    withdrawn_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    member: Mapped[Staff] = relationship(foreign_keys=[staff_id], lazy="joined")
+    applicant: Mapped[Staff] = relationship(foreign_keys=[applicant_id], lazy="joined")
+    type: Mapped[CondolenceType] = relationship(lazy="joined")
+    rate: Mapped[CondolenceRate] = relationship(lazy="joined")
+    attachments: Mapped[list[CondolenceAttachment]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="CondolenceAttachment.id")
+    history: Mapped[list[CondolenceStep]] = relationship(back_populates="request", cascade="all, delete-orphan",
+                                                         order_by="CondolenceStep.id")
+
+
+class CondolenceAttachment(Base):
+    """A bill, 病历首页, 出院记录 or death certificate: the file is stored sealed; so is its name."""
+
+    __tablename__ = "condolence_attachments"
+    _repr_fields = ("id", "request_id")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("condolence_requests.id", ondelete="CASCADE"), index=True)
+    filename_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int]
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request: Mapped[CondolenceRequest] = relationship(back_populates="attachments")
+
+
+class CondolenceStep(Base):
+    """One step of a request's workflow: submitted, returned, resubmitted, verified, approved, rejected, withdrawn.
+    `detail` never holds a sealed field."""
+
+    __tablename__ = "condolence_steps"
+    _repr_fields = ("request_id", "action")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("condolence_requests.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(20))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request: Mapped[CondolenceRequest] = relationship(back_populates="history")
+    actor: Mapped[Staff | None] = relationship(lazy="joined")
+
+
+class CondolenceYearlyCount(Base):
+    """Approvals of one type for one member in one solar year: a conditional UPDATE against the rate's count, so
+    two approvals racing past it cannot both pass."""
+
+    __tablename__ = "condolence_yearly_counts"
+
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), primary_key=True)
+    type_id: Mapped[int] = mapped_column(ForeignKey("condolence_types.id", ondelete="CASCADE"), primary_key=True)
+    year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    approved: Mapped[int] = mapped_column(default=0)
