@@ -7,7 +7,7 @@ import sys
 import click
 
 from app.commands import Context, demo, pass_ctx, staff
-from app.commands import mp
+from app.commands import condolences, mp
 from app.config import ConfigError
 from app.errors import Refusal
 
@@ -75,6 +75,8 @@ cli.add_command(staff.staff)
 cli.add_command(demo.demo)
 cli.add_command(demo.serve)
 cli.add_command(mp.mp)
+cli.add_command(condolences.condolences)
+cli.add_command(condolences.privacy)
 
 
 @cli.command("sender", help="发送进程：把待发通知发到微信（可同时运行多个）")

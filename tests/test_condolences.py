@@ -379,6 +379,9 @@ def test_the_same_type_for_the_same_member_within_30_days_is_flagged_to_reviewer
     assert listed[first["id"]]["possible_duplicate_of_id"] is None
     assert listed[again["id"]]["possible_duplicate_of_id"] == first["id"]
     assert listed[later["id"]]["possible_duplicate_of_id"] is None
+    assert client.get(f"/api/v1/condolences/{again['id']}", headers=people["jia_officer"]).json[
+        "possible_duplicate_of_id"] == first["id"]
+    assert again["possible_duplicate_of_id"] is None                    # the hint is the reviewers', not the member's
 
 
 # --- rates --------------------------------------------------------------------------------------------------------
@@ -447,4 +450,6 @@ def test_types_list_what_a_member_files_without_amounts_of_others(client, people
 def test_a_withdrawn_request_is_no_duplicate(client, people):
     first = file_request(client, people)
     mine(client, people, "member", first["id"], "withdraw")
-    assert file_request(client, people)["possible_duplicate_of_id"] is None
+    second = file_request(client, people)
+    detail = client.get(f"/api/v1/condolences/{second['id']}", headers=people["jia_officer"]).json
+    assert detail["possible_duplicate_of_id"] is None

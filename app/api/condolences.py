@@ -13,6 +13,7 @@ from pydantic import AliasPath, BaseModel, Field, computed_field
 
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
 from app.errors import Refusal
+from app.services import policy
 from app.services.condolences import filing, rates, records, review
 from app.services.condolences.filing import OfficerRequestFields, RequestFields, ResubmitFields
 from app.services.condolences.rates import RateFields, TypeFields
@@ -112,8 +113,11 @@ def _summary(row: CondolenceRequest, model: type[RequestSummary] = RequestSummar
 
 
 def _detail(row: CondolenceRequest) -> RequestDetail:
+    """The duplicate hint is for reviewers only."""
     files = [AttachmentOut.model_validate(Merged(a, filename=filing.file_name(a))) for a in row.attachments]
-    return RequestDetail.model_validate(Merged(row, **records.opened(row), attachments=files))
+    hint = row.possible_duplicate_of_id if policy.reviews_condolence(g.staff, row) else None
+    return RequestDetail.model_validate(Merged(row, **records.opened(row), attachments=files,
+                                               possible_duplicate_of_id=hint))
 
 
 # --- members --------------------------------------------------------------------------------------------------

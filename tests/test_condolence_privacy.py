@@ -1,0 +1,268 @@
+"""Condolence requests are sensitive personal information (PIPL): visible to the applicant, the member they concern,
+the officers of the member's sub-union and union officers, and to nobody else (404); every opening of a detail or a
+file is audited; the relative's name, the place, the description and every file are sealed at rest, each bound to
+its row and field, and a key rotation re-seals everything under the new key."""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import select, update
+
+from app.extensions import db
+from app.services import attachments, auth, merchants
+from app.unit_of_work import unit_of_work
+from models import (
+    AuditLog, Cashier, CondolenceAttachment, CondolenceRequest, Staff, WeChatApp,
+    WeChatIdentity,
+)
+from tests.helpers import bearer, error_code
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+PDF = b"%PDF-1.4\n" + "出院记录：急性阑尾炎".encode() + b"\n%%EOF"
+PLAIN = {"relative_name": "张建国", "place": "市第一人民医院", "description": "父亲急性阑尾炎住院一周"}
+SMART_UNION = str(Path(sys.executable).parent / "smart-union")
+
+
+@pytest.fixture(autouse=True)
+def on_a_quiet_day():
+    with time_machine.travel(datetime(2027, 3, 10, 10, 0, tzinfo=BEIJING), tick=False):
+        yield
+
+
+@pytest.fixture
+def callers(app, make_staff, grant, token_for) -> dict[str, dict[str, str]]:
+    """The eight kinds of caller the issue names, around one request filed by a 甲 officer for member M0001."""
+    ids = {
+        "applicant": make_staff("J0002", "甲干事", sub_union="甲分工会"),
+        "subject": make_staff("M0001", "王会员", sub_union="甲分工会"),
+        "own_officer": make_staff("J0001", "甲主席", sub_union="甲分工会"),
+        "other_officer": make_staff("Y0001", "乙主席", sub_union="乙分工会"),
+        "union_officer": make_staff("U0001", "校工会", sub_union="丙分工会"),
+        "admin": make_staff("D0001", "管理员", sub_union="丙分工会"),
+        "unrelated": make_staff("M0002", "李同事", sub_union="甲分工会"),
+    }
+    grant(ids["applicant"], "sub_union_officer", "甲分工会")
+    grant(ids["own_officer"], "sub_union_officer", "甲分工会")
+    grant(ids["other_officer"], "sub_union_officer", "乙分工会")
+    grant(ids["union_officer"], "union_officer")
+    grant(ids["admin"], "admin")
+    tokens = {who: bearer(token_for(staff_id)) for who, staff_id in ids.items()}
+    with app.app_context(), unit_of_work():
+        officer = db.session.get(Staff, ids["union_officer"])
+        merchant = merchants.create_merchant(officer, merchants.MerchantIn(name="指定蛋糕店", shops=["总店"]))
+        identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid="openid-cashier")
+        db.session.add(identity)
+        db.session.flush()
+        cashier = Cashier(merchant_id=merchant.id, identity_id=identity.id, shop="总店", name="收银员")
+        db.session.add(cashier)
+        db.session.flush()
+        tokens["cashier"] = bearer(auth.issue_cashier_token(identity, cashier))
+    return tokens
+
+
+def filed(client, callers, **changes) -> tuple[int, int]:
+    """A relative's hospital stay filed by the applicant for the subject, with one file: (request id, file id)."""
+    kinds = client.get("/api/v1/condolences/types", headers=callers["subject"]).json["items"]
+    body = {"employee_no": "M0001", "consent_by": "本人", "consent_at": "2027-03-09T18:00:00+08:00",
+            "type_id": next(k["id"] for k in kinds if k["name"] == "直系亲属住院"), "relation": "父母",
+            "event_date": "2027-03-01", **PLAIN, **changes}
+    response = client.post("/api/v1/officer/condolences", json=body, headers=callers["applicant"])
+    assert response.status_code == 201, response.json
+    request_id = response.json["id"]
+    upload = client.post(f"/api/v1/condolences/{request_id}/attachments", headers=callers["applicant"],
+                         data={"file": (io.BytesIO(PDF), "父亲出院记录.pdf")}, content_type="multipart/form-data")
+    assert upload.status_code == 201, upload.json
+    return request_id, upload.json["id"]
+
+
+# --- who sees a request -------------------------------------------------------------------------------------------
+
+SEES = {"applicant": True, "subject": True, "own_officer": True, "union_officer": True,
+        "other_officer": False, "admin": False, "unrelated": False}
+
+
+@pytest.mark.parametrize("who", list(SEES) + ["cashier"])
+def test_detail_and_files_are_seen_only_by_whom_they_concern(client, callers, who):
+    request_id, file_id = filed(client, callers)
+    detail = client.get(f"/api/v1/condolences/{request_id}", headers=callers[who])
+    download = client.get(f"/api/v1/condolences/{request_id}/attachments/{file_id}", headers=callers[who])
+    if who == "cashier":        # a cashier's token opens no member route at all, whatever the id
+        assert (detail.status_code, error_code(detail)) == (403, "not_for_cashiers")
+        assert download.status_code == 403
+    elif SEES[who]:
+        assert detail.status_code == 200 and detail.json["description"] == PLAIN["description"]
+        assert download.status_code == 200 and download.data == PDF
+        assert download.headers["Cache-Control"] == "no-store, private"
+    else:
+        assert (detail.status_code, error_code(detail)) == (404, "condolence_not_found")
+        assert (download.status_code, error_code(download)) == (404, "condolence_not_found")
+
+
+@pytest.mark.parametrize("who", list(SEES) + ["cashier"])
+def test_lists_show_each_reader_only_what_they_may_see_and_no_sealed_field(client, callers, who):
+    request_id, _ = filed(client, callers)
+    own = client.get("/api/v1/condolences", headers=callers[who])
+    reviewing = client.get("/api/v1/officer/condolences", headers=callers[who])
+    if who == "cashier":
+        assert own.status_code == reviewing.status_code == 403
+        return
+    assert [r["id"] for r in own.json["items"]] == ([request_id] if who in ("applicant", "subject") else [])
+    expected_review = {"applicant": 200, "own_officer": 200, "union_officer": 200, "other_officer": 200,
+                       "subject": 403, "unrelated": 403, "admin": 403}[who]
+    assert reviewing.status_code == expected_review, reviewing.json
+    if expected_review == 200:
+        listed = [r["id"] for r in reviewing.json["items"]]
+        assert listed == ([] if who == "other_officer" else [request_id])
+    for text in (own.get_data(as_text=True), reviewing.get_data(as_text=True)):
+        assert not any(value in text for value in PLAIN.values())
+
+
+def test_opening_a_detail_or_a_file_is_audited(app, client, callers):
+    request_id, file_id = filed(client, callers)
+    client.get(f"/api/v1/condolences/{request_id}", headers=callers["union_officer"])
+    client.get(f"/api/v1/condolences/{request_id}/attachments/{file_id}", headers=callers["own_officer"])
+    client.get(f"/api/v1/condolences/{request_id}", headers=callers["unrelated"])          # refused: nothing read
+    with app.app_context():
+        reads = db.session.execute(select(AuditLog.actor_label, AuditLog.action, AuditLog.target_id).where(
+            AuditLog.action.in_(["condolence.read", "condolence.file"])).order_by(AuditLog.id)).all()
+        details = [str(d) for d in db.session.scalars(select(AuditLog.detail))]
+    assert [tuple(r) for r in reads] == [("U0001", "condolence.read", str(request_id)),
+                                         ("J0001", "condolence.file", str(request_id))]
+    assert not any(value in d for d in details for value in PLAIN.values())
+
+
+def test_an_attachment_that_is_not_an_image_or_a_pdf_is_refused_whatever_its_name(client, callers):
+    request_id, _ = filed(client, callers)
+    for content, name in ((b"MZ\x90\x00 this is a program", "出院记录.pdf"), (b"<html>", "发票.jpg"),
+                          (b"PK\x03\x04 zip", "病历.png")):
+        response = client.post(f"/api/v1/condolences/{request_id}/attachments", headers=callers["applicant"],
+                               data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")
+        assert (response.status_code, error_code(response)) == (400, "unsupported_file"), name
+
+
+def test_the_officer_list_runs_the_same_queries_over_more_data(client, callers, count_queries):
+    for n in range(2):
+        filed(client, callers, event_date=f"2027-02-0{n + 1}")
+
+    def listing() -> int:
+        with count_queries() as counter:
+            response = client.get("/api/v1/officer/condolences", headers=callers["union_officer"])
+        assert response.status_code == 200
+        return counter.count
+    few = listing()
+    for n in range(8):
+        filed(client, callers, event_date=f"2027-01-{n + 10}")
+    assert listing() == few
+
+
+def test_logs_never_carry_the_sealed_fields(client, callers, caplog):
+    with caplog.at_level(logging.DEBUG):
+        request_id, file_id = filed(client, callers)
+        client.get(f"/api/v1/condolences/{request_id}", headers=callers["subject"])
+        client.get(f"/api/v1/condolences/{request_id}/attachments/{file_id}", headers=callers["subject"])
+    assert caplog.records and not any(value in caplog.text for value in PLAIN.values())
+
+
+# --- sealed at rest -------------------------------------------------------------------------------------------------
+
+def raw_row(app, request_id: int) -> dict[str, bytes]:
+    with app.app_context():
+        row = db.session.execute(select(CondolenceRequest.relative_name_sealed, CondolenceRequest.place_sealed,
+                                        CondolenceRequest.description_sealed)
+                                 .where(CondolenceRequest.id == request_id)).one()
+        return {"relative_name": bytes(row[0]), "place": bytes(row[1]), "description": bytes(row[2])}
+
+
+def stored_file(app, file_id: int) -> bytes:
+    with app.app_context():
+        return attachments.path_of(db.session.get(CondolenceAttachment, file_id)).read_bytes()
+
+
+def test_the_raw_columns_and_file_bytes_hold_neither_the_text_nor_its_base64(app, client, callers):
+    request_id, file_id = filed(client, callers)
+    raw = b"".join(raw_row(app, request_id).values()) + stored_file(app, file_id)
+    with app.app_context():
+        raw += bytes(db.session.scalar(select(CondolenceAttachment.filename_sealed)))
+    for text in (*PLAIN.values(), "父亲出院记录", "急性阑尾炎"):
+        plain = text.encode()
+        assert plain not in raw and base64.b64encode(plain) not in raw and base64.b64encode(plain)[:-2] not in raw
+    assert PDF not in raw and b"%PDF" not in raw
+
+
+def set_column(app, request_id: int, value: bytes) -> None:
+    with app.app_context(), unit_of_work():
+        db.session.execute(update(CondolenceRequest).where(CondolenceRequest.id == request_id)
+                           .values(description_sealed=value))
+
+
+def test_flipping_one_stored_byte_makes_the_record_unreadable(app, client, callers):
+    request_id, _ = filed(client, callers)
+    sealed = bytearray(raw_row(app, request_id)["description"])
+    sealed[-5] ^= 0x01
+    set_column(app, request_id, bytes(sealed))
+    response = client.get(f"/api/v1/condolences/{request_id}", headers=callers["subject"])
+    assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+    assert "张建国" not in response.get_data(as_text=True)
+
+
+def test_a_ciphertext_moved_to_another_row_or_field_does_not_open(app, client, callers):
+    first, _ = filed(client, callers)
+    second, _ = filed(client, callers, event_date="2027-02-01")
+    set_column(app, second, raw_row(app, first)["description"])
+    response = client.get(f"/api/v1/condolences/{second}", headers=callers["subject"])
+    assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+    set_column(app, first, raw_row(app, first)["place"])                   # another field of the same row
+    response = client.get(f"/api/v1/condolences/{first}", headers=callers["subject"])
+    assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+
+
+OTHER_KEY = base64.b64encode(b"another-key-of-exactly-32-bytes!").decode()
+
+
+def test_the_wrong_key_does_not_open_a_record(make_app, client, callers):
+    request_id, file_id = filed(client, callers)
+    wrong = make_app(**{"privacy.keys": {"t1": OTHER_KEY}}).test_client()
+    response = wrong.get(f"/api/v1/condolences/{request_id}", headers=callers["subject"])
+    assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+    response = wrong.get(f"/api/v1/condolences/{request_id}/attachments/{file_id}", headers=callers["subject"])
+    assert response.status_code == 500
+
+
+def test_after_rotation_and_rekey_everything_reads_without_the_old_key(app, make_app, client, callers,
+                                                                        subprocess_env, settings):
+    request_id, file_id = filed(client, callers)
+    old_file = stored_file(app, file_id)
+    env = {**subprocess_env, "SMART_UNION__PRIVACY__KEYS__T2": OTHER_KEY, "SMART_UNION__PRIVACY__CURRENT_KEY": "t2"}
+    done = subprocess.run([SMART_UNION, "privacy", "rekey"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "字段 4 个，附件 1 个" in done.stdout            # three fields, the file's name, the file
+    again = subprocess.run([SMART_UNION, "privacy", "rekey"], env=env, capture_output=True, text=True, timeout=60)
+    assert "字段 0 个，附件 0 个" in again.stdout
+    assert stored_file(app, file_id) != old_file
+
+    only_new = make_app(**{"privacy.keys": {"t2": OTHER_KEY}, "privacy.current_key": "t2"}).test_client()
+    detail = only_new.get(f"/api/v1/condolences/{request_id}", headers=callers["subject"])
+    assert detail.status_code == 200, detail.json
+    assert {k: detail.json[k] for k in PLAIN} == PLAIN
+    assert detail.json["attachments"][0]["filename"] == "父亲出院记录.pdf"
+    download = only_new.get(f"/api/v1/condolences/{request_id}/attachments/{file_id}", headers=callers["subject"])
+    assert download.data == PDF
+    old_only = client.get(f"/api/v1/condolences/{request_id}", headers=callers["subject"])
+    assert error_code(old_only) == "record_unreadable"                      # t1 alone no longer opens it
+
+
+def test_the_public_demo_key_is_refused_with_a_database_server():
+    from app.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"privacy\.keys"):
+        load_config(environ={}, overrides={"database.url": "postgresql+psycopg://u@db/su", "app.secret_key": "s" * 40})
