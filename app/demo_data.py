@@ -1,4 +1,5 @@
-"""Demo data for the embedded default: a few sub-unions, about 50 staff and one officer. Idempotent."""
+"""Demo data for the embedded default: a few sub-unions, about 50 staff, two union officers and a sub-union
+officer, a birthday voucher, a bakery, and condolence requests at every stage. Idempotent."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from datetime import date, timedelta
 import click
 from sqlalchemy import func, select
 
+from app.extensions import db
 from app.unit_of_work import unit_of_work
 from app import clock
 from app.services import merchants, roster, vouchers
@@ -19,6 +21,8 @@ SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
 GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "霞", "平"]
 OFFICER = {"employee_no": "000001", "name": "张工会", "phone": "13800000001"}
 DEMO_STAFF = {"employee_no": "000002", "name": "李老师", "phone": "13800000002"}
+SUB_OFFICER = {"employee_no": "000003", "name": "陈主席", "phone": "13800000003"}       # 李老师's sub-union
+SECOND_OFFICER = {"employee_no": "000004", "name": "周干事", "phone": "13800000004"}    # four eyes need two
 DEMO_SHOP = "总店"
 
 
@@ -29,15 +33,22 @@ def seed_demo_data(count: int = 50) -> None:
         rng = random.Random(2026)
         _add(OFFICER["employee_no"], OFFICER["name"], OFFICER["phone"], SUB_UNIONS[0], Gender.FEMALE, rng)
         _add(DEMO_STAFF["employee_no"], DEMO_STAFF["name"], DEMO_STAFF["phone"], SUB_UNIONS[1], Gender.MALE, rng)
-        for n in range(3, count + 1):
+        _add(SUB_OFFICER["employee_no"], SUB_OFFICER["name"], SUB_OFFICER["phone"], SUB_UNIONS[1], Gender.MALE, rng)
+        _add(SECOND_OFFICER["employee_no"], SECOND_OFFICER["name"], SECOND_OFFICER["phone"], SUB_UNIONS[0],
+             Gender.FEMALE, rng)
+        for n in range(5, count + 1):
             gender = rng.choice(list(Gender))
             name = rng.choice(SURNAMES) + rng.choice(GIVEN)
             _add(f"{n:06d}", name, f"139{n:08d}", rng.choice(SUB_UNIONS), gender, rng)
         officer = roster.get_staff(OFFICER["employee_no"])
         roster.grant_role(officer, Role.UNION_OFFICER, actor_label="demo")
+        roster.grant_role(roster.get_staff(SECOND_OFFICER["employee_no"]), Role.UNION_OFFICER, actor_label="demo")
+        sub_officer = roster.get_staff(SUB_OFFICER["employee_no"])
+        roster.grant_role(sub_officer, Role.SUB_UNION_OFFICER, sub_officer.sub_union_id, actor_label="demo")
         _birthday_voucher_for(DEMO_STAFF["employee_no"])
         merchants.create_merchant(officer, merchants.MerchantIn(name=vouchers.current_policy().merchant,
                                                                 shops=[DEMO_SHOP]))
+        _condolences_at_each_stage()
 
 
 def demo_cashier_code() -> str:
@@ -55,6 +66,36 @@ def _birthday_voucher_for(employee_no: str) -> None:
     roster.update_staff(employee_no, {"birthday": birthday, "birthday_calendar": BirthdayCalendar.SOLAR},
                         actor_label="demo")
     vouchers.issue_due_vouchers(clock.now())
+
+
+def _condolences_at_each_stage() -> None:
+    """In 李老师's sub-union: his own request waiting for 陈主席 to verify, and colleagues' requests returned for
+    more material, verified (张工会 may approve it), approved by 周干事, rejected and withdrawn."""
+    from app.services.condolences import filing, rates, review
+
+    teacher, sub_officer = roster.get_staff(DEMO_STAFF["employee_no"]), roster.get_staff(SUB_OFFICER["employee_no"])
+    second = roster.get_staff(SECOND_OFFICER["employee_no"])
+    colleagues = list(db.session.scalars(select(Staff).where(
+        Staff.sub_union_id == teacher.sub_union_id, Staff.status == StaffStatus.ACTIVE,
+        Staff.employee_no.not_in([DEMO_STAFF["employee_no"], SUB_OFFICER["employee_no"]])).order_by(Staff.id)))
+    kinds = {kind.name: kind.id for kind in rates.all_types()}
+
+    def file(member: Staff, kind: str, days_ago: int, description: str, **relative) -> int:
+        fields = filing.RequestFields(type_id=kinds[kind], event_date=clock.today() - timedelta(days=days_ago),
+                                      place="市第一人民医院", description=description, **relative)
+        return filing.file_own(member, fields).id
+
+    file(teacher, "本人住院", 5, "腰椎间盘突出住院治疗")
+    returned = file(colleagues[0], "本人住院并手术", 20, "阑尾切除手术")
+    review.return_for_material(sub_officer, returned, review.ReturnFields(missing="请补充出院记录和费用清单"))
+    verified = file(colleagues[1], "直系亲属住院", 12, "母亲住院", relation="父母", relative_name="王秀兰")
+    review.verify(sub_officer, verified)
+    approved = file(colleagues[2], "直系亲属去世", 30, "父亲病逝", relation="父母", relative_name="刘建国")
+    review.verify(sub_officer, approved)
+    review.approve(second, approved, review.ApproveFields(payment="money"))
+    rejected = file(colleagues[3], "意外事故", 40, "下班途中摔伤")
+    review.reject(sub_officer, rejected, review.RejectFields(reason="请先申请工伤认定，认定后再申请"))
+    filing.withdraw(colleagues[4], file(colleagues[4], "本人住院", 8, "感冒住院观察"))
 
 
 def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender, rng: random.Random) -> None:

@@ -31,21 +31,22 @@ from schemathesis.generation.meta import TestPhase
 from app.extensions import db
 from app import clock
 from app.services import auth, redemptions, roster, voucher_codes
+from app.services.condolences import rates
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
-from models import Cashier, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
+from models import Cashier, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    PNG, ROUTES, STARTING_SOON, admitted, an_announcement, an_event, checkin_code, personal_notice, vouchers_issued,
-    world,
+    PNG, ROUTES, STARTING_SOON, a_condolence, admitted, an_announcement, an_event, checkin_code, personal_notice,
+    vouchers_issued, world,
 )
 
 pytestmark = pytest.mark.postgresql_only
 
 CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER, "cashier": Caller.CASHIER}
 OWN = {"staff": "S0001", "officer": "U0001", "cashier": "S0001"}   # whose records each caller's ids name
-PER_CALLER = {"notice_id", "voucher_id"}              # seeded records that belong to the caller
+PER_CALLER = {"notice_id", "voucher_id", "request_id", "file_id"}     # seeded records that belong to the caller
 CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
 
 
@@ -83,13 +84,27 @@ def _seeds(app, w, path: str) -> dict[str, object]:
                 voucher = db.session.get(Voucher, issued[no])
                 redemptions.redeem(cashier, voucher_codes.qr_token(voucher.serial, voucher.id, voucher.secret,
                                                                    voucher_codes.window_of(clock.now(), 60)))
-        return {"event_id": event_id, "announcement_id": announcement_id, "attachment_id": attachment_id,
+        requests = {name: _condolence_for(w, name, path) for name in OWN}
+        return {"event_id": event_id, "request_id": {name: r[0] for name, r in requests.items()},
+                "file_id": {name: r[1] for name, r in requests.items()},
+                "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},
                 "sub_union_id": w.sub_unions["甲分工会"], "code": code,
                 "redeem_code": voucher_codes.short_code(redeemable.id, redeemable.secret, window),
                 "merchant_id": w.made["merchant_id"], "cashier_id": w.made["cashier_id"],
                 "month": f"{clock.local():%Y-%m}"}
+
+
+def _condolence_for(w, caller: str, path: str) -> tuple[int, int]:
+    """The request a caller's case names: their own (returned, to resubmit it); for the union officer's reviews, one
+    they may act on — the sub-union officer's own (nobody in 甲 is free to verify it), or A0002's once verified."""
+    if caller == "officer" and path.endswith("/approve"):
+        return a_condolence(w, "A0002", CondolenceStatus.VERIFIED, attach=True)
+    if caller == "officer" and path.endswith(("/verify", "/return", "/reject")):
+        return a_condolence(w, "O0001", attach=True)
+    status = CondolenceStatus.RETURNED if path.endswith("/resubmit") else None
+    return a_condolence(w, OWN[caller], status, attach=True)
 
 
 def _seeded(case, seeds: dict, caller: str) -> None:
@@ -106,6 +121,10 @@ def _seeded(case, seeds: dict, caller: str) -> None:
             case.body["shop"] = "总店"                   # the world's merchant's shop
         if "file" in case.body:
             case.body["file"] = PNG
+        if "type_id" in case.body:
+            case.body["type_id"] = seeds["type_id"]
+        if "event_date" in case.body:
+            case.body["event_date"] = clock.today().isoformat()       # within the filing period, whatever day it is
 
 
 def _fresh_token(app, staff_id: int | None, w=None) -> str:

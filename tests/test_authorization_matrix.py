@@ -31,10 +31,14 @@ from app import clock
 from app.services import (
     announcements, attachments, auth, merchants, notifications, redemptions, roster, voucher_codes, vouchers,
 )
+from app.services.condolences import filing, rates
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
-from models import Cashier, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
+from models import (
+    Cashier, CondolenceRequest, CondolenceStatus, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
+    WeChatIdentity,
+)
 from tests.events_support import event_body
 from tests.helpers import bearer
 
@@ -237,6 +241,74 @@ def checkin_code(event_id: int, employee_no: str) -> str:
     signup = db.session.scalar(select(Signup).where(Signup.event_id == event_id,
                                                     Signup.staff_id == roster.get_staff(employee_no).id))
     return checkin.checkin_code(signup)
+
+
+def a_condolence(w: World, employee_no: str, status: CondolenceStatus | None = None, attach: bool = False,
+                 verified_by: str = "O0001") -> int | tuple[int, int]:
+    """A member's own request (本人住院, today), moved to `status` (a verified one by `verified_by`), with a file."""
+    member = roster.get_staff(employee_no)
+    kind = next(k.id for k in rates.all_types() if k.name == "本人住院")
+    request = filing.file_own(member, filing.RequestFields(type_id=kind, event_date=clock.today(), description="住院"))
+    file_id = filing.attach(member, request.id, "发票.png", PNG).id if attach else None
+    if status is not None:
+        request.status = status
+        if status is CondolenceStatus.VERIFIED:
+            request.verified_by_id = roster.get_staff(verified_by).id
+    db.session.flush()
+    return (request.id, file_id) if attach else request.id
+
+
+def _own_condolence_cases(path: str, json: Any = None, status: CondolenceStatus | None = None, attach: bool = False,
+                          files: Callable | None = None) -> Callable:
+    """A member's route on the caller's own request (seen) and on another member's: A0002's (甲: unseen by staff
+    and by an admin, who reads no request), B0001's (乙: the sub-union officer), none (union officers see all)."""
+    def cases(app, w, caller):
+        def make(w):
+            seen = a_condolence(w, OWN_NO.get(caller, "S0001"), status, attach)
+            other = {SUB: "B0001", UNION: None}.get(caller, "A0002")
+            unseen = a_condolence(w, other, status, attach) if other else ((MISSING, MISSING) if attach else MISSING)
+            return seen, unseen
+        seen, unseen = build(app, w, make)
+        return (Req(path.format(*_tuple(seen)), json, files() if files else None),
+                Req(path.format(*_tuple(unseen)), json, files() if files else None))
+    return cases
+
+
+def _review_cases(path: str, json: Any = None, verified: bool = False) -> Callable:
+    """A reviewer's route. Seen: A0002's request (甲) for the sub-union officer; for a union officer, the sub-union
+    officer's own request, which nobody in 甲 is free to verify — or, to approve, A0002's, verified by O0001.
+    Unseen: B0001's (乙) for the sub-union officer, none for union officers."""
+    def cases(app, w, caller):
+        if caller not in OFFICERS:
+            return Req(path.format(MISSING), json), None
+        status = CondolenceStatus.VERIFIED if verified else None
+
+        def make(w):
+            seen_no = "O0001" if caller is UNION and not verified else "A0002"
+            return (a_condolence(w, seen_no, status),
+                    a_condolence(w, "B0001", status) if caller is SUB else MISSING)
+        seen, unseen = build(app, w, make)
+        return Req(path.format(seen), json), Req(path.format(unseen), json)
+    return cases
+
+
+def _file_for_member_cases(app, w, caller):
+    kind = build(app, w, lambda w: next(k.id for k in rates.all_types() if k.name == "本人住院"))
+    body = {"consent_by": "家属", "consent_at": NOW.isoformat(), "type_id": kind,
+            "event_date": f"{NOW + timedelta(hours=8):%Y-%m-%d}", "description": "住院"}
+    return (Req("/api/v1/officer/condolences", {**body, "employee_no": "A0002"}),
+            Req("/api/v1/officer/condolences", {**body, "employee_no": "B0001" if caller is SUB else "NOPE99"}))
+
+
+def _file_own_cases(app, w, caller):
+    kind = build(app, w, lambda w: next(k.id for k in rates.all_types() if k.name == "本人住院"))
+    return Req("/api/v1/condolences", {"type_id": kind, "event_date": f"{NOW + timedelta(hours=8):%Y-%m-%d}",
+                                       "description": "住院"}), None
+
+
+RATE = {"type": "本人住院", "member_category": "在职", "amount_fen": 60000, "ceiling_fen": 100000, "times_per_year": 2,
+        "effective_from": "2027-01-01"}
+REVIEWERS_ONLY = {ADMIN: 403}       # an admin alone manages rates and keys, and reads no request
 
 
 # --- the rows ------------------------------------------------------------------------------------------------------
@@ -506,6 +578,34 @@ ROUTES: dict[tuple[str, str], Row] = {
                                   Req(f"/api/v1/officer/merchants/{w.made['merchant_id']}/cashiers/{MISSING}/revoke"))),
     ("PUT", "/api/v1/officer/voucher-policy"): Row(UNION, plain("/api/v1/officer/voucher-policy",
                                                                 {"merchant": "好利来（学院路店）"})),
+    # condolences, as members (tests/test_condolence_privacy.py adds the applicant, the member and the rest)
+    ("GET", "/api/v1/condolences/types"): Row(STAFF, plain("/api/v1/condolences/types")),
+    ("POST", "/api/v1/condolences"): Row(STAFF, _file_own_cases),
+    ("GET", "/api/v1/condolences"): Row(STAFF, plain("/api/v1/condolences")),
+    ("GET", "/api/v1/condolences/<int:request_id>"): Row(STAFF, _own_condolence_cases("/api/v1/condolences/{}")),
+    ("POST", "/api/v1/condolences/<int:request_id>/attachments"): Row(STAFF, _own_condolence_cases(
+        "/api/v1/condolences/{}/attachments", files=_png)),
+    ("GET", "/api/v1/condolences/<int:request_id>/attachments/<int:file_id>"): Row(STAFF, _own_condolence_cases(
+        "/api/v1/condolences/{}/attachments/{}", attach=True)),
+    ("POST", "/api/v1/condolences/<int:request_id>/resubmit"): Row(STAFF, _own_condolence_cases(
+        "/api/v1/condolences/{}/resubmit", {"description": "已补充"}, CondolenceStatus.RETURNED)),
+    ("POST", "/api/v1/condolences/<int:request_id>/withdraw"): Row(STAFF, _own_condolence_cases(
+        "/api/v1/condolences/{}/withdraw")),
+    # condolences, as reviewers; rates and types, as admins
+    ("GET", "/api/v1/officer/condolences"): Row(SUB, plain("/api/v1/officer/condolences"), REVIEWERS_ONLY),
+    ("POST", "/api/v1/officer/condolences"): Row(SUB, _file_for_member_cases, {ADMIN: 404}),
+    ("POST", "/api/v1/officer/condolences/<int:request_id>/verify"): Row(SUB, _review_cases(
+        "/api/v1/officer/condolences/{}/verify"), {ADMIN: 404}),
+    ("POST", "/api/v1/officer/condolences/<int:request_id>/return"): Row(SUB, _review_cases(
+        "/api/v1/officer/condolences/{}/return", {"missing": "出院记录"}), {ADMIN: 404}),
+    ("POST", "/api/v1/officer/condolences/<int:request_id>/reject"): Row(SUB, _review_cases(
+        "/api/v1/officer/condolences/{}/reject", {"reason": "不符合"}), {ADMIN: 404}),
+    ("POST", "/api/v1/officer/condolences/<int:request_id>/approve"): Row(SUB, _review_cases(
+        "/api/v1/officer/condolences/{}/approve", {"payment": "money"}, verified=True), {SUB: 403, ADMIN: 404}),
+    ("GET", "/api/v1/officer/condolence-rates"): Row(SUB, plain("/api/v1/officer/condolence-rates")),
+    ("PUT", "/api/v1/officer/condolence-rates"): Row(ADMIN, plain("/api/v1/officer/condolence-rates", RATE)),
+    ("POST", "/api/v1/officer/condolence-types"): Row(ADMIN, plain("/api/v1/officer/condolence-types", {
+        "name": "子女重大疾病", "label": "大病慰问", "subject": "relative"})),
 }
 
 

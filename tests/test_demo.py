@@ -83,6 +83,13 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     roster = requests.get(f"{demo_server}/api/v1/officer/staff?page_size=100", headers=bearer(officer_token),
                           timeout=10).json()
     assert roster["total"] == 50
+    stages = requests.get(f"{demo_server}/api/v1/officer/condolences", headers=bearer(officer_token), timeout=10)
+    assert sorted(r["status"] for r in stages.json()["items"]) == \
+        ["approved", "rejected", "returned", "submitted", "verified", "withdrawn"]
+    verified = next(r for r in stages.json()["items"] if r["status"] == "verified")
+    approved = requests.post(f"{demo_server}/api/v1/officer/condolences/{verified['id']}/approve",
+                             json={"payment": "money"}, headers=bearer(officer_token), timeout=10)
+    assert approved.status_code == 200, approved.text           # 张工会 approves what 陈主席 verified
     assert (tmp_path / "instance" / "smart-union.db").exists()   # the embedded SQLite file
 
 

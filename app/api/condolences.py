@@ -174,10 +174,10 @@ def upload(request_id: int):
     return AttachmentOut.model_validate(Merged(attachment, filename=filing.file_name(attachment)))
 
 
-@bp.get("/condolences/<int:request_id>/attachments/<int:attachment_id>")
+@bp.get("/condolences/<int:request_id>/attachments/<int:file_id>")
 @endpoint("下载申请材料（查看会被记录）", tags=("condolences",))
-def download(request_id: int, attachment_id: int):
-    attachment, data = filing.read_file(g.staff, request_id, attachment_id)
+def download(request_id: int, file_id: int):
+    attachment, data = filing.read_file(g.staff, request_id, file_id)
     name = filing.file_name(attachment)
     return file_download(io.BytesIO(data), name, attachment.content_type,
                          ascii_name=f"condolence-{request_id}-{attachment.id}{Path(name).suffix}")
