@@ -12,6 +12,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import requests
 import time_machine
 from sqlalchemy import select
 
@@ -453,3 +454,48 @@ def test_a_withdrawn_request_is_no_duplicate(client, people):
     second = file_request(client, people)
     detail = client.get(f"/api/v1/condolences/{second['id']}", headers=people["jia_officer"]).json
     assert detail["possible_duplicate_of_id"] is None
+
+
+# --- over real HTTP -------------------------------------------------------------------------------------------------
+
+def test_the_whole_workflow_over_real_http(app, live_server, people):
+    """Served on loopback as in production: a 补材料 round then approval, a rejection, a withdrawal."""
+    def call(method: str, path: str, who: str, **kwargs):
+        return requests.request(method, f"{live_server.url}/api/v1{path}", headers=people[who], timeout=10, **kwargs)
+
+    kinds = {k["name"]: k["id"] for k in call("GET", "/condolences/types", "member").json()["items"]}
+
+    def filed(kind: str, day: str, **extra) -> int:
+        response = call("POST", "/condolences", "member", json={
+            "type_id": kinds[kind], "event_date": day, "place": "市第一人民医院", "description": "急性阑尾炎", **extra})
+        assert response.status_code == 201, response.text
+        return response.json()["id"]
+
+    approved = filed("本人住院", "2027-03-01")
+    assert call("POST", f"/officer/condolences/{approved}/return", "jia_officer",
+                json={"missing": "出院记录"}).json()["status"] == "returned"
+    upload = call("POST", f"/condolences/{approved}/attachments", "member",
+                  files={"file": ("出院记录.pdf", PDF, "application/pdf")})
+    assert upload.status_code == 201, upload.text
+    assert call("POST", f"/condolences/{approved}/resubmit", "member").json()["status"] == "submitted"
+    assert call("POST", f"/officer/condolences/{approved}/verify", "jia_officer").json()["status"] == "verified"
+    done = call("POST", f"/officer/condolences/{approved}/approve", "union_one", json={"payment": "money"})
+    assert (done.status_code, done.json()["amount_fen"]) == (200, 50000)
+    again = call("POST", f"/officer/condolences/{approved}/approve", "union_two", json={"payment": "money"})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "transition_not_allowed")
+
+    rejected = filed("意外事故", "2027-02-01")
+    refused = call("POST", f"/officer/condolences/{rejected}/reject", "jia_officer", json={"reason": "请先认定工伤"})
+    assert refused.json()["status"] == "rejected"
+    assert call("GET", f"/condolences/{rejected}", "member").json()["reject_reason"] == "请先认定工伤"
+
+    withdrawn = filed("直系亲属住院", "2027-03-05", relation="子女", relative_name="王小明")
+    assert call("POST", f"/condolences/{withdrawn}/withdraw", "member").json()["status"] == "withdrawn"
+    assert call("GET", f"/condolences/{withdrawn}", "yi_officer").status_code == 404
+
+    statuses = {r["id"]: r["status"] for r in call("GET", "/condolences", "member").json()["items"]}
+    assert statuses == {approved: "approved", rejected: "rejected", withdrawn: "withdrawn"}
+    file_download = call("GET", f"/condolences/{approved}/attachments/{upload.json()['id']}", "union_two")
+    assert file_download.content == PDF and "no-store" in file_download.headers["Cache-Control"]
+    texts = [f"{n.title}{n.body}{n.data}" for rid in (approved, rejected, withdrawn) for n in notices(app, rid)]
+    assert len(texts) == 5 + 2 + 2 and not any(word in t for t in texts for word in SECRET_WORDS)
