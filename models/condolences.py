@@ -2,8 +2,9 @@
 attachments, and each member's count of approvals per type and year.
 
 A request holds health and family information (sensitive personal information under PIPL). The relative's name,
-the hospital or place, the description, an attachment's name and its bytes are sealed (app.services.sealing):
-those columns hold ciphertext bound to their row and field, never the text.
+the hospital or place, the description, what reviewers wrote (the material missing, the reason for a rejection or
+another amount), an attachment's name and its bytes are sealed (app.services.sealing): those columns hold
+ciphertext bound to their row and field, never the text.
 """
 
 from __future__ import annotations
@@ -108,18 +109,18 @@ class CondolenceRequest(Base):
     consent_at: Mapped[datetime | None]                              # … at this time
     status: Mapped[CondolenceStatus] = mapped_column(str_enum(CondolenceStatus), default=CondolenceStatus.SUBMITTED)
     possible_duplicate_of_id: Mapped[int | None]       # a hint for reviewers (no foreign key: never cascades)
-    missing_material: Mapped[str | None] = mapped_column(String(500))    # why it was returned (补材料)
+    missing_material_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)    # why it was returned (补材料)
     verified_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     verified_at: Mapped[datetime | None]
     approved_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     approved_at: Mapped[datetime | None]
     amount_fen: Mapped[int | None]
-    amount_reason: Mapped[str | None] = mapped_column(String(200))
+    amount_reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     payment: Mapped[PaymentKind | None] = mapped_column(str_enum(PaymentKind, 10))
     gift: Mapped[str | None] = mapped_column(String(100))
     rejected_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     rejected_at: Mapped[datetime | None]
-    reject_reason: Mapped[str | None] = mapped_column(String(200))
+    reject_reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     withdrawn_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -127,6 +127,48 @@ def test_lists_show_each_reader_only_what_they_may_see_and_no_sealed_field(clien
         assert not any(value in text for value in PLAIN.values())
 
 
+# every route on one request × the eight callers: (state the request is put in, method, path, body, expected statuses
+# in the order of CALLERS8). Staff on reviewer routes meet the officer gate (403), everyone but the applicant the
+# applicant's own steps (403 once they see it), and those who may not see it 404.
+CALLERS8 = ("applicant", "subject", "own_officer", "other_officer", "union_officer", "admin", "unrelated", "cashier")
+ROUTE_CELLS = [
+    ("submitted", "GET", "/condolences/{id}", None, (200, 200, 200, 404, 200, 404, 404, 403)),
+    ("submitted", "GET", "/condolences/{id}/attachments/{file}", None, (200, 200, 200, 404, 200, 404, 404, 403)),
+    ("submitted", "POST", "/condolences/{id}/attachments", "file", (201, 403, 403, 404, 403, 404, 404, 403)),
+    ("returned", "POST", "/condolences/{id}/resubmit", {}, (200, 403, 403, 404, 403, 404, 404, 403)),
+    ("submitted", "POST", "/condolences/{id}/withdraw", None, (200, 403, 403, 404, 403, 404, 404, 403)),
+    ("submitted", "POST", "/officer/condolences/{id}/verify", None, (403, 403, 200, 404, 403, 404, 403, 403)),
+    ("submitted", "POST", "/officer/condolences/{id}/return", {"missing": "发票"},
+     (403, 403, 200, 404, 403, 404, 403, 403)),
+    ("submitted", "POST", "/officer/condolences/{id}/reject", {"reason": "不符合"},
+     (403, 403, 200, 404, 403, 404, 403, 403)),
+    ("verified", "POST", "/officer/condolences/{id}/approve", {"payment": "money"},
+     (403, 403, 403, 404, 200, 404, 403, 403)),
+]
+CELLS = [(route, who, expected) for route in ROUTE_CELLS for who, expected in zip(CALLERS8, route[4])]
+
+
+@pytest.mark.parametrize(("route", "who", "expected"), CELLS,
+                         ids=[f"{r[1]} {r[2]} as {w}" for r, w, _ in CELLS])
+def test_every_route_on_a_request_answers_each_caller_as_the_rules_say(client, callers, route, who, expected):
+    state, method, path, body, _ = route
+    request_id, file_id = filed(client, callers)
+    if state in ("returned", "verified"):
+        step = "return" if state == "returned" else "verify"
+        done = client.post(f"/api/v1/officer/condolences/{request_id}/{step}", headers=callers["own_officer"],
+                           json={"missing": "发票"} if step == "return" else None)
+        assert done.status_code == 200, done.json
+    url = "/api/v1" + path.format(id=request_id, file=file_id)
+    if body == "file":
+        response = client.post(url, headers=callers[who], content_type="multipart/form-data",
+                               data={"file": (io.BytesIO(PDF), "发票.pdf")})
+    else:
+        response = client.open(url, method=method, headers=callers[who], json=body)
+    assert response.status_code == expected, response.get_data(as_text=True)
+    if expected == 404:
+        assert error_code(response) == "condolence_not_found"
+
+
 def test_opening_a_detail_or_a_file_is_audited(app, client, callers):
     request_id, file_id = filed(client, callers)
     client.get(f"/api/v1/condolences/{request_id}", headers=callers["union_officer"])
@@ -150,19 +192,29 @@ def test_an_attachment_that_is_not_an_image_or_a_pdf_is_refused_whatever_its_nam
         assert (response.status_code, error_code(response)) == (400, "unsupported_file"), name
 
 
-def test_the_officer_list_runs_the_same_queries_over_more_data(client, callers, count_queries):
-    for n in range(2):
-        filed(client, callers, event_date=f"2027-02-0{n + 1}")
+def test_the_officer_list_runs_the_same_queries_over_more_data(client, callers, count_queries, make_staff,
+                                                              token_for):
+    """Many members, several sub-unions, several applicants and types: no query per row."""
+    kinds = [k["id"] for k in client.get("/api/v1/condolences/types", headers=callers["subject"]).json["items"]
+             if k["subject"] == "self"]
+
+    def file_for(n: int) -> None:
+        member = make_staff(f"X{n:04d}", f"会员{n}", sub_union=("甲分工会", "乙分工会", "丁分工会")[n % 3])
+        response = client.post("/api/v1/condolences", headers=bearer(token_for(member)), json={
+            "type_id": kinds[n % len(kinds)], "event_date": "2027-03-01", "description": "住院"})
+        assert response.status_code == 201, response.json
 
     def listing() -> int:
         with count_queries() as counter:
             response = client.get("/api/v1/officer/condolences", headers=callers["union_officer"])
         assert response.status_code == 200
-        return counter.count
-    few = listing()
-    for n in range(8):
-        filed(client, callers, event_date=f"2027-01-{n + 10}")
-    assert listing() == few
+        return counter.count, len(response.json["items"])
+    filed(client, callers)
+    file_for(0)
+    few, listed = listing()
+    for n in range(1, 10):
+        file_for(n)
+    assert listing() == (few, listed + 9)
 
 
 def test_logs_never_carry_the_sealed_fields(client, callers, caplog):
@@ -224,6 +276,30 @@ def test_a_ciphertext_moved_to_another_row_or_field_does_not_open(app, client, c
     set_column(app, first, raw_row(app, first)["place"])                   # another field of the same row
     response = client.get(f"/api/v1/condolences/{first}", headers=callers["subject"])
     assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+
+
+def test_a_file_moved_to_another_request_does_not_open(app, client, callers):
+    first, file_id = filed(client, callers)
+    second, _ = filed(client, callers, event_date="2027-02-01")
+    with app.app_context(), unit_of_work():
+        db.session.execute(update(CondolenceAttachment).where(CondolenceAttachment.id == file_id)
+                           .values(request_id=second))
+    response = client.get(f"/api/v1/condolences/{second}/attachments/{file_id}", headers=callers["subject"])
+    assert (response.status_code, error_code(response)) == (500, "record_unreadable")
+
+
+def test_rekey_leaves_what_it_cannot_open_and_says_so(app, client, callers, subprocess_env):
+    request_id, _ = filed(client, callers)
+    sealed = bytearray(raw_row(app, request_id)["description"])
+    sealed[-1] ^= 0x01
+    set_column(app, request_id, bytes(sealed))
+    env = {**subprocess_env, "SMART_UNION__PRIVACY__KEYS__T2": OTHER_KEY, "SMART_UNION__PRIVACY__CURRENT_KEY": "t2"}
+    done = subprocess.run([SMART_UNION, "privacy", "rekey"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "有 1 项" in done.stderr and "不要删除旧密钥" in done.stderr
+    assert raw_row(app, request_id)["description"] == bytes(sealed)
+    with app.app_context():
+        report = db.session.scalar(select(AuditLog.detail).where(AuditLog.action == "privacy.rekey"))
+    assert report == {"fields": 3, "files": 1, "unreadable": 1}
 
 
 OTHER_KEY = base64.b64encode(b"another-key-of-exactly-32-bytes!").decode()

@@ -184,6 +184,17 @@ def test_withdrawn_before_approval_but_not_after(client, people):
     assert "已批准" in refused["error"]["message"]
 
 
+def test_more_material_may_correct_the_relative_but_not_make_one_up(client, people):
+    filed = file_request(client, people, kind="直系亲属住院", relation="父母", relative_name="张建国")
+    act(client, people, "jia_officer", filed["id"], "return", {"missing": "亲属关系证明"})
+    corrected = mine(client, people, "member", filed["id"], "resubmit", {"relation": "配偶", "relative_name": "刘芳"})
+    assert (corrected["relation"], corrected["relative_name"], corrected["missing_material"]) == ("spouse", "刘芳", None)
+    own = file_request(client, people, event_date="2027-01-02")
+    act(client, people, "jia_officer", own["id"], "return", {"missing": "发票"})
+    refused = mine(client, people, "member", own["id"], "resubmit", {"relative_name": "某人"}, expect=422)
+    assert refused["error"]["code"] == "not_for_a_relative"
+
+
 def test_only_the_applicant_resubmits_uploads_or_withdraws(client, people):
     filed = file_request(client, people)
     response = client.post(f"/api/v1/condolences/{filed['id']}/withdraw", headers=people["jia_officer"])
@@ -241,6 +252,13 @@ def test_a_union_officer_verifies_only_where_the_sub_union_has_no_officer_free(c
     assert refused["error"]["code"] == "sub_union_verifies"
     refused = act(client, people, "yi_officer", filed["id"], "verify", expect=404)
     assert refused["error"]["code"] == "condolence_not_found"
+
+
+def test_an_officer_who_left_is_not_free_to_verify(app, client, people):
+    filed = file_request(client, people)
+    with app.app_context(), unit_of_work():
+        db.session.get(Staff, people.ids["jia_officer"]).status = StaffStatus.LEFT
+    assert act(client, people, "union_one", filed["id"], "verify")["status"] == "verified"
 
 
 def test_a_sub_union_officer_does_not_approve(client, people):
@@ -329,6 +347,36 @@ def test_two_approvals_racing_past_the_yearly_count_one_is_refused(app, client, 
     with app.app_context():
         statuses = sorted(r.status.value for r in db.session.scalars(select(CondolenceRequest)).unique())
     assert statuses == ["approved", "verified"]
+
+
+@pytest.mark.row_locks
+def test_two_approvals_racing_for_the_last_of_several_one_is_refused(app, client, people):
+    # 本人住院: twice a year; the first is approved, so the counter's row exists when the two race for the second
+    first = verified(client, people, event_date="2027-01-05")
+    act(client, people, "union_one", first, "approve", {"payment": "money"})
+    second = verified(client, people, event_date="2027-02-20")
+    third = verified(client, people, event_date="2027-03-08")
+    fields = review.ApproveFields(payment="money")
+    done, refused = race(app, people, [("union_one", review.approve, (second, fields)),
+                                       ("union_two", review.approve, (third, fields))])
+    assert len(done) == 1 and refused == ["yearly_count_reached"]
+
+
+@pytest.mark.row_locks
+def test_a_withdrawal_racing_an_approval_or_a_verification_one_wins(app, client, people):
+    from app.services.condolences import filing
+
+    for officer, action, args, before, after in (
+            ("union_one", review.approve, (review.ApproveFields(payment="money"),), "verified", "approved"),
+            ("jia_officer", review.verify, (), "submitted", "verified")):
+        rid = verified(client, people) if before == "verified" else file_request(client, people)["id"]
+        done, refused = race(app, people, [(officer, action, (rid, *args)), ("member", filing.withdraw, (rid,))])
+        assert done == [rid] and refused == ["transition_not_allowed"]
+        with app.app_context():
+            request = db.session.get(CondolenceRequest, rid)
+            last = request.history[-1].action
+            assert (request.status.value, last) in ((after, after), ("withdrawn", "withdrawn"))
+            assert not {after, "withdrawn"} <= {step.action for step in request.history}
 
 
 # --- filing rules -------------------------------------------------------------------------------------------------

@@ -327,6 +327,17 @@ def test_invalid_schedules_are_refused_in_chinese(client, officer):
                                                        headers=bearer(officer)).json["error"]["message"]
 
 
+def test_places_are_required_and_the_422_says_which_field(client, officer):
+    body = event_body()
+    del body["capacity"]
+    resp = client.post("/api/v1/officer/events", json=body, headers=bearer(officer))
+    assert resp.status_code == 422 and "capacity" in resp.json["error"]["message"]
+    resp = client.post("/api/v1/officer/events", json=event_body(capacity=0), headers=bearer(officer))
+    assert resp.status_code == 422 and "capacity" in resp.json["error"]["message"]
+    assert client.patch(f"/api/v1/officer/events/{create_event(client, officer)}", json={"place": "礼堂"},
+                        headers=bearer(officer)).status_code == 200     # a PATCH leaves places alone
+
+
 # --- places per sub-union (名额分配) --------------------------------------------------------------------------------
 
 def test_places_per_sub_union_are_separate_pools(app, client, officer, member):

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import io
 from datetime import date
-from pathlib import Path
 
 from flask import Blueprint, Response, g, request
 from pydantic import AliasPath, BaseModel, Field, computed_field
 
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
 from app.errors import Refusal
-from app.services import policy
+from app.services import attachments, policy
 from app.services.condolences import filing, rates, records, review
 from app.services.condolences.filing import OfficerRequestFields, RequestFields, ResubmitFields
 from app.services.condolences.rates import RateFields, TypeFields
@@ -178,9 +177,8 @@ def upload(request_id: int):
 @endpoint("下载申请材料（查看会被记录）", tags=("condolences",))
 def download(request_id: int, file_id: int):
     attachment, data = filing.read_file(g.staff, request_id, file_id)
-    name = filing.file_name(attachment)
-    return file_download(io.BytesIO(data), name, attachment.content_type,
-                         ascii_name=f"condolence-{request_id}-{attachment.id}{Path(name).suffix}")
+    return file_download(io.BytesIO(data), filing.file_name(attachment), attachment.content_type,
+                         ascii_name=f"condolence-{request_id}-{attachment.id}{attachments.extension_of(attachment)}")
 
 
 @bp.post("/condolences/<int:request_id>/resubmit")

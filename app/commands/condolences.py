@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 
 import click
@@ -72,3 +73,7 @@ def rekey(ctx: Context) -> None:
     with ctx.app.app_context(), unit_of_work():
         done = keys.rekey()
     click.echo(f"已用密钥 {ctx.config.privacy.current_key} 重新加密：字段 {done.fields} 个，附件 {done.files} 个")
+    if done.unreadable:
+        click.echo(f"有 {done.unreadable} 项用已配置的任何密钥都无法解密（已损坏或密钥缺失），保持原样；"
+                   "在查明之前不要删除旧密钥", err=True)
+        sys.exit(1)

@@ -38,6 +38,11 @@ SIGNATURES = {
 }
 
 
+def extension_of(attachment: AnnouncementAttachment | CondolenceAttachment) -> str:
+    """The extension of what the content was found to be (never the one typed in the name)."""
+    return next(ext for kind, ext in SIGNATURES.values() if kind == attachment.content_type)
+
+
 def _storage_dir() -> Path:
     path = Path(current_app.config["SU"].storage.path).resolve()
     path.mkdir(parents=True, exist_ok=True)

@@ -32,7 +32,7 @@ from app.extensions import db
 from app.services.audiences import Audience, visible_to
 from models import (
     Announcement, AnnouncementStatus, CondolenceRequest, Event, EventStatus, Notice, Role, RoleAssignment, Signup,
-    Staff,
+    Staff, StaffStatus,
 )
 
 if TYPE_CHECKING:
@@ -319,7 +319,7 @@ def ensure_not_concerned(officer: Staff, request: CondolenceRequest, *others: in
 
 def ensure_may_verify(officer: Staff, request: CondolenceRequest) -> None:
     """核实 belongs to an officer of the member's sub-union; a union officer steps in only where that sub-union has
-    no officer free to do it (none, or only the applicant or the member themself)."""
+    no officer free to do it (none still serving, or only the applicant or the member themself)."""
     ensure_sees_condolence(officer, request)
     ensure_not_concerned(officer, request)
     sub_union_id = request.member.sub_union_id
@@ -335,9 +335,10 @@ def ensure_may_verify(officer: Staff, request: CondolenceRequest) -> None:
 def _free_sub_union_officers(request: CondolenceRequest) -> bool:
     if request.member.sub_union_id is None:
         return False
-    return db.session.scalar(select(RoleAssignment.id).where(
+    return db.session.scalar(select(RoleAssignment.id).join(Staff, Staff.id == RoleAssignment.staff_id).where(
         RoleAssignment.role == Role.SUB_UNION_OFFICER, RoleAssignment.sub_union_id == request.member.sub_union_id,
-        RoleAssignment.staff_id.not_in([request.applicant_id, request.staff_id])).limit(1)) is not None
+        RoleAssignment.staff_id.not_in([request.applicant_id, request.staff_id]),
+        Staff.status != StaffStatus.LEFT, Staff.died_on.is_(None)).limit(1)) is not None
 
 
 def ensure_may_approve(officer: Staff, request: CondolenceRequest) -> None:

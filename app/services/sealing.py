@@ -42,7 +42,7 @@ def associated_data(table: str, row_id: int, field: str) -> bytes:
 
 
 def seal(plaintext: bytes, aad: bytes) -> bytes:
-    key_id = _settings().current_key
+    key_id = current_key_id()
     nonce = os.urandom(NONCE_BYTES)
     return key_id.encode() + SEPARATOR + nonce + _key(key_id).encrypt(nonce, plaintext, aad)
 
@@ -61,8 +61,12 @@ def key_id_of(sealed: bytes) -> str:
     return bytes(sealed).partition(SEPARATOR)[0].decode("ascii", "replace")
 
 
+def current_key_id() -> str:
+    return _settings().current_key
+
+
 def is_current(sealed: bytes) -> bool:
-    return key_id_of(sealed) == _settings().current_key
+    return key_id_of(sealed) == current_key_id()
 
 
 def seal_text(text: str | None, aad: bytes) -> bytes | None:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import func, or_, select
 
 from app import clock
-from app.errors import Forbidden, Invalid, NotFound, TooLarge
+from app.errors import Forbidden, Invalid, NotFound, TooLarge, Unreadable
 from app.extensions import db
 from app.services import attachments, audit, policy, roster, sealing
 from app.services.condolences import rates
@@ -49,7 +49,7 @@ class RequestFields(BaseModel):
     relation: RelationChoice | None = Field(default=None, description="亲属关系（直系亲属类型必填）")
     relative_name: str | None = Field(default=None, min_length=1, max_length=32, description="亲属姓名（加密保存）")
     event_date: date = Field(description="住院、去世或事故的日期")
-    place: str | None = Field(default=None, max_length=100, description="医院或地点（加密保存）")
+    place: str | None = Field(default=None, min_length=1, max_length=100, description="医院或地点（加密保存）")
     description: str = Field(min_length=1, max_length=2000, description="情况说明（加密保存）")
 
 
@@ -67,9 +67,13 @@ class OfficerRequestFields(RequestFields, ConsentFields):
 
 
 class ResubmitFields(BaseModel):
+    """What 补材料 may correct; the type and the event's date stay (withdraw and file again to change them)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
         {"description": "已补充出院记录"}]})
-    place: str | None = Field(default=None, max_length=100, description="医院或地点（不填则不变）")
+    relation: RelationChoice | None = Field(default=None, description="亲属关系（不填则不变）")
+    relative_name: str | None = Field(default=None, min_length=1, max_length=32, description="亲属姓名（不填则不变）")
+    place: str | None = Field(default=None, min_length=1, max_length=100, description="医院或地点（不填则不变）")
     description: str | None = Field(default=None, min_length=1, max_length=2000, description="情况说明（不填则不变）")
 
 
@@ -115,7 +119,13 @@ def _check_subject(subject: CondolenceSubject, fields: RequestFields) -> None:
         return
     if fields.relation is None or fields.relative_name is None:
         raise Invalid("relative_required", "直系亲属的慰问请填写亲属关系和亲属姓名")
-    if fields.relation is Relation.PARENT_IN_LAW and not parents_in_law_count():
+    _check_relation(subject, fields.relation)
+
+
+def _check_relation(subject: CondolenceSubject, relation: Relation) -> None:
+    if subject is CondolenceSubject.SELF:
+        raise Invalid("not_for_a_relative", "该慰问类型是本人的，不需要填写亲属")
+    if relation is Relation.PARENT_IN_LAW and not parents_in_law_count():
         raise Invalid("not_a_direct_relative", "按本工会的规定，配偶父母不在直系亲属慰问范围内")
 
 
@@ -156,7 +166,7 @@ def attach(applicant: Staff, request_id: int, filename: str, data: bytes) -> Con
     request = get_request(applicant, request_id, locking=True)
     _ensure_applicant(applicant, request)
     if request.status not in EDITABLE:
-        raise not_allowed(request, "添加材料")
+        raise not_allowed(request.status, "添加材料")
     if len(request.attachments) >= _settings().max_attachments:
         raise TooLarge("too_many_files", f"每份申请最多 {_settings().max_attachments} 个附件")
     content_type, key = attachments.checked_upload(data)
@@ -165,18 +175,19 @@ def attach(applicant: Staff, request_id: int, filename: str, data: bytes) -> Con
     db.session.add(attachment)
     db.session.flush()
     name = Path(filename or "附件").name[:200] or "附件"
-    attachment.filename_sealed = sealing.seal(name.encode(), _file_aad(attachment, "filename"))
-    attachments.write_after_commit(key, sealing.seal(data, _file_aad(attachment, "file")))
+    attachment.filename_sealed = sealing.seal(name.encode(), file_aad(attachment, "filename"))
+    attachments.write_after_commit(key, sealing.seal(data, file_aad(attachment, "file")))
     audit.record(applicant, "condolence.attach", TABLE, request.id, attachment_id=attachment.id, size=len(data))
     return attachment
 
 
-def _file_aad(attachment: CondolenceAttachment, field: str) -> bytes:
-    return sealing.associated_data(FILES_TABLE, attachment.id, field)
+def file_aad(attachment: CondolenceAttachment, field: str) -> bytes:
+    """Bound to the attachment and to its request: a row moved to another request does not open."""
+    return sealing.associated_data(FILES_TABLE, attachment.id, f"{field}@{attachment.request_id}")
 
 
 def file_name(attachment: CondolenceAttachment) -> str:
-    return sealing.open_sealed(attachment.filename_sealed, _file_aad(attachment, "filename")).decode()
+    return sealing.open_sealed(attachment.filename_sealed, file_aad(attachment, "filename")).decode()
 
 
 def read_file(staff: Staff, request_id: int, attachment_id: int) -> tuple[CondolenceAttachment, bytes]:
@@ -185,7 +196,11 @@ def read_file(staff: Staff, request_id: int, attachment_id: int) -> tuple[Condol
     attachment = next((a for a in request.attachments if a.id == attachment_id), None)
     if attachment is None:
         raise NotFound("找不到该附件", code="attachment_not_found")
-    data = sealing.open_sealed(attachments.path_of(attachment).read_bytes(), _file_aad(attachment, "file"))
+    try:
+        stored = attachments.path_of(attachment).read_bytes()
+    except FileNotFoundError:
+        raise Unreadable("file_missing", "附件文件缺失，请联系系统管理员") from None
+    data = sealing.open_sealed(stored, file_aad(attachment, "file"))
     audit.record(staff, "condolence.file", TABLE, request.id, attachment_id=attachment.id)
     return attachment, data
 
@@ -201,11 +216,16 @@ def resubmit(applicant: Staff, request_id: int, fields: ResubmitFields) -> Condo
     """补材料 done: back to the reviewers, changed where the applicant changed it."""
     request = get_request(applicant, request_id)
     _ensure_applicant(applicant, request)
-    transition(request, (CondolenceStatus.RETURNED,), CondolenceStatus.SUBMITTED, "重新提交", missing_material=None,
-               submitted_at=clock.now(), verified_by_id=None, verified_at=None)
+    transition(request, (CondolenceStatus.RETURNED,), CondolenceStatus.SUBMITTED, "重新提交",
+               missing_material_sealed=None, submitted_at=clock.now(), verified_by_id=None, verified_at=None)
     changes = {name: getattr(fields, name) for name in fields.model_fields_set if getattr(fields, name) is not None}
+    if "relation" in changes:
+        _check_relation(request.type.subject, changes["relation"])
+        request.relation = changes.pop("relation")
+    if "relative_name" in changes and request.type.subject is CondolenceSubject.SELF:
+        raise Invalid("not_for_a_relative", "该慰问类型是本人的，不需要填写亲属")
     seal_fields(request, **changes)
-    record_step(request, "resubmitted", applicant, changed=sorted(changes))
+    record_step(request, "resubmitted", applicant, changed=sorted(fields.model_fields_set))
     return request
 
 
@@ -230,7 +250,8 @@ def for_reviewers(officer: Staff, status: CondolenceStatus | None, page: int,
                   page_size: int) -> tuple[list[CondolenceRequest], int]:
     """The requests an officer reviews (an admin without the union officer role: none)."""
     if not policy.is_officer(officer) or (policy.condolence_scope(officer) == set()):
-        raise Forbidden("仅工会干部可以查看慰问申请", code="condolence_reviewers_only")
+        raise Forbidden("慰问申请只由会员所在分工会和校工会的工会干部审核，系统管理员不查看",
+                        code="condolence_reviewers_only")
     condition = policy.condolence_reviewer_condition(officer)
     if status is not None:
         condition = condition & (CondolenceRequest.status == status)

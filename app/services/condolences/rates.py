@@ -29,7 +29,7 @@ EARLIEST = date(2000, 1, 1)           # the seeded rates apply to every event
 class RateFields(BaseModel):
     """One rate (money in fen, 分)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
         {"type": "本人住院", "member_category": "在职", "amount_fen": 50000, "ceiling_fen": 100000,
          "times_per_year": 2, "effective_from": "2027-01-01"}]})
     type: str = Field(min_length=1, max_length=32, description="慰问类型名称，如 本人住院")

@@ -4,13 +4,15 @@ history, and the notice that tells the people it concerns that something changed
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import lazyload
+from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy, sealing
 from models import CondolenceRequest, CondolenceStatus, CondolenceStep, Staff
 
-SEALED_FIELDS = ("relative_name", "place", "description")
+SEALED_FIELDS = ("relative_name", "place", "description", "missing_material", "reject_reason", "amount_reason")
 TABLE = "condolence_requests"
 STATUS_LABELS = {
     CondolenceStatus.SUBMITTED: "待核实", CondolenceStatus.RETURNED: "退回补材料", CondolenceStatus.VERIFIED: "已核实，待审批",
@@ -23,8 +25,8 @@ PAGE = "pages/condolences/detail?id={request_id}"
 def get_request(staff: Staff, request_id: int, *, locking: bool = False) -> CondolenceRequest:
     """A request the caller may see (404 otherwise, whether or not it exists)."""
     stmt = select(CondolenceRequest).where(CondolenceRequest.id == request_id)
-    if locking:
-        stmt = stmt.with_for_update(of=CondolenceRequest).execution_options(populate_existing=True)
+    if locking:     # the request's row alone (MariaDB would lock every joined row too)
+        stmt = stmt.options(lazyload("*")).with_for_update().execution_options(populate_existing=True)
     request = db.session.scalar(stmt)
     if request is None:
         raise NotFound(*policy.CONDOLENCE_NOT_FOUND)
@@ -40,28 +42,38 @@ def read_request(staff: Staff, request_id: int) -> CondolenceRequest:
 
 
 def transition(request: CondolenceRequest, allowed: tuple[CondolenceStatus, ...], new: CondolenceStatus,
-               action: str, **values) -> None:
-    """A conditional UPDATE from one of the allowed states: of two people acting at once, exactly one moves it
-    (whatever the backend's isolation); the other, like anyone acting on a state that does not allow `action`
-    (a verb: 核实, 批准 …), is told the state the request is in."""
+               action: str, *conditions: ColumnElement[bool], **values) -> None:
+    """A conditional UPDATE from one of the allowed states (and `conditions`, which the caller checked on a read
+    that may be stale): of two people acting at once, exactly one moves it, whatever the backend's isolation; the
+    other, like anyone acting on a state that does not allow `action` (a verb: 核实, 批准 …), is told the state the
+    request is in now."""
     changed = db.session.execute(update(CondolenceRequest).where(
-        CondolenceRequest.id == request.id, CondolenceRequest.status.in_(allowed))
+        CondolenceRequest.id == request.id, CondolenceRequest.status.in_(allowed), *conditions)
         .values(status=new, **values).execution_options(synchronize_session=False))
-    db.session.refresh(request)
     if not changed.rowcount:
-        raise not_allowed(request, action)
+        # a locking read sees what the other transaction committed (a plain one, on MariaDB, this one's snapshot)
+        now = db.session.scalar(select(CondolenceRequest.status).where(CondolenceRequest.id == request.id)
+                                .with_for_update(read=True))
+        raise not_allowed(now, action)
+    db.session.refresh(request)
 
 
-def not_allowed(request: CondolenceRequest, action: str) -> Conflict:
-    return Conflict("transition_not_allowed", f"该申请当前状态为“{STATUS_LABELS[request.status]}”，不能{action}",
-                    current_status=request.status.value)
+def not_allowed(status: CondolenceStatus, action: str) -> Conflict:
+    return Conflict("transition_not_allowed", f"该申请当前状态为“{STATUS_LABELS[status]}”，不能{action}",
+                    current_status=status.value)
 
 
 # --- sealed fields ----------------------------------------------------------------------------------------------
 
+def sealed(request: CondolenceRequest, **values: str | None) -> dict[str, bytes | None]:
+    """Column values (`<name>_sealed`) for some of the request's sealed fields."""
+    return {f"{name}_sealed": sealing.seal_text(value, sealing.associated_data(TABLE, request.id, name))
+            for name, value in values.items()}
+
+
 def seal_fields(request: CondolenceRequest, **values: str | None) -> None:
-    for name, value in values.items():
-        setattr(request, f"{name}_sealed", sealing.seal_text(value, sealing.associated_data(TABLE, request.id, name)))
+    for column, value in sealed(request, **values).items():
+        setattr(request, column, value)
 
 
 def opened(request: CondolenceRequest) -> dict[str, str | None]:

@@ -6,14 +6,14 @@ verifier and the approver are different people, and neither is the applicant or 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.errors import Conflict, Invalid
 from app.extensions import db
 from app.services import policy
-from app.services.condolences.records import get_request, not_allowed, record_step, transition
+from app.services.condolences.records import get_request, not_allowed, record_step, sealed, transition
 from app.validation import labelled, whole
 from models import CondolenceRequest, CondolenceStatus, CondolenceYearlyCount, PaymentKind, Staff
 
@@ -62,7 +62,7 @@ def return_for_material(officer: Staff, request_id: int, fields: ReturnFields) -
     request = get_request(officer, request_id)
     _ensure_reviews_now(officer, request, "退回补材料")
     transition(request, (request.status,), CondolenceStatus.RETURNED, "退回补材料",
-               missing_material=fields.missing)
+               **sealed(request, missing_material=fields.missing))
     record_step(request, "returned", officer)
     return request
 
@@ -71,8 +71,8 @@ def reject(officer: Staff, request_id: int, fields: RejectFields) -> CondolenceR
     request = get_request(officer, request_id)
     _ensure_reviews_now(officer, request, "不予批准")
     transition(request, (request.status,), CondolenceStatus.REJECTED, "不予批准", rejected_by_id=officer.id,
-               rejected_at=clock.now(), reject_reason=fields.reason)
-    record_step(request, "rejected", officer, reason=fields.reason)
+               rejected_at=clock.now(), **sealed(request, reject_reason=fields.reason))
+    record_step(request, "rejected", officer)
     return request
 
 
@@ -84,7 +84,7 @@ def _ensure_reviews_now(officer: Staff, request: CondolenceRequest, action: str)
     elif request.status is CondolenceStatus.VERIFIED:
         policy.ensure_may_approve(officer, request)
     else:
-        raise not_allowed(request, action)
+        raise not_allowed(request.status, action)
 
 
 def approve(officer: Staff, request_id: int, fields: ApproveFields) -> CondolenceRequest:
@@ -92,11 +92,15 @@ def approve(officer: Staff, request_id: int, fields: ApproveFields) -> Condolenc
     yearly count for the type."""
     request = get_request(officer, request_id)
     policy.ensure_may_approve(officer, request)
+    if request.status is not CondolenceStatus.VERIFIED:
+        raise not_allowed(request.status, "批准")
     amount = _amount(request, fields)
+    # the four-eyes check read the verifier before this UPDATE: a re-verification meanwhile must not slip through
     transition(request, (CondolenceStatus.VERIFIED,), CondolenceStatus.APPROVED, "批准",
-               approved_by_id=officer.id, approved_at=clock.now(), amount_fen=amount,
-               amount_reason=fields.amount_reason, payment=fields.payment,
-               gift=fields.gift if fields.payment is PaymentKind.GIFT else None)
+               CondolenceRequest.verified_by_id == request.verified_by_id, approved_by_id=officer.id,
+               approved_at=clock.now(), amount_fen=amount, payment=fields.payment,
+               gift=fields.gift if fields.payment is PaymentKind.GIFT else None,
+               **sealed(request, amount_reason=fields.amount_reason))
     _count_approval(request)
     record_step(request, "approved", officer, amount_fen=amount, payment=fields.payment.value)
     return request
@@ -116,6 +120,9 @@ def _count_approval(request: CondolenceRequest) -> None:
     """One more approval of this type for this member in the event's year, unless the rate's count is reached: a
     conditional UPDATE, so of two approvals racing for the last one exactly one passes."""
     key = {"staff_id": request.staff_id, "type_id": request.type_id, "year": request.event_year}
+    # The member's row first: approvals for one member queue here. Without it, two transactions that both met the
+    # counter's row in the INSERT below hold shared locks on it and deadlock in the UPDATE (InnoDB).
+    db.session.execute(select(Staff.id).where(Staff.id == request.staff_id).with_for_update())
     try:
         with db.session.begin_nested():
             db.session.execute(insert(CondolenceYearlyCount).values(**key, approved=0))

@@ -45,7 +45,7 @@ def create_event(officer: Staff, fields: EventFields) -> Event:
     event = Event(created_by_id=officer.id, status=EventStatus.DRAFT, capacity=0)
     db.session.add(event)
     _apply(officer, event, fields)
-    seats.set_places(event, fields.capacity, {q.sub_union_id: q.places for q in fields.quotas})
+    seats.set_places(event, fields.capacity or 0, {q.sub_union_id: q.places for q in fields.quotas})
     audit.record(officer, "event.create", "event", event.id, title=event.title)
     return event
 
@@ -59,7 +59,7 @@ def edit_event(officer: Staff, event_id: int, changes: dict) -> Event:
     fields = EventFields.model_construct(**{**dict(fields_of(event)), **changes})
     _apply(officer, event, fields)
     if {"capacity", "quotas"} & set(changes):
-        seats.set_places(event, fields.capacity, {q.sub_union_id: q.places for q in fields.quotas})
+        seats.set_places(event, fields.capacity or 0, {q.sub_union_id: q.places for q in fields.quotas})
     event.updated_at = clock.now()
     audit.record(officer, "event.edit", "event", event.id, fields=sorted(changes))
     return event
@@ -85,7 +85,7 @@ def _check_schedule(f: EventFields) -> None:
         raise Invalid("invalid_schedule", "报名截止时间不能晚于活动开始时间")
     if f.cancel_deadline is not None and f.cancel_deadline > f.starts_at:
         raise Invalid("invalid_schedule", "取消报名截止时间不能晚于活动开始时间")
-    if not f.quotas and f.capacity < 1:
+    if not f.quotas and not f.capacity:
         raise Invalid("invalid_capacity", "请填写活动名额（至少 1 人），或按分工会分配名额")
 
 

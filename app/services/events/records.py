@@ -103,7 +103,8 @@ class EventFields(BaseModel):
     signup_opens_at: Moment
     signup_closes_at: Moment
     cancel_deadline: Moment | None = Field(default=None, description="取消报名截止时间（空：活动开始前均可取消）")
-    capacity: whole(le=100_000) = Field(default=0, description="名额；按分工会分配时为各分工会名额之和")
+    capacity: whole(ge=1, le=100_000) | None = Field(
+        default=None, description="名额（至少 1 人）；必填，除非按分工会分配名额（quotas），此时为各分工会名额之和")
     quotas: list[QuotaIn] = Field(default_factory=list, max_length=200, description="名额分配（按分工会），可空")
     waitlist_enabled: bool = True
     audience: Audience = Field(default_factory=Audience)
@@ -115,6 +116,12 @@ class EventFields(BaseModel):
         if len({q.key for q in value}) != len(value):
             raise ValueError("报名题目的标识不能重复")
         return value
+
+    @model_validator(mode="after")
+    def _places_given(self):
+        if self.quotas == [] and self.capacity is None:       # a PATCH leaves both out (None): nothing to check
+            raise ValueError("缺少必填项 capacity（活动名额，至少 1 人），或按分工会分配名额 quotas")
+        return self
 
     @field_validator("quotas")
     @classmethod
