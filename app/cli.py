@@ -7,7 +7,7 @@ import sys
 import click
 
 from app.commands import Context, demo, pass_ctx, staff
-from app.commands import condolences, mp
+from app.commands import chinese, condolences, mp
 from app.config import ConfigError
 from app.errors import Refusal
 
@@ -18,6 +18,7 @@ def cli() -> None:
 
 
 def main() -> None:
+    chinese.install()
     try:
         cli(standalone_mode=True)
     except ConfigError as exc:

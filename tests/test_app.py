@@ -159,7 +159,8 @@ def test_public_default_secret_is_refused_outside_the_sqlite_demo():
     with pytest.raises(ConfigError, match=r"app\.secret_key"):
         load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su"})
     ok = load_config(environ={"SMART_UNION__DATABASE__URL": "postgresql+psycopg://u@db/su",
-                              "SMART_UNION__APP__SECRET_KEY": "x" * 40})
+                              "SMART_UNION__APP__SECRET_KEY": "x" * 40, "SMART_UNION__PRIVACY__KEYS__K1": "a2V5LWZvci1hLWRhdGFiYXNlLXNlcnZlci0wMTIzNDU=",
+                              "SMART_UNION__PRIVACY__CURRENT_KEY": "k1"})
     assert ok.app.secret_key == "x" * 40
 
 
@@ -175,5 +176,6 @@ def test_ids_and_pages_beyond_the_database_range_are_4xx_not_500(client, make_st
 def test_a_clock_file_is_refused_outside_tests_and_the_demo():
     with pytest.raises(ConfigError, match="app.clock_file"):
         load_config(environ={}, overrides={"database.url": "postgresql+psycopg://u@db/x", "app.clock_file": "/tmp/now",
-                                           "app.secret_key": "s" * 40})
+                                           "app.secret_key": "s" * 40, "privacy.keys": {"k1": "a2V5LWZvci1hLWRhdGFiYXNlLXNlcnZlci0wMTIzNDU="},
+                                           "privacy.current_key": "k1"})
     assert load_config(environ={}, overrides={"app.clock_file": "/tmp/now"}).app.clock_file == "/tmp/now"  # demo

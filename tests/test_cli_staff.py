@@ -97,6 +97,22 @@ def test_every_command_and_option_explains_itself_in_chinese():
     assert list(unexplained(smart_union, "smart-union")) == []
 
 
+@pytest.mark.backend_independent
+def test_clicks_own_messages_are_in_chinese_too():
+    """A mistyped command line is answered in the same language as everything else."""
+    def run(*args: str) -> str:
+        done = subprocess.run([SMART_UNION, *args], capture_output=True, text=True, timeout=60)
+        return done.stdout + done.stderr
+    assert "显示本帮助并退出" in run("--help") and "用法" in run("--help")
+    missing = run("staff", "grant")
+    assert "缺少参数" in missing and "查看帮助" in missing and "Missing" not in missing
+    assert "没有这个命令" in run("nosuch")
+    out_of_range = run("condolences", "set-rate", "--type", "本人住院", "--category", "在职", "--amount", "0",
+                       "--ceiling", "1", "--times", "1", "--from", "2027-01-01")
+    assert "不在范围" in out_of_range and "的值无效" in out_of_range
+    assert "不是可选的值" in run("condolences", "add-type", "x", "--label", "y", "--subject", "同事")
+
+
 def test_a_command_on_a_database_without_tables_says_so_in_one_line(tmp_path):
     """Run from the wrong directory, the embedded default points at no database: one line, nothing created."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}

@@ -139,7 +139,8 @@ def test_reset_starts_the_demo_over_but_never_touches_a_database_server(tmp_path
 
     server = subprocess.run([SMART_UNION, "demo", "--reset", "--port", str(free_port())], cwd=tmp_path,
                             env={**_demo_env(), "SMART_UNION__DATABASE__URL": "postgresql+psycopg://127.0.0.1/test",
-                                 "SMART_UNION__APP__SECRET_KEY": "k" * 40},
+                                 "SMART_UNION__APP__SECRET_KEY": "k" * 40,
+                                 "SMART_UNION__PRIVACY__KEYS__K1": "a2V5LWZvci1hLWRhdGFiYXNlLXNlcnZlci0wMTIzNDU=", "SMART_UNION__PRIVACY__CURRENT_KEY": "k1"},
                             capture_output=True, text=True, timeout=60)
     assert server.returncode != 0
     assert "只能清空内置的 SQLite 演示数据库" in server.stderr
