@@ -481,6 +481,7 @@ ROUTES: dict[tuple[str, str], Row] = {
                                                                              _campaign_body()), None)),
     ("GET", "/api/v1/officer/campaigns"): Row(SUB, plain("/api/v1/officer/campaigns")),
     # notices and their delivery
+    ("GET", "/api/v1/officer/notices"): Row(SUB, plain("/api/v1/officer/notices")),
     ("POST", "/api/v1/officer/notices"): Row(SUB, plain("/api/v1/officer/notices", {"title": "体检安排"})),
     ("GET", "/api/v1/officer/notices/<int:notice_id>/report"): Row(SUB, managed(
         "/api/v1/officer/notices/{}/report", lambda w, by, to: a_notice(w, to))),

@@ -355,6 +355,25 @@ def test_sub_union_officer_notices_only_their_sub_union(app, client, make_staff,
     assert refused.status_code == 403
 
 
+def test_officers_list_the_notices_they_can_follow_newest_first(app, client, make_staff, grant, token_for):
+    union, sub = make_staff(sub_union="机关分工会"), make_staff(sub_union="后勤分工会")
+    grant(union, "union_officer")
+    grant(sub, "sub_union_officer", sub_union="后勤分工会")
+    member = make_staff(sub_union="后勤分工会")
+    to_all = client.post("/api/v1/officer/notices", headers=bearer(token_for(union)), json={"title": "全体大会"})
+    to_logistics = client.post("/api/v1/officer/notices", headers=bearer(token_for(sub)), json={"title": "后勤会议"})
+    with app.app_context(), unit_of_work():
+        notifications.notify_people("service", "personal:1", [member], "个人通知")     # one person's: never listed
+    union_list = client.get("/api/v1/officer/notices", headers=bearer(token_for(union))).json
+    assert [n["title"] for n in union_list["items"]] == ["后勤会议", "全体大会"] and union_list["total"] == 2
+    assert union_list["items"][0]["id"] == to_logistics.json["notice_id"]
+    sub_list = client.get("/api/v1/officer/notices?page_size=1", headers=bearer(token_for(sub))).json
+    assert ([n["id"] for n in sub_list["items"]], sub_list["total"]) == ([to_logistics.json["notice_id"]], 1)
+    assert client.get("/api/v1/officer/notices?page=2", headers=bearer(token_for(sub))).json["items"] == []
+    assert to_all.status_code == 201
+    assert client.get("/api/v1/officer/notices", headers=bearer(token_for(member))).status_code == 403
+
+
 # --- consents -----------------------------------------------------------------------------------------------
 
 def test_each_accept_allows_one_more_send(client, make_staff, token_for):

@@ -11,6 +11,7 @@ from app.validation import BeijingTime
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import audiences, notifications
 from app.services.audiences import Audience
+from models import NoticeStatus
 
 bp = Blueprint("inbox", __name__)
 
@@ -98,6 +99,35 @@ def mark_all_read():
           tags=("inbox",))
 def record_subscriptions(body: SubscriptionsIn):
     return SubscriptionsOut(remaining=notifications.record_subscribe_results(g.staff, body.results))
+
+
+class NoticeSummary(BaseModel):
+    model_config = READS_RECORDS
+    id: int
+    kind: str = Field(description="announcement 公告 / service 服务通知 / greeting 祝福")
+    title: str
+    status: NoticeStatus
+    created_at: BeijingTime
+    send_after: BeijingTime
+
+
+class NoticePage(BaseModel):
+    items: list[NoticeSummary]
+    total: int
+    page: int
+
+
+class PageQuery(BaseModel):
+    page: int = Field(default=1, ge=1, le=100_000)
+    page_size: int = Field(default=20, ge=1, le=100)
+
+
+@bp.get("/officer/notices")
+@endpoint("我可以查看送达情况的通知（发给受众的，最新在前；报告见 /officer/notices/{notice_id}/report）",
+          auth=AuthLevel.OFFICER, query=PageQuery, response=NoticePage, tags=("officer",))
+def notice_list(query: PageQuery):
+    rows, total = notifications.notices_for_officer(g.staff, query.page, query.page_size)
+    return NoticePage(items=[NoticeSummary.model_validate(n) for n in rows], total=total, page=query.page)
 
 
 @bp.get("/officer/notices/<int:notice_id>/report")

@@ -247,6 +247,22 @@ def get_for_officer(officer: Staff, notice_id: int) -> Notice:
     return notice
 
 
+def notices_for_officer(officer: Staff, page: int, page_size: int) -> tuple[list[Notice], int]:
+    """The notices to an audience that an officer follows, newest first: what their delivery reports are for.
+    Notices to one person (a voucher, a condolence step, a signup) are not listed."""
+    policy.ensure_officer(officer)
+    addressed = select(Notice).where(Notice.audience.is_not(None)).order_by(Notice.id.desc())
+    if policy.officer_sub_unions(officer) is None:
+        total = db.session.scalar(select(func.count()).select_from(Notice).where(Notice.audience.is_not(None)))
+        return list(db.session.scalars(addressed.limit(page_size).offset((page - 1) * page_size))), total
+    # A sub-union officer's: decided per notice on its audience (JSON); the ids first, two columns per notice.
+    followed = [notice_id for notice_id, audience in db.session.execute(
+        select(Notice.id, Notice.audience).where(Notice.audience.is_not(None)).order_by(Notice.id.desc()))
+        if policy.oversees_notice(officer, Notice(audience=audience))]
+    shown = followed[(page - 1) * page_size:page * page_size]
+    return list(db.session.scalars(addressed.where(Notice.id.in_(shown)))) if shown else [], len(followed)
+
+
 def delivery_report(officer: Staff, notice_id: int) -> tuple[Notice, dict[str, Any]]:
     """Counts per delivery state, and the reasons behind skipped / failed / unknown rows."""
     notice = get_for_officer(officer, notice_id)

@@ -248,14 +248,20 @@ def sees_voucher(officer: Staff, voucher) -> bool:
 
 # --- notices and their delivery reports ------------------------------------------------------------------------
 
-def ensure_oversees_notice(officer: Staff, notice: Notice) -> None:
+def oversees_notice(officer: Staff, notice: Notice) -> bool:
     """Union officers follow every notice; a sub-union officer those addressed only to their sub-unions."""
-    ensure_officer(officer)
+    if not is_officer(officer):
+        return False
     scope = officer_sub_unions(officer)
     if scope is None:
-        return
+        return True
     named = set(Audience.model_validate(notice.audience or {}).sub_union_ids) if notice.audience else set()
-    if not named or not named <= scope:
+    return bool(named) and named <= scope
+
+
+def ensure_oversees_notice(officer: Staff, notice: Notice) -> None:
+    ensure_officer(officer)
+    if not oversees_notice(officer, notice):
         raise NotFound("找不到该通知", code="notice_not_found")
 
 
