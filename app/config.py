@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 ENV_PREFIX = "SMART_UNION__"
 CONFIG_PATH_ENV = "SMART_UNION_CONFIG"
+HOME_ENV = "SMART_UNION_HOME"
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 class ConfigError(Exception):
@@ -459,7 +461,22 @@ def load_config(path: str | os.PathLike | None = None, environ: dict[str, str] |
     _check_secret(cfg)
     _check_privacy_key(cfg)
     _check_clock(cfg)
-    return cfg
+    return _anchored(cfg, Path(environ.get(HOME_ENV) or REPOSITORY))
+
+
+def _anchored(cfg: "Config", home: Path) -> "Config":
+    """Relative paths — the embedded SQLite file, the embedded Redis, stored files — are under the home directory
+    (SMART_UNION_HOME, by default the repository), wherever a command is run from."""
+    def under_home(path: str) -> str:
+        return path if Path(path).is_absolute() else str(home / path)
+
+    url = cfg.database.url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        url = "sqlite:///" + under_home(url.split("///", 1)[1])
+    return cfg.model_copy(update={
+        "database": cfg.database.model_copy(update={"url": url}),
+        "redis": cfg.redis.model_copy(update={"embedded_path": under_home(cfg.redis.embedded_path)}),
+        "storage": cfg.storage.model_copy(update={"path": under_home(cfg.storage.path)})})
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

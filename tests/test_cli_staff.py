@@ -113,12 +113,30 @@ def test_clicks_own_messages_are_in_chinese_too():
     assert "不是可选的值" in run("condolences", "add-type", "x", "--label", "y", "--subject", "同事")
 
 
+def _embedded_env(home: Path) -> dict[str, str]:
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "SMART_UNION_HOME": str(home)}
+
+
+@pytest.mark.backend_independent
 def test_a_command_on_a_database_without_tables_says_so_in_one_line(tmp_path):
-    """Run from the wrong directory, the embedded default points at no database: one line, nothing created."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}
-    ran = subprocess.run([SMART_UNION, "staff", "revoke", "000001", "admin"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=60)
+    """A home whose embedded database has no tables yet: one line, nothing created."""
+    ran = subprocess.run([SMART_UNION, "staff", "revoke", "000001", "admin"], cwd=tmp_path,
+                         env=_embedded_env(tmp_path), capture_output=True, text=True, timeout=60)
     assert ran.returncode == 1
     [line] = ran.stderr.strip().splitlines()
     assert "还没有表结构" in line and "smart-union db upgrade" in line
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.backend_independent
+def test_the_embedded_default_lives_in_its_home_wherever_a_command_runs(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SMART_UNION, *args], cwd=elsewhere, env=_embedded_env(home), capture_output=True,
+                              text=True, timeout=120)
+    assert run("db", "upgrade").returncode == 0
+    added = run("staff", "add", "000777", "--name", "王老师")
+    assert added.returncode == 0 and "已保存" in added.stdout, added.stderr
+    assert (home / "instance" / "smart-union.db").exists() and list(elsewhere.iterdir()) == []

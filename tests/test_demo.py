@@ -23,13 +23,15 @@ pytestmark = pytest.mark.backend_independent
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 
 
-def _demo_env() -> dict:
-    return {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "PYTHONUNBUFFERED": "1"}
+def _demo_env(home: Path) -> dict:
+    """A newcomer's environment, with the demo's home (its SQLite file, Redis and uploads) in `home`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("SMART_UNION")}, "PYTHONUNBUFFERED": "1",
+            "SMART_UNION_HOME": str(home)}
 
 
 @contextmanager
 def _running_demo(cwd: Path, port: int, output: str = "demo.out", *options: str):
-    proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port), *options], cwd=cwd, env=_demo_env(),
+    proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port), *options], cwd=cwd, env=_demo_env(cwd),
                             stdout=open(cwd / output, "w"), stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     url = f"http://127.0.0.1:{port}"
@@ -123,7 +125,7 @@ def test_a_busy_port_stops_the_demo_before_anything_starts(tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        ran = subprocess.run([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=_demo_env(),
+        ran = subprocess.run([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=_demo_env(tmp_path),
                              capture_output=True, text=True, timeout=60)
     assert ran.returncode != 0
     assert f"端口 {port} 已被占用" in ran.stderr
@@ -138,7 +140,7 @@ def test_reset_starts_the_demo_over_but_never_touches_a_database_server(tmp_path
         assert requests.get(f"{url}/readyz", timeout=10).status_code == 200
 
     server = subprocess.run([SMART_UNION, "demo", "--reset", "--port", str(free_port())], cwd=tmp_path,
-                            env={**_demo_env(), "SMART_UNION__DATABASE__URL": "postgresql+psycopg://127.0.0.1/test",
+                            env={**_demo_env(tmp_path), "SMART_UNION__DATABASE__URL": "postgresql+psycopg://127.0.0.1/test",
                                  "SMART_UNION__APP__SECRET_KEY": "k" * 40,
                                  "SMART_UNION__PRIVACY__KEYS__K1": "a2V5LWZvci1hLWRhdGFiYXNlLXNlcnZlci0wMTIzNDU=", "SMART_UNION__PRIVACY__CURRENT_KEY": "k1"},
                             capture_output=True, text=True, timeout=60)

@@ -26,7 +26,7 @@ class Context:
         if not migrations.has_schema(self.config):
             raise click.ClickException(
                 f"数据库 {self.config.database.url.split('@')[-1]} 还没有表结构：请先运行 smart-union db upgrade"
-                "（内置 SQLite 的路径相对于当前目录，请在仓库目录下运行）")
+                "（内置 SQLite 在 SMART_UNION_HOME 目录下，默认为仓库目录）")
         return create_app(self.config)
 
 
