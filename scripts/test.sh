@@ -5,6 +5,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh" || exit 1
 "$ROOT/scripts/services.sh" --mariadb || exit 1
+"$ROOT/scripts/browser.sh" || exit 1        # the docs page is opened in headless chromium
 cd "$ROOT"
 status=0
 independent_done=0   # tests marked backend_independent run on the first backend only

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import re
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,24 @@ def test_docs_page_works_without_internet(client):
     html = page.get_data(as_text=True)
     assert "openapi.json" in html
     assert "http://" not in html and "https://" not in html   # nothing fetched from a CDN
+    for asset in re.findall(r'(?:src|href)="(docs/assets/[^"]+)"', html):
+        served = client.get(f"/api/v1/{asset}")
+        assert served.status_code == 200 and len(served.data) > 10_000, asset
+    assert client.get("/").headers["Location"].endswith("/api/v1/docs")
+
+
+@pytest.mark.backend_independent
+def test_the_document_groups_operations_by_area_with_examples_and_error_statuses(client):
+    doc = client.get("/api/v1/openapi.json").json
+    tags = [t["name"] for t in doc["tags"]]
+    assert tags[:3] == ["登录与绑定", "消息与通知", "公告与公示"] and "慰问" in tags
+    verify = doc["paths"]["/api/v1/officer/condolences/{request_id}/verify"]["post"]
+    assert verify["tags"] == ["慰问"] and verify["operationId"] == "condolences_verify"
+    assert {"401", "403", "404", "409"} <= set(verify["responses"])
+    filing = doc["paths"]["/api/v1/condolences"]["post"]["requestBody"]["content"]["application/json"]
+    assert filing["examples"]["示例 1"]["value"]["description"]
+    used = {tag for path in doc["paths"].values() for op in path.values() for tag in op["tags"]}
+    assert used <= set(tags)
 
 
 @pytest.mark.backend_independent

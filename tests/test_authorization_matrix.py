@@ -63,6 +63,7 @@ NOT_API_OPERATIONS = {
     ("GET", "/metrics"),                                           # internal networks or a token (test_operations.py)
     ("GET", "/wechat/mp"), ("POST", "/wechat/mp"),                 # WeChat's signed pushes (tests/test_wechat_mp.py)
     ("GET", "/api/v1/openapi.json"), ("GET", "/api/v1/docs"),      # the public API description
+    ("GET", "/api/v1/docs/assets/<path:name>"), ("GET", "/"),      # the docs page's files; the root: to the docs
     ("GET", "/static/<path:filename>"),                            # Flask's static folder (empty)
 }
 
@@ -625,7 +626,7 @@ def test_routes_that_are_not_api_operations_answer_anyone(client):
     for method, path in sorted(NOT_API_OPERATIONS):
         if "<" in path or path == "/wechat/mp":      # /wechat/mp is for WeChat's signed pushes only
             continue
-        assert client.open(path, method=method).status_code == 200, path
+        assert client.open(path, method=method, follow_redirects=True).status_code == 200, path
 
 
 def _refusal_below_gate(caller: Caller, gate: Caller) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, redirect
 
 API_PREFIX = "/api/v1"
 
@@ -13,6 +13,7 @@ def register_blueprints(app: Flask) -> None:
     from app.api import condolences, events, merchants, vouchers
 
     app.register_blueprint(health.bp)
+    app.add_url_rule("/", "root", lambda: redirect(f"{API_PREFIX}/docs"))     # a browser's first stop: the docs
     app.register_blueprint(wechat_mp.bp)   # /wechat/mp: the official account's server URL, at the root
     for module in (auth, staff, inbox, campaigns, announcements, followers, events, vouchers, merchants,
                    condolences, docs):

@@ -1,12 +1,13 @@
-"""The OpenAPI 3 document, generated from the `endpoint` specs and their pydantic models, and a docs page
-that needs no internet (no CDN: it renders the document itself)."""
+"""The OpenAPI 3.1 document, generated from the `endpoint` specs and their pydantic models, and the docs page:
+Swagger UI as shipped inside the flask-openapi3-swagger package, served from here (no CDN, no internet), with the
+operations grouped by area (the blueprint that serves them)."""
 
 from __future__ import annotations
 
 import re
 from importlib import resources
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, send_from_directory
 from werkzeug.routing import Rule
 from pydantic.json_schema import models_json_schema
 
@@ -32,6 +33,29 @@ def docs_page():
     return Response(html, mimetype="text/html")
 
 
+SWAGGER_UI = resources.files("flask_openapi3_swagger") / "templates" / "swagger"
+
+
+@bp.get("/docs/assets/<path:name>")
+def docs_asset(name: str):
+    return send_from_directory(str(SWAGGER_UI), name, max_age=24 * 3600)
+
+
+# Areas in the order a newcomer meets them: blueprint -> (tag, what it holds).
+AREAS = {
+    "auth": ("登录与绑定", "小程序登录、绑定教职工身份、我的资料、公众号绑定码"),
+    "inbox": ("消息与通知", "我的消息、订阅消息授权；工会干部的通知、送达情况与重发"),
+    "announcements": ("公告与公示", "公告列表与详情、附件；工会干部起草、发布、撤回与阅读统计"),
+    "events": ("活动报名", "活动、报名与取消、候补；工会干部的活动管理、名单导出与签到"),
+    "vouchers": ("生日蛋糕券", "我的生日券与出示；工会干部的发放、作废、补发、打印与政策"),
+    "merchants": ("蛋糕店与收银", "收银员绑定、核销、撤销与对账；工会干部管理蛋糕店与收银员"),
+    "condolences": ("慰问", "慰问申请、材料与撤回；分工会核实、校工会审批；慰问标准"),
+    "campaigns": ("节日慰问品", "节日慰问品的发放安排"),
+    "staff": ("名册与角色", "教职工名册、角色授予、解绑与绑定码、分工会、受众预览"),
+    "followers": ("公众号关注者", "公众号关注者与名册的对应"),
+}
+
+
 def build_openapi(app) -> dict:
     specs = _collect_specs(app)
     inputs = {(m, "validation") for _, _, spec, _ in specs for m in (spec.body, spec.query) if m is not None}
@@ -46,6 +70,7 @@ def build_openapi(app) -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "智慧工会 Smart Union API", "version": "1"},
+        "tags": [{"name": name, "description": about} for name, about in AREAS.values()],
         "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
@@ -75,7 +100,8 @@ def _operation(spec: EndpointSpec, method: str, rule: Rule, refs: dict) -> dict:
     ok: dict = {"description": "成功"}
     if spec.response is not None:
         ok["content"] = {"application/json": {"schema": refs[(spec.response, "serialization")]}}
-    op: dict = {"summary": spec.summary, "tags": list(spec.tags),
+    area = AREAS.get(rule.endpoint.split(".")[0], (rule.endpoint.split(".")[0], ""))[0]
+    op: dict = {"summary": spec.summary, "tags": [area], "operationId": rule.endpoint.replace(".", "_"),
                 "responses": {str(spec.status): ok, **{str(code): _error(code) for code in _error_codes(spec, method,
                                                                                                           rule)}}}
     params = [{"name": name, "in": "path", "required": True, "schema": _path_schema(converter)}
@@ -88,8 +114,12 @@ def _operation(spec: EndpointSpec, method: str, rule: Rule, refs: dict) -> dict:
     if params:
         op["parameters"] = params
     if spec.body is not None:
-        op["requestBody"] = {"required": not body_is_optional(spec.body),
-                             "content": {"application/json": {"schema": refs[(spec.body, "validation")]}}}
+        content = {"schema": refs[(spec.body, "validation")]}
+        extra = spec.body.model_config.get("json_schema_extra")
+        examples = extra.get("examples") if isinstance(extra, dict) else None
+        if examples:
+            content["examples"] = {f"示例 {n}": {"value": value} for n, value in enumerate(examples, 1)}
+        op["requestBody"] = {"required": not body_is_optional(spec.body), "content": {"application/json": content}}
     if spec.upload is not None:
         form = {"type": "object", "required": [spec.upload],
                 "properties": {spec.upload: {"type": "string", "format": "binary"}}}
