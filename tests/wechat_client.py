@@ -12,46 +12,20 @@ and decrypts the reply. It talks to a Flask test client or, given a base URL, ov
 from __future__ import annotations
 
 import base64
-import hashlib
 import itertools
-import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import requests
-import xmltodict
-from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from wechatpy.events import EVENT_TYPES
 from wechatpy.fields import Base64DecodeField, DateTimeField, FloatField, IntegerField, StringField
 from wechatpy.messages import MESSAGE_TYPES
 
-ACCOUNT = "gh_0123456789ab"          # the official account's original id (ToUserName)
+from app.wechat.simulated_push import ACCOUNT, Account, opened_reply, sign, signed, to_xml
+
 PATH = "/wechat/mp"
 _sequence = itertools.count(int(time.time()) * 1000)
-
-
-def sign(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode("utf-8")).hexdigest()
-
-
-def cdata(value: str) -> str:
-    return f"<![CDATA[{value}]]>"
-
-
-def to_xml(fields: dict[str, Any]) -> str:
-    """Elements in WeChat's style: text in CDATA, numbers bare, dicts nested, lists as repeated elements."""
-    parts = []
-    for tag, value in fields.items():
-        for item in value if isinstance(value, list) else [value]:
-            if isinstance(item, dict):
-                inner = to_xml(item)
-            elif isinstance(item, (int, float)):
-                inner = str(item)
-            else:
-                inner = cdata(str(item))
-            parts.append(f"<{tag}>{inner}</{tag}>")
-    return "".join(parts)
 
 
 @dataclass
@@ -136,20 +110,14 @@ class WeChatPusher:
 
     # ---- sending ---------------------------------------------------------------------------------------------
 
+    @property
+    def account(self) -> Account:
+        return Account(self.token, self.appid, self.encoding_aes_key, self.encrypt, self.compatible)
+
     def query(self, body: bytes, timestamp: str | None = None, nonce: str | None = None) -> tuple[dict[str, str], bytes]:
         """The signed query WeChat puts on the URL, and the body it posts (encrypted in AES mode). WeChat stamps
         each push with the time and a fresh nonce; a test may give its own (an old capture, a reused nonce)."""
-        timestamp = timestamp or str(int(time.time()))
-        nonce = nonce or str(secrets.randbelow(10 ** 10))
-        params = {"signature": sign(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
-                  "openid": "o-query"}
-        if not self.encrypt:
-            return params, body
-        encrypted = PrpCrypto(self._aes_key()).encrypt(body.decode("utf-8"), self.appid).decode("ascii")
-        plain_fields = body.decode("utf-8")[len("<xml>"):-len("</xml>")] if self.compatible else \
-            to_xml({"ToUserName": ACCOUNT})
-        params.update(encrypt_type="aes", msg_signature=sign(self.token, timestamp, nonce, encrypted))
-        return params, f"<xml>{plain_fields}<Encrypt>{cdata(encrypted)}</Encrypt></xml>".encode("utf-8")
+        return signed(self.account, body, timestamp, nonce)
 
     def push(self, body: bytes, params: dict[str, str] | None = None, raw: bool = False,
              headers: dict[str, str] | None = None, timestamp: str | None = None,
@@ -177,16 +145,10 @@ class WeChatPusher:
         response = self.target.get(PATH, query_string=params)
         return response.status_code, response.get_data(as_text=True)
 
-    def _aes_key(self) -> bytes:
-        return base64.b64decode(self.encoding_aes_key + "=")
-
     def _reply(self, status: int, body: str) -> PushReply:
-        xml = body
-        if status == 200 and self.encrypt and body.startswith("<xml>"):
-            outer = xmltodict.parse(body)["xml"]
-            crypto = WeChatCrypto(self.token, self.encoding_aes_key, self.appid)
-            xml = crypto.decrypt_message(body, outer["MsgSignature"], outer["TimeStamp"], outer["Nonce"])
-        data = xmltodict.parse(xml)["xml"] if status == 200 and xml.startswith("<xml>") else None
+        if status != 200:
+            return PushReply(status, body, body, None)
+        xml, data = opened_reply(self.account, body)
         return PushReply(status, body, xml, data)
 
 
