@@ -285,3 +285,18 @@ def test_reset_forgets_tokens_messages_calls_and_users(fake_wechat, clients, mp_
     fake_wechat.reset()
     assert control(fake_wechat, "sent") == [] and control(fake_wechat, "calls") == {}
     assert api(fake_wechat, "cgi-bin/user/info", token, openid="o-1")["errcode"] == 40001
+
+
+def test_the_root_page_shows_what_wechat_would_have_delivered_per_person_newest_first(fake_wechat, clients):
+    clients.mini.send_subscribe_message("o-alice", "tpl-sub", {"thing1": {"value": "报名成功"}}, page="pages/events")
+    clients.mp.send_template_message("o-bob", "tpl-1", {"first": {"value": "慰问申请有新进展"}})
+    clients.mp.message.send_text("o-alice", "<b>公告已发布</b>")
+    page = requests.get(f"{fake_wechat.url}/", timeout=10)
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    html = page.text
+    assert html.index("o-alice") < html.index("o-bob")            # alice has the newest message
+    alice = html[html.index("o-alice"):html.index("o-bob")]
+    assert alice.index("公众号客服消息") < alice.index("小程序订阅消息")   # her newest first
+    assert "报名成功" in alice and "pages/events" in alice and "共 3 条" in html
+    assert "&lt;b&gt;公告已发布&lt;/b&gt;" in alice and "<b>公告" not in html      # shown, never interpreted
+    assert "慰问申请有新进展" in html[html.index("o-bob"):]

@@ -1,5 +1,8 @@
 """The fake WeChat server over HTTP: API dispatch (call counting, injections, token checks) and control endpoints.
 
+GET / is a page for people: what WeChat would have delivered (template, subscribe and customer-service messages),
+per person, newest first.
+
 Control endpoints live under /_fake/ and need no token:
   GET  /_fake/sent            every delivered message
   GET  /_fake/calls           {endpoint path: number of calls}, refused calls included
@@ -16,6 +19,7 @@ import json
 import logging
 import threading
 import time
+from html import escape
 from typing import Any, Callable
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -57,7 +61,9 @@ class FakeWeChatApp:
     def __call__(self, environ, start_response):
         request = Request(environ)
         path = request.path.lstrip("/")
-        if path.startswith(CONTROL_PREFIX):
+        if path == "" and request.method == "GET":
+            response = Response(deliveries_page(self.state.sent_messages()), mimetype="text/html")
+        elif path.startswith(CONTROL_PREFIX):
             response = self._control(request, path[len(CONTROL_PREFIX):])
         else:
             response = self._api(request, path)
@@ -145,6 +151,42 @@ class _QuietRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         log.debug("%s %s -> %s", self.command, getattr(self, "path", "?"), code)
+
+
+KINDS = {"cgi-bin/message/template/send": "公众号模板消息", "cgi-bin/message/subscribe/send": "小程序订阅消息",
+         "cgi-bin/message/custom/send": "公众号客服消息"}
+
+
+def deliveries_page(sent: list[dict[str, Any]]) -> str:
+    """Each person's messages, newest first; people ordered by their newest message."""
+    by_person: dict[str, list[dict[str, Any]]] = {}
+    for message in sorted(sent, key=lambda m: m["msgid"], reverse=True):
+        by_person.setdefault(message.get("touser") or "?", []).append(message)
+    sections = "".join(
+        f"<section><h2>{escape(person)}（{len(messages)} 条）</h2>{''.join(map(_message_html, messages))}</section>"
+        for person, messages in by_person.items()) or "<p>还没有发出任何消息。</p>"
+    return (f"<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>模拟微信：已送达的消息</title>"
+            f"<style>{PAGE_STYLE}</style></head><body><h1>模拟微信：微信会送达的消息</h1>"
+            f"<p>按接收人（openid）分组，最新的在前；共 {len(sent)} 条。刷新页面查看新消息。</p>{sections}</body></html>")
+
+
+PAGE_STYLE = ("body{font-family:system-ui,'PingFang SC','Microsoft YaHei',sans-serif;max-width:900px;margin:2rem auto;"
+              "color:#222}section{border-top:1px solid #ddd;margin-top:1rem}.msg{background:#f6f8fa;border-radius:6px;"
+              "padding:.5rem .8rem;margin:.5rem 0}.meta{color:#666;font-size:.85rem}dt{font-weight:bold;float:left;"
+              "clear:left;width:7rem}dd{margin-left:7.5rem}")
+
+
+def _message_html(message: dict[str, Any]) -> str:
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(message["at"]))
+    values = {key: (value.get("value") if isinstance(value, dict) else value)
+              for key, value in (message.get("data") or {}).items()}
+    if message.get("content"):
+        values["内容"] = message["content"]
+    fields = "".join(f"<dt>{escape(str(k))}</dt><dd>{escape(str(v))}</dd>" for k, v in values.items())
+    target = message.get("page") or message.get("url") or ""
+    return (f"<div class=\"msg\"><div class=\"meta\">{escape(KINDS.get(message['endpoint'], message['endpoint']))}"
+            f" · {at} · 模板 {escape(str(message.get('template_id') or '-'))}"
+            f"{' · 打开 ' + escape(str(target)) if target else ''}</div><dl>{fields}</dl></div>")
 
 
 def apps_from_config(cfg: Config) -> list[FakeApp]:
