@@ -396,7 +396,7 @@ class PrivacySection(Section):
 class DemoSection(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=0, le=65535)
-    fake_wechat_port: int = Field(default=0, ge=0, le=65535)
+    fake_wechat_port: int = Field(default=5001, ge=0, le=65535)    # its page: what WeChat would deliver
 
 
 class Config(Section):

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import click
 from sqlalchemy import func, select
@@ -14,7 +16,8 @@ from app.extensions import db
 from app.unit_of_work import unit_of_work
 from app import clock
 from app.services import merchants, roster, vouchers
-from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus
+from app.services.audiences import Audience
+from models import BirthdayCalendar, Gender, Role, Staff, StaffStatus, WeChatApp, WeChatIdentity
 
 SUB_UNIONS = ["机关分工会", "信息工程学院分工会", "外国语学院分工会", "后勤分工会", "离退休工作处直属小组"]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -49,6 +52,7 @@ def seed_demo_data(count: int = 50) -> None:
         merchants.create_merchant(officer, merchants.MerchantIn(name=vouchers.current_policy().merchant,
                                                                 shops=[DEMO_SHOP]))
         _condolences_at_each_stage()
+        _journeys(officer, rng)
 
 
 def demo_cashier_code() -> str:
@@ -66,6 +70,46 @@ def _birthday_voucher_for(employee_no: str) -> None:
     roster.update_staff(employee_no, {"birthday": birthday, "birthday_calendar": BirthdayCalendar.SOLAR},
                         actor_label="demo")
     vouchers.issue_due_vouchers(clock.now())
+
+
+VOLLEYBALL, READING, TABLE_TENNIS = "教职工气排球赛", "读书节·好书分享会", "乒乓球友谊赛（名额已满，可候补）"
+CHECKUP, ACCOUNTS = "关于开展 2026 年度教职工体检的通知", "工会经费使用情况公示"
+
+
+def _journeys(officer: Staff, rng: random.Random) -> None:
+    """What every journey needs: the officer and 李老师 on WeChat (the officer's mini-program login lets WeChat check
+    an announcement's content; both follow the official account), two announcements of which 李老师 read one, two
+    open events with seats, a full one with a waiting list, a gift campaign, and the notices all this sends."""
+    from app.services import announcements, holidays
+    from app.services.events import lifecycle, seats
+
+    teacher = roster.get_staff(DEMO_STAFF["employee_no"])
+    now = clock.now()
+    db.session.add_all([
+        WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"demo-{OFFICER['employee_no']}", staff_id=officer.id,
+                       bound_at=now),
+        *(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=f"mp-{who.employee_no}", staff_id=who.id,
+                         following=True, bound_at=now) for who in (officer, teacher))])
+    db.session.flush()
+    for title, body in ((CHECKUP, "今年的教职工体检 12 月 10 日开始，请按分工会安排的时间到校医院参加。"),
+                        (ACCOUNTS, "2026 年前三季度工会经费收支情况如下，欢迎教职工监督。")):
+        draft = announcements.create_draft(officer, title=title, body=body)
+        announcements.publish(officer, draft.id)
+    announcements.record_read(teacher, announcements.get_for_staff(teacher, draft.id))
+    for title, category, capacity in ((VOLLEYBALL, "sports", 30), (READING, "culture", 50), (TABLE_TENNIS, "sports", 2)):
+        event = lifecycle.create_event(officer, lifecycle.EventFields(
+            title=title, category=category, place="体育馆" if category == "sports" else "图书馆报告厅",
+            description="欢迎报名", capacity=capacity, starts_at=now + timedelta(days=10),
+            ends_at=now + timedelta(days=10, hours=3), signup_opens_at=now - timedelta(days=1),
+            signup_closes_at=now + timedelta(days=7)))
+        lifecycle.publish_event(officer, event.id)
+    members = list(db.session.scalars(select(Staff).where(Staff.employee_no.not_in(
+        [OFFICER["employee_no"], DEMO_STAFF["employee_no"]]), Staff.status == StaffStatus.ACTIVE).order_by(Staff.id)))
+    for member in rng.sample(members, 3):                  # two seats taken, one waiting
+        seats.sign_up(event.id, member, {})
+    year = clock.today().year + (1 if clock.today().month > 2 else 0)
+    holidays.create_campaign(officer, "spring_festival", year, "年货礼包一份", "工会办公室（行政楼 302）",
+                             now + timedelta(days=30), now + timedelta(days=40), Audience())
 
 
 def _condolences_at_each_stage() -> None:
@@ -109,12 +153,32 @@ def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender
     roster.upsert_staff(employee_no, fields, actor_label="demo")
 
 
-def print_try_it(base_url: str, fake_url: str, cashier_code: str = "") -> None:
-    def login_and_bind(who: dict, label: str) -> str:
+ACCOUNTS_TABLE = [   # 工号, 姓名, 角色, 手机号（绑定时的模拟授权码 phone:手机号）
+    (OFFICER, "校工会干部（审批慰问、发布公告和活动）"), (SECOND_OFFICER, "校工会干部（四眼原则的第二人）"),
+    (SUB_OFFICER, "分工会干部（信息工程学院，核实慰问）"), (DEMO_STAFF, "教职工（信息工程学院）"),
+]
+
+
+def walkthrough_ids() -> dict[str, int | None]:
+    """The records the printed walk-through names, as they are now (the lines stay right on every start)."""
+    from app.services import announcements
+    from models import Announcement, CondolenceRequest, CondolenceStatus, Event
+
+    with unit_of_work():
+        events = dict(db.session.execute(select(Event.title, Event.id)).all())
+        checkup = db.session.scalar(select(Announcement).where(Announcement.title == CHECKUP))
+        verified = db.session.scalar(select(CondolenceRequest.id).where(
+            CondolenceRequest.status == CondolenceStatus.VERIFIED).limit(1))
+        return {"volleyball": events.get(VOLLEYBALL), "table_tennis": events.get(TABLE_TENNIS),
+                "notice": announcements.publication_notice_id(checkup) if checkup else None, "verified": verified}
+
+
+def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashier_code: str = "") -> None:
+    def login(who: dict, variable: str, label: str) -> str:
         """Works on every start: logs in, and binds only when this WeChat account is not bound yet."""
         bind = {"employee_no": who["employee_no"], "name": who["name"], "phone_code": f"phone:{who['phone']}"}
         return (f"# {label}：登录（模拟微信 code）→ 尚未绑定时绑定（模拟手机号授权）→ 我的资料\n"
-                f"TOKEN=$(python3 - <<'PY'\n"
+                f"{variable}=$(python3 - <<'PY'\n"
                 f"import json, urllib.request\n"
                 f"def post(path, body, token=None):\n"
                 f"    headers = {{'Content-Type': 'application/json', **({{'Authorization': 'Bearer ' + token}} if token else {{}})}}\n"
@@ -125,13 +189,48 @@ def print_try_it(base_url: str, fake_url: str, cashier_code: str = "") -> None:
                 f"    answer = post('/api/v1/auth/bind', {json.dumps(bind, ensure_ascii=False)}, answer['token'])\n"
                 f"print(answer['token'])\n"
                 f"PY\n)\n"
-                f"curl -s {base_url}/api/v1/me -H \"Authorization: Bearer $TOKEN\"\n")
+                f"curl -sS --fail-with-body {base_url}/api/v1/me -H \"Authorization: Bearer ${variable}\"\n")
 
-    click.echo(f"\n智慧工会演示已启动：{base_url}   API 文档：{base_url}/api/v1/docs   模拟微信：{fake_url}\n")
-    click.echo(login_and_bind(DEMO_STAFF, "教职工 李老师"))
-    click.echo(login_and_bind(OFFICER, "校工会干部 张工会"))
-    click.echo(f"curl -s '{base_url}/api/v1/officer/staff?page_size=5' -H \"Authorization: Bearer $TOKEN\"\n")
-    click.echo("# 李老师的生日蛋糕券：用李老师的 TOKEN 调用 GET /api/v1/vouchers，再 POST /api/v1/vouchers/<id>/show 出示\n")
+    def call(variable: str, path: str, note: str, method: str = "GET", body: str = "") -> str:
+        data = f" -H 'Content-Type: application/json' -d '{body}'" if body else ""
+        verb = f" -X {method}" if method != "GET" else ""
+        return (f"curl -sS --fail-with-body{verb} '{base_url}{path}' -H \"Authorization: Bearer ${variable}\"{data}"
+                f"   # {note}\n")
+
+    click.echo(f"\n智慧工会演示已启动：{base_url}\n  API 文档（浏览器打开）：{base_url}/api/v1/docs\n"
+               f"  模拟微信（微信会送达的消息，按人分组）：{fake_url}/\n")
+    click.echo("演示账号（小程序登录用模拟 code：code:demo-工号；绑定时手机号授权码：phone:手机号）：")
+    click.echo(f"  {'工号':<6}  {'姓名':<4}  {'手机号':<11}  角色")
+    for who, role in ACCOUNTS_TABLE:
+        click.echo(f"  {who['employee_no']:<8}{who['name']:<5}{who['phone']:<13}{role}")
+    click.echo("\n=== 教职工的前五分钟（李老师）===")
+    click.echo(login(DEMO_STAFF, "STAFF", "① 登录"))
+    steps = [("/api/v1/announcements", "② 公告：两条，一条未读"), ("/api/v1/events", "③ 可以报名的活动")]
+    click.echo("".join(call("STAFF", path, note) for path, note in steps), nl=False)
+    if ids["volleyball"] and ids["table_tennis"]:
+        click.echo(call("STAFF", f"/api/v1/events/{ids['volleyball']}/signup", "④ 报名气排球赛（有名额：报名成功）",
+                        "POST"), nl=False)
+        click.echo(call("STAFF", f"/api/v1/events/{ids['table_tennis']}/signup", "⑤ 报名乒乓球赛（已满：进入候补）",
+                        "POST"), nl=False)
+    for path, note in (("/api/v1/inbox", "⑥ 我的消息"), ("/api/v1/vouchers", "⑦ 生日蛋糕券（三天后生日）"),
+                       ("/api/v1/condolences", "⑧ 我的慰问申请（待核实）")):
+        click.echo(call("STAFF", path, note), nl=False)
+    click.echo("\n=== 工会干部的前五分钟（张工会）===")
+    click.echo(login(OFFICER, "OFFICER", "① 登录"))
+    click.echo(call("OFFICER", "/api/v1/officer/staff?page_size=5", "② 名册"), nl=False)
+    if ids["table_tennis"]:
+        click.echo(call("OFFICER", f"/api/v1/officer/events/{ids['table_tennis']}/signups", "③ 乒乓球赛的报名与候补名单"),
+                   nl=False)
+    click.echo(call("OFFICER", "/api/v1/officer/notices", "④ 发出的通知"), nl=False)
+    if ids["notice"]:
+        click.echo(call("OFFICER", f"/api/v1/officer/notices/{ids['notice']}/report", "⑤ 体检通知的送达情况"), nl=False)
+    click.echo(call("OFFICER", "/api/v1/officer/condolences", "⑥ 慰问申请（各个阶段）"), nl=False)
+    if ids["verified"]:
+        click.echo(call("OFFICER", f"/api/v1/officer/condolences/{ids['verified']}/approve",
+                        "⑦ 批准分工会已核实的申请（按标准金额）", "POST", '{"payment": "money"}'), nl=False)
+    command = Path(sys.executable).parent / "smart-union"
+    click.echo(f"{command} mp say --url {base_url} --as {OFFICER['employee_no']} \"帮助\"   # ⑧ 公众号：像微信一样推送一条消息")
+    click.echo(f"# ⑨ 浏览器打开 {fake_url}/ ，看微信会送达给每个人的消息\n")
     if cashier_code:
         click.echo(f"# 蛋糕店收银员：登录（code:demo-cashier）后 POST {base_url}/api/v1/cashier/bind "
                    f"-d '{{\"code\": \"{cashier_code}\"}}'，再用 /api/v1/cashier/redeem 核销李老师出示的短码\n")

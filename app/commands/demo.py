@@ -18,12 +18,15 @@ from app.config import load_config
 @pass_ctx
 def demo(ctx: Context, port: int | None, reset: bool) -> None:
     from app import create_app, migrations
-    from app.demo_data import demo_cashier_code, print_try_it, seed_demo_data
+    from app.demo_data import demo_cashier_code, print_try_it, seed_demo_data, walkthrough_ids
     from app.fakewechat import FakeWeChatServer
 
     base = ctx.config
     port = port if port is not None else base.demo.port
-    _ensure_port_free(base.demo.host, port)          # before anything starts
+    _ensure_port_free(base.demo.host, port, "请用 --port 指定其他端口")          # before anything starts
+    if base.demo.fake_wechat_port:
+        _ensure_port_free("127.0.0.1", base.demo.fake_wechat_port,
+                          "模拟微信用的端口：请用环境变量 SMART_UNION__DEMO__FAKE_WECHAT_PORT 指定其他端口（0 为任选）")
     if reset:
         _reset_embedded_database(base.database.url)
     exit_cleanly_on_sigterm()
@@ -35,17 +38,18 @@ def demo(ctx: Context, port: int | None, reset: bool) -> None:
     with app.app_context():
         seed_demo_data()
         cashier_code = demo_cashier_code()
+        ids = walkthrough_ids()
     start_jobs_in_process(app)
-    print_try_it(f"http://{config.demo.host}:{port}", fake.url, cashier_code)
+    print_try_it(f"http://{config.demo.host}:{port}", fake.url.rstrip("/"), ids, cashier_code)
     run_simple(config.demo.host, port, app, threaded=True, use_reloader=False, request_handler=PathOnlyLog)
 
 
-def _ensure_port_free(host: str, port: int) -> None:
+def _ensure_port_free(host: str, port: int, hint: str) -> None:
     with socket.socket() as probe:
         try:
             probe.bind((host, port))
         except OSError:
-            raise click.ClickException(f"端口 {port} 已被占用（可能已有一个演示在运行），请用 --port 指定其他端口") from None
+            raise click.ClickException(f"端口 {port} 已被占用（可能已有一个演示在运行）：{hint}") from None
 
 
 def _reset_embedded_database(url: str) -> None:
