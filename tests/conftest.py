@@ -11,8 +11,11 @@ time both pass.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -36,6 +39,10 @@ SERVERS = {   # where each run creates its own database (the database named here
 REDIS_URL = os.environ.get("SMART_UNION_TEST_REDIS", "redis://127.0.0.1:6379/9")
 RUN_ID = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
 REDIS_PREFIX = f"sutest:{RUN_ID}:"
+# Every process this run starts inherits the mark (it is not a SMART_UNION* variable, which subprocess
+# environments filter out): what still carries it when the run ends was left behind (pytest_sessionfinish).
+PROCESS_MARK = "SU_TEST_PROCESSES"
+os.environ[PROCESS_MARK] = RUN_ID
 
 
 def clear_run_keys(client: redis_lib.Redis) -> None:
@@ -312,8 +319,43 @@ def count_queries(app):
     return lambda: QueryCounter(app.extensions["db.engine"])
 
 
+def marked_processes() -> list[tuple[int, str]]:
+    """(pid, command line) of live processes carrying this run's mark, other than pytest itself."""
+    wanted = f"{PROCESS_MARK}={RUN_ID}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        if int(entry.name) == os.getpid():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
+        except (OSError, UnicodeDecodeError):       # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """No process outlives the run: demos, servers, CLI commands and the embedded redis-servers they start.
+    A straggler is given a few seconds to exit, then reported (the run fails) and killed."""
+    deadline = time.monotonic() + 10
+    while (left := marked_processes()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    session.config.stash[LEFT_BEHIND] = left
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if left:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+LEFT_BEHIND = pytest.StashKey[list]()
+
+
 def pytest_terminal_summary(terminalreporter):
-    """The property-based API run's figures: operations, cases and statuses per operation (0 x 5xx expected)."""
+    """Processes the run left behind, and the property-based API run's figures: operations, cases and statuses per
+    operation (0 x 5xx expected)."""
+    for pid, command in terminalreporter.config.stash.get(LEFT_BEHIND, []):
+        terminalreporter.write_line(f"LEFT BEHIND by this run (killed now): pid {pid}: {command}", red=True)
     from tests import api_property_counts
 
     counts = api_property_counts.COUNTS
