@@ -64,6 +64,17 @@ def test_the_publish_answer_names_the_notice_to_follow(client, union):
     report = client.get(f"/api/v1/officer/notices/{notice_id}/report", headers=bearer(officer))
     assert report.status_code == 200 and report.json["title"] == "体检通知"
 
+def test_a_category_is_given_by_its_code_or_its_chinese_label_and_answered_with_both(client, union):
+    officer = union["tokens"]["officer"]
+    by_label = create(client, officer, title="经费公示", category="公示")
+    assert (by_label["category"], by_label["category_label"]) == ("disclosure", "公示")
+    assert create(client, officer, title="秋游", category="activity")["category_label"] == "活动"
+    refused = client.post("/api/v1/officer/announcements", headers=bearer(officer),
+                          json={"title": "x", "body": "y", "category": "新闻"})
+    assert refused.status_code == 422
+    assert "notice（通知）" in refused.json["error"]["message"] and "disclosure（公示）" in refused.json["error"]["message"]
+
+
 def test_pinned_first_then_newest_with_unread_flags(client, union):
     officer = union["tokens"]["officer"]
     for title, pinned in (("旧通知", False), ("置顶通知", True), ("新通知", False)):

@@ -37,11 +37,19 @@ class AttachmentOut(BaseModel):
         return f"/api/v1/announcements/{self.announcement_id}/attachments/{self.id}"
 
 
-class AnnouncementSummary(BaseModel):
+class CategoryLabelled(BaseModel):
+    category: AnnouncementCategory
+
+    @computed_field
+    @property
+    def category_label(self) -> str:
+        return announcements.CATEGORY_LABELS[self.category]
+
+
+class AnnouncementSummary(CategoryLabelled):
     model_config = READS_RECORDS
     id: int
     title: str
-    category: AnnouncementCategory
     pinned: bool
     published_at: BeijingTime | None
     read: bool
@@ -53,12 +61,11 @@ class AnnouncementList(BaseModel):
     page: int
 
 
-class AnnouncementDetail(BaseModel):
+class AnnouncementDetail(CategoryLabelled):
     model_config = READS_RECORDS
     id: int
     title: str
     body: str
-    category: AnnouncementCategory
     pinned: bool
     status: AnnouncementStatus
     published_at: BeijingTime | None
@@ -82,7 +89,8 @@ class AnnouncementIn(BaseModel):
         {"title": "关于开展春季健步走活动的通知", "body": "请各分工会组织会员报名。", "category": "activity"}]})
     title: str = Field(default="", max_length=100)
     body: str = Field(default="", max_length=20000)
-    category: AnnouncementCategory = AnnouncementCategory.NOTICE
+    category: announcements.CategoryChoice = Field(default=AnnouncementCategory.NOTICE,
+                                                   description="notice 通知 / activity 活动 / welfare 福利 / disclosure 公示")
     audience: Audience = Field(default_factory=Audience)
     pinned: bool = False
     disclosure_ends_at: Moment | None = Field(default=None, description="公示期截止（公示类）")

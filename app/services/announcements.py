@@ -14,6 +14,7 @@ from wechatpy.exceptions import WeChatClientException
 from app import clock
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.extensions import db
+from app.validation import labelled
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, address, audience_condition, count_audience
 from app.wechat import mini_client
@@ -24,6 +25,11 @@ from models import (
 log = logging.getLogger(__name__)
 CONTENT_CHECK_SCENE = 3          # msg_sec_check scene 3: 论坛 (public posts)
 NO_RECENT_LOGIN = 61010
+
+
+CATEGORY_LABELS = {AnnouncementCategory.NOTICE: "通知", AnnouncementCategory.ACTIVITY: "活动",
+                   AnnouncementCategory.WELFARE: "福利", AnnouncementCategory.DISCLOSURE: "公示"}
+CategoryChoice = labelled(AnnouncementCategory, CATEGORY_LABELS)
 
 
 def publication_notice_id(announcement: Announcement) -> int | None:
