@@ -319,15 +319,19 @@ def count_queries(app):
     return lambda: QueryCounter(app.extensions["db.engine"])
 
 
-def marked_processes() -> list[tuple[int, str]]:
-    """(pid, command line) of live processes carrying this run's mark, other than pytest itself."""
+def marked_processes(basetemp: Path | None) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes this run started, other than pytest itself: those carrying its mark,
+    and those working in its tmp dirs (an embedded redis-server starts with an environment of its own, in the
+    directory of its database)."""
     wanted = f"{PROCESS_MARK}={RUN_ID}".encode()
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         if int(entry.name) == os.getpid():
             continue
         try:
-            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+            ours = wanted in (entry / "environ").read_bytes().split(b"\0") or (
+                basetemp is not None and Path(os.readlink(entry / "cwd")).is_relative_to(basetemp))
+            if ours:
                 found.append((int(entry.name), (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()))
         except (OSError, UnicodeDecodeError):       # gone meanwhile, or not ours to read
             continue
@@ -337,8 +341,10 @@ def marked_processes() -> list[tuple[int, str]]:
 def pytest_sessionfinish(session, exitstatus):
     """No process outlives the run: demos, servers, CLI commands and the embedded redis-servers they start.
     A straggler is given a few seconds to exit, then reported (the run fails) and killed."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    basetemp = factory.getbasetemp() if factory is not None and factory._basetemp is not None else None
     deadline = time.monotonic() + 10
-    while (left := marked_processes()) and time.monotonic() < deadline:
+    while (left := marked_processes(basetemp)) and time.monotonic() < deadline:
         time.sleep(0.2)
     session.config.stash[LEFT_BEHIND] = left
     for pid, _ in left:

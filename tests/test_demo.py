@@ -3,11 +3,13 @@ login and officer flows the README prints."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
+import time
 import sys
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -123,6 +125,33 @@ def test_the_printed_walkthroughs_work_on_every_start(tmp_path):
             page = requests.get(fake, timeout=10).text
             if start == 0:       # (a restarted demo has a fresh fake WeChat, and its notices went out the first time)
                 assert "mp-000002" in page and "公众号模板消息" in page   # what WeChat would have delivered to 李老师
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and "zombie" not in Path(f"/proc/{pid}/status").read_text()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_stopping_the_demo_stops_everything_it_started(tmp_path, stop):
+    """The demo and the redis-server it starts for itself (detached, in a session of its own) both end."""
+    port = free_port()
+    proc = subprocess.Popen([SMART_UNION, "demo", "--port", str(port)], cwd=tmp_path, env=_demo_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/readyz", proc)
+        settings = json.loads((tmp_path / "instance" / "redis.db.settings").read_text())
+        redis_pid = int(Path(settings["pidfile"]).read_text())
+        assert _alive(redis_pid)
+        proc.send_signal(stop)
+        proc.wait(timeout=30)
+        for _ in range(100):
+            if not _alive(redis_pid):
+                break
+            time.sleep(0.1)
+        assert not _alive(redis_pid), "the embedded redis-server outlived the demo"
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_the_banner_lists_the_demo_accounts(tmp_path):
