@@ -36,7 +36,7 @@ from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
 from models import (
-    Cashier, CondolenceRequest, CondolenceStatus, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
+    Cashier, CondolenceStatus, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
     WeChatIdentity,
 )
 from tests.events_support import event_body
@@ -93,6 +93,18 @@ def _identity(openid: str, staff: Staff | None) -> str:
     return auth.issue_token(identity, staff)
 
 
+def bound_cashier(officer: Staff) -> tuple[Any, Cashier, str]:
+    """The bakery 指定蛋糕店 and a cashier bound to it: (merchant, cashier, the cashier's token)."""
+    merchant = merchants.create_merchant(officer, merchants.MerchantIn(name="指定蛋糕店", shops=["总店"]))
+    identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid="openid-cashier")
+    db.session.add(identity)
+    db.session.flush()
+    cashier = Cashier(merchant_id=merchant.id, identity_id=identity.id, shop="总店", name="收银员小王")
+    db.session.add(cashier)
+    db.session.flush()
+    return merchant, cashier, auth.issue_cashier_token(identity, cashier)
+
+
 @pytest.fixture
 def world(app) -> World:
     with app.app_context(), unit_of_work():
@@ -112,14 +124,7 @@ def world(app) -> World:
         db.session.flush()
         tokens = {caller: _identity(f"openid-{caller.value}", staff) for caller, staff in people.items()}
         tokens[WECHAT] = _identity("openid-unbound", None)
-        merchant = merchants.create_merchant(people[UNION], merchants.MerchantIn(name="指定蛋糕店", shops=["总店"]))
-        cashier_identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid="openid-cashier")
-        db.session.add(cashier_identity)
-        db.session.flush()
-        cashier = Cashier(merchant_id=merchant.id, identity_id=cashier_identity.id, shop="总店", name="收银员小王")
-        db.session.add(cashier)
-        db.session.flush()
-        tokens[CASHIER] = auth.issue_cashier_token(cashier_identity, cashier)
+        merchant, cashier, tokens[CASHIER] = bound_cashier(people[UNION])
         cashier_code = merchants.issue_cashier_code(people[UNION], merchant.id, "总店", "新收银员")
         return World(sub_unions, {c: s.id for c, s in people.items()}, tokens,
                      {"merchant_id": merchant.id, "cashier_id": cashier.id, "cashier_code": cashier_code})

@@ -19,12 +19,10 @@ import time_machine
 from sqlalchemy import select, update
 
 from app.extensions import db
-from app.services import attachments, auth, merchants
+from app.services import attachments
 from app.unit_of_work import unit_of_work
-from models import (
-    AuditLog, Cashier, CondolenceAttachment, CondolenceRequest, Staff, WeChatApp,
-    WeChatIdentity,
-)
+from models import AuditLog, CondolenceAttachment, CondolenceRequest, Staff
+from tests.test_authorization_matrix import bound_cashier
 from tests.helpers import bearer, error_code
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -58,15 +56,7 @@ def callers(app, make_staff, grant, token_for) -> dict[str, dict[str, str]]:
     grant(ids["admin"], "admin")
     tokens = {who: bearer(token_for(staff_id)) for who, staff_id in ids.items()}
     with app.app_context(), unit_of_work():
-        officer = db.session.get(Staff, ids["union_officer"])
-        merchant = merchants.create_merchant(officer, merchants.MerchantIn(name="指定蛋糕店", shops=["总店"]))
-        identity = WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid="openid-cashier")
-        db.session.add(identity)
-        db.session.flush()
-        cashier = Cashier(merchant_id=merchant.id, identity_id=identity.id, shop="总店", name="收银员")
-        db.session.add(cashier)
-        db.session.flush()
-        tokens["cashier"] = bearer(auth.issue_cashier_token(identity, cashier))
+        tokens["cashier"] = bearer(bound_cashier(db.session.get(Staff, ids["union_officer"]))[2])
     return tokens
 
 

@@ -78,20 +78,22 @@ def file_request(client, people, who="member", kind="本人住院", **fields) ->
     return response.json
 
 
-def act(client, people, who: str, request_id: int, action: str, json=None, expect: int = 200):
-    path = f"/api/v1/officer/condolences/{request_id}/{action}"
+def _step(client, people, who: str, path: str, json, expect: int) -> dict:
+    """A POST with a JSON body, or with none at all (as `curl -X POST` sends it)."""
     response = client.post(path, json=json, headers=people[who]) if json is not None else \
         client.post(path, headers=people[who])
     assert response.status_code == expect, response.json
     return response.json
+
+
+def act(client, people, who: str, request_id: int, action: str, json=None, expect: int = 200):
+    """A reviewer's step."""
+    return _step(client, people, who, f"/api/v1/officer/condolences/{request_id}/{action}", json, expect)
 
 
 def mine(client, people, who: str, request_id: int, action: str, json=None, expect: int = 200):
-    path = f"/api/v1/condolences/{request_id}/{action}"
-    response = client.post(path, json=json, headers=people[who]) if json is not None else \
-        client.post(path, headers=people[who])
-    assert response.status_code == expect, response.json
-    return response.json
+    """The applicant's step."""
+    return _step(client, people, who, f"/api/v1/condolences/{request_id}/{action}", json, expect)
 
 
 def notices(app, request_id: int) -> list[Notice]:

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from flask import current_app
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 
 from app import clock
