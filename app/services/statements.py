@@ -5,20 +5,17 @@ union's cost."""
 
 from __future__ import annotations
 
-import io
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.services import audit, policy
+from app.services import audit, policy, spreadsheets
 from models import Cashier, Merchant, Staff, StatementMonth, Voucher, VoucherStatus
 
 MONTH = re.compile(r"(20\d\d)-(0[1-9]|1[0-2])")
@@ -102,23 +99,11 @@ def close_month(officer: Staff, merchant_id: int, month: str) -> Statement:
 def xlsx(officer: Staff, merchant_id: int, month: str) -> tuple[Statement, bytes]:
     """The statement as a workbook: one row per redemption, then the totals; typed text stays text."""
     found = for_officer(officer, merchant_id, month)
-    wb = Workbook()
-    ws = wb.active
-    ws.title = f"{month} 核销明细"
-    ws.append(HEADERS)
-    for n, v in enumerate(found.items, start=1):
-        ws.append([n, v.serial, v.staff.name, v.staff.employee_no, v.redeemed_shop,
-                   v.redeemed_by.name if v.redeemed_by else None, clock.local_cell(v.redeemed_at),
-                   v.face_value_fen / 100, v.cost_fen / 100])
-    ws.append(["合计", f"{found.count} 张", None, None, None, None, None, found.face_value_fen / 100,
-               found.cost_fen / 100])
-    for row in ws.iter_rows():
-        for cell in row:
-            if cell.data_type == "f":
-                cell.data_type = "s"
-    for i, width in enumerate([6, 20, 10, 10, 12, 12, 18, 12, 12], start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    buffer = io.BytesIO()
-    wb.save(buffer)
+    rows = [[n, v.serial, v.staff.name, v.staff.employee_no, v.redeemed_shop,
+             v.redeemed_by.name if v.redeemed_by else None, clock.local_cell(v.redeemed_at),
+             v.face_value_fen / 100, v.cost_fen / 100] for n, v in enumerate(found.items, start=1)]
+    rows.append(["合计", f"{found.count} 张", None, None, None, None, None, found.face_value_fen / 100,
+                 found.cost_fen / 100])
+    data = spreadsheets.workbook(f"{month} 核销明细", HEADERS, rows, [6, 20, 10, 10, 12, 12, 18, 12, 12])
     audit.record(officer, "merchant.statement_export", "merchant", merchant_id, month=month)
-    return found, buffer.getvalue()
+    return found, data

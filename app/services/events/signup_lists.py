@@ -3,17 +3,14 @@ members up or cancelling for them (代报名 / 代取消) for those who don't us
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
-from openpyxl import Workbook
-from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.extensions import db
-from app.services import audit, policy, roster
+from app.services import audit, policy, roster, spreadsheets
 from app.services.events import seats
 from app.services.events.records import SIGNUP_LABELS
 from models import Event, Signup, SignupStatus, Staff
@@ -81,36 +78,21 @@ def _proxies(signups: list[Signup]) -> dict[int, Staff]:
     return {s.id: s for s in db.session.scalars(select(Staff).where(Staff.id.in_(ids))).unique()}
 
 
-def _append_as_text(ws, values: list) -> None:
-    """Appends a row whose text cells stay text: typed text that looks like a formula ("=HYPERLINK(...)") is written
-    as a string cell, never a live formula, and reads back exactly as it was typed."""
-    ws.append(values)
-    for cell in ws[ws.max_row]:
-        if cell.data_type == "f":
-            cell.data_type = "s"
-
-
 def export_xlsx(officer: Staff, event: Event) -> bytes:
     """The signup list as an XLSX workbook with Chinese headers, one column per question; blanks are empty cells
     and times are local ("YYYY-MM-DD HH:MM"), 工号 stays text (leading zeros kept)."""
     questions = event.questions or []
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "报名名单"
-    _append_as_text(ws, BASE_HEADERS + [q["label"] for q in questions])
+    rows = []
     for n, row in enumerate(signup_rows(event), start=1):
         s, staff = row.signup, row.signup.staff
-        cells = [n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
-                 staff.department or None, SIGNUP_LABELS[s.status], row.position, clock.local_cell(s.signed_up_at),
-                 clock.local_cell(s.checked_in_at), row.proxy.name if row.proxy else None]
-        _append_as_text(ws, cells + [row.answers.get(q["key"]) for q in questions])
-    for i, width in enumerate([6, 12, 10, 16, 16, 10, 10, 18, 18, 10] + [16] * len(questions), start=1):
-        ws.column_dimensions[get_column_letter(i)].width = width
-    ws.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    wb.save(buffer)
-    audit.record(officer, "event.export", "event", event.id, rows=ws.max_row - 1)
-    return buffer.getvalue()
+        rows.append([n, staff.employee_no, staff.name, staff.sub_union.name if staff.sub_union else None,
+                     staff.department or None, SIGNUP_LABELS[s.status], row.position, clock.local_cell(s.signed_up_at),
+                     clock.local_cell(s.checked_in_at), row.proxy.name if row.proxy else None]
+                    + [row.answers.get(q["key"]) for q in questions])
+    data = spreadsheets.workbook("报名名单", BASE_HEADERS + [q["label"] for q in questions], rows,
+                                 [6, 12, 10, 16, 16, 10, 10, 18, 18, 10] + [16] * len(questions))
+    audit.record(officer, "event.export", "event", event.id, rows=len(rows))
+    return data
 
 
 def _managed_member(officer: Staff, employee_no: str) -> Staff:
