@@ -20,8 +20,8 @@ from models.announcements import (
 from models.audit import AuditLog
 from models.campaigns import GiftCampaign
 from models.condolences import (
-    CondolenceAttachment, CondolenceRate, CondolenceRequest, CondolenceStatus, CondolenceStep, CondolenceSubject,
-    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, Relation,
+    BatchStatus, CondolenceAttachment, CondolenceBatch, CondolenceRate, CondolenceRequest, CondolenceStatus, CondolenceStep, CondolenceSubject,
+    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, PaymentMethod, Relation,
 )
 from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
 from models.merchants import Cashier, Merchant, StatementMonth
@@ -33,8 +33,9 @@ from models.notifications import (
 __all__ = [
     "Announcement", "AnnouncementAttachment", "AnnouncementCategory", "AnnouncementRead", "AnnouncementStatus",
     "GiftCampaign",
-    "CondolenceAttachment", "CondolenceRate", "CondolenceRequest", "CondolenceStatus", "CondolenceStep",
-    "CondolenceSubject", "CondolenceType", "CondolenceYearlyCount", "MemberCategory", "PaymentKind", "Relation",
+    "BatchStatus", "CondolenceAttachment", "CondolenceBatch", "CondolenceRate", "CondolenceRequest", "CondolenceStatus", "CondolenceStep",
+    "CondolenceSubject", "CondolenceType", "CondolenceYearlyCount", "MemberCategory", "PaymentKind", "PaymentMethod",
+    "Relation",
     "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "Cashier", "Merchant", "StatementMonth", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",

@@ -52,6 +52,37 @@ class PaymentKind(enum.Enum):
     GIFT = "gift"              # 慰问品
 
 
+class BatchStatus(enum.Enum):
+    CLOSED = "closed"          # 已结算：名单已定，待财务发放
+    PAID = "paid"              # 已发放
+
+
+class PaymentMethod(enum.Enum):
+    CASH = "cash"              # 现金
+    TRANSFER = "transfer"      # 转账
+
+
+class CondolenceBatch(Base):
+    """A month's payment batch for finance: the requests approved up to the cut-off and paid in money. Its list is
+    fixed when it is closed; marking it paid closes its requests; then it never changes."""
+
+    __tablename__ = "condolence_batches"
+    _repr_fields = ("id", "month", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), unique=True)          # 2027-03: one batch per month
+    cut_off_at: Mapped[datetime]                                        # approved up to this moment
+    status: Mapped[BatchStatus] = mapped_column(str_enum(BatchStatus), default=BatchStatus.CLOSED)
+    count: Mapped[int] = mapped_column(default=0)
+    total_fen: Mapped[int] = mapped_column(default=0)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    closed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    paid_on: Mapped[date | None]
+    method: Mapped[PaymentMethod | None] = mapped_column(str_enum(PaymentMethod, 10))
+    handled_by: Mapped[str | None] = mapped_column(String(32))          # 经办人
+    marked_paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+
+
 class CondolenceType(Base):
     __tablename__ = "condolence_types"
     _repr_fields = ("id", "name")
@@ -122,6 +153,9 @@ class CondolenceRequest(Base):
     rejected_at: Mapped[datetime | None]
     reject_reason_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     withdrawn_at: Mapped[datetime | None]
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("condolence_batches.id"), index=True)
+    paid_on: Mapped[date | None]           # the day the money was paid (its batch) or the gift delivered
+    delivery_note: Mapped[str | None] = mapped_column(String(200))     # a gift's delivery (慰问品送达)
     closed_at: Mapped[datetime | None]
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

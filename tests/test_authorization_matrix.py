@@ -31,12 +31,12 @@ from app import clock
 from app.services import (
     announcements, attachments, auth, merchants, notifications, redemptions, roster, voucher_codes, vouchers,
 )
-from app.services.condolences import filing, rates
+from app.services.condolences import filing, payments, rates
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
 from models import (
-    Cashier, CondolenceStatus, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
+    Cashier, CondolenceStatus, PaymentKind, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
     WeChatIdentity,
 )
 from tests.events_support import event_body
@@ -250,8 +250,9 @@ def checkin_code(event_id: int, employee_no: str) -> str:
 
 
 def a_condolence(w: World, employee_no: str, status: CondolenceStatus | None = None, attach: bool = False,
-                 verified_by: str = "O0001") -> int | tuple[int, int]:
-    """A member's own request (本人住院, today), moved to `status` (a verified one by `verified_by`), with a file."""
+                 verified_by: str = "O0001", **values: Any) -> int | tuple[int, int]:
+    """A member's own request (本人住院, today), moved to `status` (a verified one by `verified_by`) with `values`
+    set, and a file."""
     member = roster.get_staff(employee_no)
     kind = next(k.id for k in rates.all_types() if k.name == "本人住院")
     request = filing.file_own(member, filing.RequestFields(type_id=kind, event_date=clock.today(), description="住院"))
@@ -260,6 +261,8 @@ def a_condolence(w: World, employee_no: str, status: CondolenceStatus | None = N
         request.status = status
         if status is CondolenceStatus.VERIFIED:
             request.verified_by_id = roster.get_staff(verified_by).id
+    for name, value in values.items():
+        setattr(request, name, value)
     db.session.flush()
     return (request.id, file_id) if attach else request.id
 
@@ -312,6 +315,43 @@ def _file_own_cases(app, w, caller):
                                        "description": "住院"}), None
 
 
+GIFT_APPROVED = {"status": CondolenceStatus.APPROVED, "payment": PaymentKind.GIFT, "gift": "水果篮", "amount_fen": 30000}
+BEIJING_NOW = datetime.now(timezone.utc) + timedelta(hours=8)
+PREVIOUS_MONTH = f"{BEIJING_NOW.replace(day=1) - timedelta(days=1):%Y-%m}"     # past its cut-off day
+FINANCE = {SUB: 403, ADMIN: 403}       # batches, the ledger, the figures, the 公示: the union officer role's
+
+
+def _delivery_cases(app, w, caller):
+    """A0002's request approved as a gift (every officer of 甲 delivers it); B0001's for the sub-union officer."""
+    if caller not in OFFICERS:
+        return Req(f"/api/v1/officer/condolences/{MISSING}/delivered", {"delivered_on": "2026-01-01"}), None
+
+    def make(w):
+        seen = a_condolence(w, "A0002", **GIFT_APPROVED)
+        return seen, (a_condolence(w, "B0001", **GIFT_APPROVED) if caller is SUB else MISSING)
+    seen, unseen = build(app, w, make)
+    body = {"delivered_on": f"{BEIJING_NOW:%Y-%m-%d}"}
+    return (Req(f"/api/v1/officer/condolences/{seen}/delivered", body),
+            Req(f"/api/v1/officer/condolences/{unseen}/delivered", body))
+
+
+def _batch_cases(path: str, json: Any = None) -> Callable:
+    """The previous month's batch (closed by the union officer), and a missing one."""
+    def cases(app, w, caller):
+        if caller is not UNION:
+            return Req(path.format(MISSING), json), None
+        batch = build(app, w, lambda w: payments.close_batch(w.staff(UNION), PREVIOUS_MONTH).id)
+        return Req(path.format(batch), json), Req(path.format(MISSING), json)
+    return cases
+
+
+def _type_cases(app, w, caller):
+    kind = build(app, w, lambda w: rates.all_types()[0].id)
+    return (Req(f"/api/v1/officer/condolence-types/{kind}", {"never_disclosed": True}),
+            Req(f"/api/v1/officer/condolence-types/{MISSING}", {"never_disclosed": True}))
+
+
+PERIOD = f"start={BEIJING_NOW.year}-01-01&end={BEIJING_NOW.year}-12-31"
 RATE = {"type": "本人住院", "member_category": "在职", "amount_fen": 60000, "ceiling_fen": 100000, "times_per_year": 2,
         "effective_from": "2027-01-01"}
 REVIEWERS_ONLY = {ADMIN: 403}       # an admin alone manages rates and keys, and reads no request
@@ -613,6 +653,25 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/officer/condolence-rates"): Row(ADMIN, plain("/api/v1/officer/condolence-rates", RATE)),
     ("POST", "/api/v1/officer/condolence-types"): Row(ADMIN, plain("/api/v1/officer/condolence-types", {
         "name": "子女重大疾病", "label": "大病慰问", "subject": "relative"})),
+    ("PATCH", "/api/v1/officer/condolence-types/<int:type_id>"): Row(ADMIN, _type_cases),
+    # condolences paid: batches, gifts delivered, the ledger, the figures, the 公示
+    ("GET", "/api/v1/officer/condolence-batches"): Row(SUB, plain("/api/v1/officer/condolence-batches"), FINANCE),
+    ("POST", "/api/v1/officer/condolence-batches"): Row(SUB, plain("/api/v1/officer/condolence-batches",
+                                                                   {"month": PREVIOUS_MONTH}), FINANCE),
+    ("GET", "/api/v1/officer/condolence-batches/<int:batch_id>"): Row(SUB, _batch_cases(
+        "/api/v1/officer/condolence-batches/{}"), FINANCE),
+    ("GET", "/api/v1/officer/condolence-batches/<int:batch_id>.xlsx"): Row(SUB, _batch_cases(
+        "/api/v1/officer/condolence-batches/{}.xlsx"), FINANCE),
+    ("POST", "/api/v1/officer/condolence-batches/<int:batch_id>/paid"): Row(SUB, _batch_cases(
+        "/api/v1/officer/condolence-batches/{}/paid", {"paid_on": "2026-01-05", "method": "cash", "handled_by": "会计"}),
+        FINANCE),
+    ("POST", "/api/v1/officer/condolences/<int:request_id>/delivered"): Row(SUB, _delivery_cases, {ADMIN: 404}),
+    ("GET", "/api/v1/officer/condolence-ledger.xlsx"): Row(SUB, plain(f"/api/v1/officer/condolence-ledger.xlsx?{PERIOD}"),
+                                                           FINANCE),
+    ("GET", "/api/v1/officer/condolence-figures"): Row(SUB, plain(f"/api/v1/officer/condolence-figures?{PERIOD}"),
+                                                       FINANCE),
+    ("POST", "/api/v1/officer/condolence-disclosures"): Row(SUB, plain("/api/v1/officer/condolence-disclosures",
+                                                                       {"year": NOW.year, "quarter": 1}), FINANCE),
 }
 
 

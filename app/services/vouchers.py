@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from app import clock
 from app.errors import Conflict, NotFound
 from app.extensions import db
+from app.money import yuan
 from app.services import audit, notifications, policy, voucher_codes
 from app.services.calendar import lunar_birthday_in_year, solar_birthday_in_year
 from app.validation import validate_model, whole
@@ -43,10 +44,6 @@ NOT_FOUND = ("找不到该生日蛋糕券", "voucher_not_found")
 
 def _settings():
     return current_app.config["SU"].vouchers
-
-
-def yuan(fen: int) -> str:
-    return f"{fen // 100}" if fen % 100 == 0 else f"{fen / 100:.2f}"
 
 
 # --- the policy -------------------------------------------------------------------------------------------------

@@ -153,6 +153,25 @@ def set_rate(admin: Staff | None, fields: RateFields) -> CondolenceRate:
     return rate
 
 
+class TypeChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"never_disclosed": True}]})
+    label: str | None = Field(default=None, min_length=1, max_length=32, description="公示等场合显示的名称")
+    never_disclosed: bool | None = Field(default=None, description="不在季度公示中出现")
+
+
+def change_type(admin: Staff | None, type_id: int, changes: TypeChanges) -> CondolenceType:
+    """Its disclosure label, or whether the 公示 leaves it out (admins); its name and subject stay."""
+    if admin is not None:
+        policy.ensure_may_manage_rates(admin)
+    kind = get_type(type_id)
+    given = {name: value for name, value in changes.model_dump(exclude_none=True).items()}
+    for name, value in given.items():
+        setattr(kind, name, value)
+    audit.record(admin, "condolence.type_change", "condolence_type", kind.id, **given)
+    return kind
+
+
 def add_type(admin: Staff | None, fields: TypeFields) -> CondolenceType:
     """A type the union adds; it can be filed once it has rates."""
     if admin is not None:
