@@ -10,7 +10,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
 from app.unit_of_work import unit_of_work
@@ -48,6 +48,7 @@ def seed_demo_data(count: int = 50) -> None:
         roster.grant_role(roster.get_staff(SECOND_OFFICER["employee_no"]), Role.UNION_OFFICER, actor_label="demo")
         sub_officer = roster.get_staff(SUB_OFFICER["employee_no"])
         roster.grant_role(sub_officer, Role.SUB_UNION_OFFICER, sub_officer.sub_union_id, actor_label="demo")
+        _joined_today_but(DEMO_STAFF["employee_no"])
         _birthday_voucher_for(DEMO_STAFF["employee_no"])
         merchants.create_merchant(officer, merchants.MerchantIn(name=vouchers.current_policy().merchant,
                                                                 shops=[DEMO_SHOP]))
@@ -61,6 +62,12 @@ def demo_cashier_code() -> str:
         officer = roster.get_staff(OFFICER["employee_no"])
         merchant = merchants.list_merchants(officer)[0]
         return merchants.issue_cashier_code(officer, merchant.id, DEMO_SHOP, "演示收银员")
+
+
+def _joined_today_but(employee_no: str) -> None:
+    """Members from today (the demo's union starts today): vouchers come for birthdays from now on, not for every
+    birthday already past this year — except 李老师's, whose is in three days."""
+    db.session.execute(update(Staff).where(Staff.employee_no != employee_no).values(member_since=clock.today()))
 
 
 def _birthday_voucher_for(employee_no: str) -> None:
@@ -112,6 +119,28 @@ def _journeys(officer: Staff, rng: random.Random) -> None:
                              now + timedelta(days=30), now + timedelta(days=40), Audience())
 
 
+def _a_verified_request() -> None:
+    """One request verified by 陈主席 and waiting for a union officer's approval: a colleague's hospital stay (one
+    who has none this year yet, so the yearly count never stands in the way)."""
+    from app.services.condolences import filing, rates, review
+    from models import CondolenceRequest, CondolenceStatus
+
+    if db.session.scalar(select(CondolenceRequest.id).where(CondolenceRequest.status == CondolenceStatus.VERIFIED)):
+        return
+    teacher, sub_officer = roster.get_staff(DEMO_STAFF["employee_no"]), roster.get_staff(SUB_OFFICER["employee_no"])
+    kind = next(k for k in rates.all_types() if k.name == "本人住院")
+    filed_this_year = select(CondolenceRequest.staff_id).where(CondolenceRequest.type_id == kind.id,
+                                                               CondolenceRequest.event_year == clock.today().year)
+    colleague = db.session.scalar(select(Staff).where(
+        Staff.sub_union_id == teacher.sub_union_id, Staff.status == StaffStatus.ACTIVE, Staff.id.not_in(filed_this_year),
+        Staff.employee_no.not_in([DEMO_STAFF["employee_no"], SUB_OFFICER["employee_no"]])).order_by(Staff.id).limit(1))
+    if colleague is None:
+        return
+    request = filing.file_own(colleague, filing.RequestFields(type_id=kind.id, event_date=clock.today(),
+                                                              place="市第一人民医院", description="肺炎住院治疗"))
+    review.verify(sub_officer, request.id)
+
+
 def _condolences_at_each_stage() -> None:
     """In 李老师's sub-union: his own request waiting for 陈主席 to verify, and colleagues' requests returned for
     more material, verified (张工会 may approve it), approved by 周干事, rejected and withdrawn."""
@@ -154,16 +183,19 @@ def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender
 
 
 ACCOUNTS_TABLE = [   # 工号, 姓名, 角色, 手机号（绑定时的模拟授权码 phone:手机号）
-    (OFFICER, "校工会干部（审批慰问、发布公告和活动）"), (SECOND_OFFICER, "校工会干部（四眼原则的第二人）"),
+    (OFFICER, "校工会干部（审批慰问、发布公告和活动）"), (SECOND_OFFICER, "校工会干部（双人复核的第二位审核人）"),
     (SUB_OFFICER, "分工会干部（信息工程学院，核实慰问）"), (DEMO_STAFF, "教职工（信息工程学院）"),
 ]
 
 
 def walkthrough_ids() -> dict[str, int | None]:
-    """The records the printed walk-through names, as they are now (the lines stay right on every start)."""
+    """The records the printed walk-through names, as they are now (the lines stay right on every start: a
+    request is verified afresh when the last one was approved)."""
     from app.services import announcements
     from models import Announcement, CondolenceRequest, CondolenceStatus, Event
 
+    with unit_of_work():
+        _a_verified_request()
     with unit_of_work():
         events = dict(db.session.execute(select(Event.title, Event.id)).all())
         checkup = db.session.scalar(select(Announcement).where(Announcement.title == CHECKUP))
@@ -177,7 +209,7 @@ def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashi
     def login(who: dict, variable: str, label: str) -> str:
         """Works on every start: logs in, and binds only when this WeChat account is not bound yet."""
         bind = {"employee_no": who["employee_no"], "name": who["name"], "phone_code": f"phone:{who['phone']}"}
-        return (f"# {label}：登录（模拟微信 code）→ 尚未绑定时绑定（模拟手机号授权）→ 我的资料\n"
+        return (f"# {label}：登录（模拟的微信登录凭证）→ 尚未绑定时绑定（模拟的手机号授权）→ 我的资料\n"
                 f"{variable}=$(python3 - <<'PY'\n"
                 f"import json, urllib.request\n"
                 f"def post(path, body, token=None):\n"
@@ -199,7 +231,7 @@ def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashi
 
     click.echo(f"\n智慧工会演示已启动：{base_url}\n  API 文档（浏览器打开）：{base_url}/api/v1/docs\n"
                f"  模拟微信（微信会送达的消息，按人分组）：{fake_url}/\n")
-    click.echo("演示账号（小程序登录用模拟 code：code:demo-工号；绑定时手机号授权码：phone:手机号）：")
+    click.echo("演示账号（小程序登录凭证模拟为 code:demo-工号，手机号授权模拟为 phone:手机号）：")
     click.echo(f"  {'工号':<6}  {'姓名':<4}  {'手机号':<11}  角色")
     for who, role in ACCOUNTS_TABLE:
         click.echo(f"  {who['employee_no']:<8}{who['name']:<5}{who['phone']:<13}{role}")
@@ -232,5 +264,8 @@ def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashi
     click.echo(f"{command} mp say --url {base_url} --as {OFFICER['employee_no']} \"帮助\"   # ⑧ 公众号：像微信一样推送一条消息")
     click.echo(f"# ⑨ 浏览器打开 {fake_url}/ ，看微信会送达给每个人的消息\n")
     if cashier_code:
-        click.echo(f"# 蛋糕店收银员：登录（code:demo-cashier）后 POST {base_url}/api/v1/cashier/bind "
-                   f"-d '{{\"code\": \"{cashier_code}\"}}'，再用 /api/v1/cashier/redeem 核销李老师出示的短码\n")
+        click.echo("# 蛋糕店收银员：用本次启动的一次性绑定码绑定（该微信账号已绑定过则不再需要），再核销李老师出示的短码")
+        click.echo(f"CASHIER=$(curl -sS -X POST '{base_url}/api/v1/auth/login' -H 'Content-Type: application/json' "
+                   f"-d '{{\"code\": \"code:demo-cashier\"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')")
+        click.echo(f"curl -sS -X POST '{base_url}/api/v1/cashier/bind' -H 'Content-Type: application/json' "
+                   f"-H \"Authorization: Bearer $CASHIER\" -d '{{\"code\": \"{cashier_code}\"}}'\n")

@@ -133,10 +133,13 @@ def test_docs_page_works_without_internet(client):
     html = page.get_data(as_text=True)
     assert "openapi.json" in html
     assert "http://" not in html and "https://" not in html   # nothing fetched from a CDN
-    for asset in re.findall(r'(?:src|href)="(docs/assets/[^"]+)"', html):
-        served = client.get(f"/api/v1/{asset}")
+    assets = re.findall(r'(?:src|href)="(/api/v1/docs/assets/[^"]+)"', html)
+    assert len(assets) == 2
+    for asset in assets:
+        served = client.get(asset)
         assert served.status_code == 200 and len(served.data) > 10_000, asset
     assert client.get("/").headers["Location"].endswith("/api/v1/docs")
+    assert client.get("/api/v1/docs/").get_data(as_text=True) == html          # a typed trailing slash is fine too
 
 
 @pytest.mark.backend_independent

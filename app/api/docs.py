@@ -27,7 +27,7 @@ def openapi_json():
     return build_openapi(current_app)
 
 
-@bp.get("/docs")
+@bp.get("/docs", strict_slashes=False)
 def docs_page():
     html = resources.files("app.api").joinpath("docs.html").read_text(encoding="utf-8")
     return Response(html, mimetype="text/html")

@@ -24,8 +24,6 @@ MESSAGES = {
     "Missing command.": "缺少命令。",
     "No such command {name!r}.": "没有这个命令：{name!r}。",
     "No such option {name!r}.": "没有这个选项：{name!r}。",
-    "Did you mean {possibility}?": "您是不是要用 {possibility}？",
-    "(Did you mean one of: {possibilities}?)": "（您是不是要用其中之一：{possibilities}？）",
     "Invalid value for {param_hint}: {message}": "{param_hint} 的值无效：{message}",
     "Invalid value: {message}": "值无效：{message}",
     "{value!r} is not a valid {number_type}.": "{value!r} 不是有效的数字。",
@@ -54,6 +52,7 @@ MESSAGES = {
     "path": "路径",
 }
 PLURALS = {       # singular -> (one, many)
+    "Did you mean {possibility}?": ("您是不是要用 {possibility}？", "（您是不是要用其中之一：{possibilities}？）"),
     "Got unexpected extra argument ({args})": ("多余的参数（{args}）",) * 2,
     "Option {name!r} requires an argument.": ("选项 {name!r} 需要一个值。", "选项 {name!r} 需要 {nargs} 个值。"),
     "{value!r} is not {choice}.": ("{value!r} 不是可选的值，只能是 {choice}。", "{value!r} 不是可选的值，可选：{choices}。"),

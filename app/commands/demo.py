@@ -26,7 +26,7 @@ def demo(ctx: Context, port: int | None, reset: bool) -> None:
     _ensure_port_free(base.demo.host, port, "请用 --port 指定其他端口")          # before anything starts
     if base.demo.fake_wechat_port:
         _ensure_port_free("127.0.0.1", base.demo.fake_wechat_port,
-                          "模拟微信用的端口：请用环境变量 SMART_UNION__DEMO__FAKE_WECHAT_PORT 指定其他端口（0 为任选）")
+                          "这是模拟微信的端口，请用环境变量 SMART_UNION__DEMO__FAKE_WECHAT_PORT 指定其他端口（0 为任选）")
     if reset:
         _reset_embedded_database(base.database.url)
     exit_cleanly_on_sigterm()
@@ -46,7 +46,8 @@ def demo(ctx: Context, port: int | None, reset: bool) -> None:
 
 def _ensure_port_free(host: str, port: int, hint: str) -> None:
     with socket.socket() as probe:
-        try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)    # as the server binds: a closed connection
+        try:                                                             # lingering in TIME_WAIT is no obstacle
             probe.bind((host, port))
         except OSError:
             raise click.ClickException(f"端口 {port} 已被占用（可能已有一个演示在运行）：{hint}") from None

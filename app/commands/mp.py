@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Iterator
 
 import click
@@ -24,7 +25,7 @@ def _wechat_errors() -> Iterator[None]:
         raise click.ClickException(f"无法连接微信接口：{exc}") from None
 
 
-@click.group(help="公众号：关注者与自定义菜单")
+@click.group(help="公众号：关注者、自定义菜单，以及模拟微信推送（say）")
 def mp() -> None:
     pass
 
@@ -64,12 +65,12 @@ def menu_push(ctx: Context) -> None:
     click.echo(f"菜单已发布：{names}")
 
 
-@mp.command("say", help="像微信服务器一样把一条文本消息签名（兼容/安全模式下加密）推送给正在运行的服务，并显示公众号的回复；"
+@mp.command("say", short_help="像微信一样推送一条消息给正在运行的服务，显示回复", help="像微信服务器一样把一条文本消息签名（兼容/安全模式下加密）推送给正在运行的服务，并显示公众号的回复；"
                         "只用于对接模拟微信的环境（如演示）")
 @click.argument("text")
 @click.option("--as", "who", default="000001", show_default=True,
               help="发送者：工号（用其关联的公众号 openid）或 openid；默认演示中的校工会干部")
-@click.option("--url", default=None, help="服务地址（默认 http://demo.host:demo.port）")
+@click.option("--url", default=None, help="服务地址，默认 http://127.0.0.1:5000（取配置 demo.host 与 demo.port）")
 @pass_ctx
 def say(ctx: Context, text: str, who: str, url: str | None) -> None:
     from app.wechat.simulated_push import Account, opened_reply, signed, text_message
@@ -91,7 +92,15 @@ def say(ctx: Context, text: str, who: str, url: str | None) -> None:
     if response.status_code != 200:
         raise click.ClickException(f"服务拒绝了这条推送（HTTP {response.status_code}）：{response.text[:200]}")
     _, reply = opened_reply(account, response.text)
-    click.echo(reply.get("Content") or reply.get("MsgType") if reply else "（公众号没有回复消息）")
+    click.echo(_as_text(reply.get("Content") or reply.get("MsgType")) if reply else "（公众号没有回复消息）")
+
+
+def _as_text(content: str) -> str:
+    """A reply as WeChat shows it: a link (to a page or the mini-program) as its text and where it leads."""
+    def link(found: re.Match) -> str:
+        target = re.search(r'(?:data-miniprogram-path|href)="([^"]*)"', found[1])
+        return f"{found[2]}（{target[1]}）" if target else found[2]
+    return re.sub(r"<a\b([^>]*)>(.*?)</a>", link, content, flags=re.S)
 
 
 def _talks_to_wechat_itself(cfg) -> bool:

@@ -19,7 +19,9 @@ import json
 import logging
 import threading
 import time
+from datetime import datetime
 from html import escape
+from zoneinfo import ZoneInfo
 from typing import Any, Callable
 
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -153,6 +155,7 @@ class _QuietRequestHandler(WSGIRequestHandler):
         log.debug("%s %s -> %s", self.command, getattr(self, "path", "?"), code)
 
 
+BEIJING = ZoneInfo("Asia/Shanghai")
 KINDS = {"cgi-bin/message/template/send": "公众号模板消息", "cgi-bin/message/subscribe/send": "小程序订阅消息",
          "cgi-bin/message/custom/send": "公众号客服消息"}
 
@@ -167,7 +170,8 @@ def deliveries_page(sent: list[dict[str, Any]]) -> str:
         for person, messages in by_person.items()) or "<p>还没有发出任何消息。</p>"
     return (f"<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>模拟微信：已送达的消息</title>"
             f"<style>{PAGE_STYLE}</style></head><body><h1>模拟微信：微信会送达的消息</h1>"
-            f"<p>按接收人（openid）分组，最新的在前；共 {len(sent)} 条。刷新页面查看新消息。</p>{sections}</body></html>")
+            f"<p>按接收人分组（微信只认 openid：演示中 mp-工号 是公众号的、demo-工号 是小程序的），最新的在前；"
+            f"共 {len(sent)} 条。刷新页面查看新消息。</p>{sections}</body></html>")
 
 
 PAGE_STYLE = ("body{font-family:system-ui,'PingFang SC','Microsoft YaHei',sans-serif;max-width:900px;margin:2rem auto;"
@@ -177,7 +181,7 @@ PAGE_STYLE = ("body{font-family:system-ui,'PingFang SC','Microsoft YaHei',sans-s
 
 
 def _message_html(message: dict[str, Any]) -> str:
-    at = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(message["at"]))
+    at = f"{datetime.fromtimestamp(message['at'], BEIJING):%Y-%m-%d %H:%M:%S}（北京时间）"
     values = {key: (value.get("value") if isinstance(value, dict) else value)
               for key, value in (message.get("data") or {}).items()}
     if message.get("content"):

@@ -135,7 +135,7 @@ def _check_usable(cashier: Cashier, voucher: Voucher) -> None:
     if voucher.status is VoucherStatus.REDEEMED:
         where = f"{voucher.redeemed_by.merchant.name if voucher.redeemed_by else ''}{voucher.redeemed_shop or ''}"
         raise Conflict("voucher_used", f"该券已于 {clock.local_text(voucher.redeemed_at)} 在{where}使用",
-                       redeemed_at=voucher.redeemed_at.isoformat(), shop=voucher.redeemed_shop)
+                       redeemed_at=clock.local(voucher.redeemed_at).isoformat(), shop=voucher.redeemed_shop)
     if voucher.status is VoucherStatus.VOID:
         raise Conflict("voucher_void", "该券已作废")
     if voucher.status is VoucherStatus.EXPIRED or voucher.valid_until < clock.now():
