@@ -421,6 +421,7 @@ class Config(Section):
 
 
 DEFAULT_SECRET_KEY = AppSection.model_fields["secret_key"].default
+EMBEDDED_DATABASE_FILE = DatabaseSection.model_fields["url"].default.split("///", 1)[1]    # instance/smart-union.db
 
 
 def _check_secret(cfg: "Config") -> None:

@@ -104,12 +104,13 @@ def _as_text(content: str) -> str:
 
 
 def _talks_to_wechat_itself(cfg) -> bool:
-    """The configured WeChat API is WeChat's own — except in the embedded demo, which replaces it with its fake
-    server when it starts."""
+    """The configured WeChat API is WeChat's own — except on the embedded demo's own database: the demo replaces
+    the API with its fake server when it starts."""
+    from app.config import EMBEDDED_DATABASE_FILE
     from app.wechat.tokens import OFFICIAL_BASE
 
     return cfg.wechat.api_base_url.rstrip("/") == OFFICIAL_BASE.rstrip("/") and \
-        not cfg.database.url.startswith("sqlite")
+        not cfg.database.url.endswith(EMBEDDED_DATABASE_FILE)
 
 
 def _openid_of(ctx: Context, who: str) -> str:
