@@ -13,6 +13,7 @@ which tries every boundary of every field, is the test marked `api_coverage`: it
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 import re
 import subprocess
 import sys
@@ -31,14 +32,14 @@ from schemathesis.generation.meta import TestPhase
 from app.extensions import db
 from app import clock
 from app.services import auth, redemptions, roster, voucher_codes
-from app.services.condolences import rates
+from app.services.condolences import payments, rates
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
 from models import Cashier, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    PNG, ROUTES, STARTING_SOON, a_condolence, admitted, an_announcement, an_event, checkin_code, personal_notice,
+    GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, a_condolence, admitted, an_announcement, an_event, checkin_code, personal_notice,
     vouchers_issued, world,
 )
 
@@ -47,6 +48,7 @@ pytestmark = pytest.mark.postgresql_only
 CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER, "cashier": Caller.CASHIER}
 OWN = {"staff": "S0001", "officer": "U0001", "cashier": "S0001"}   # whose records each caller's ids name
 PER_CALLER = {"notice_id", "voucher_id", "request_id", "file_id"}     # seeded records that belong to the caller
+TWO_MONTHS_AGO = f"{(clock.local().replace(day=1) - timedelta(days=1)).replace(day=1) - timedelta(days=1):%Y-%m}"
 CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
 
 
@@ -85,9 +87,10 @@ def _seeds(app, w, path: str) -> dict[str, object]:
                 redemptions.redeem(cashier, voucher_codes.qr_token(voucher.serial, voucher.id, voucher.secret,
                                                                    voucher_codes.window_of(clock.now(), 60)))
         requests = {name: _condolence_for(w, name, path) for name in OWN}
+        batch = payments.close_batch(w.staff(Caller.UNION_OFFICER), TWO_MONTHS_AGO).id
         return {"event_id": event_id, "request_id": {name: r[0] for name, r in requests.items()},
                 "file_id": {name: r[1] for name, r in requests.items()},
-                "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "announcement_id": announcement_id, "attachment_id": attachment_id,
+                "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "batch_id": batch, "announcement_id": announcement_id, "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},
                 "sub_union_id": w.sub_unions["甲分工会"], "code": code,
@@ -101,6 +104,8 @@ def _condolence_for(w, caller: str, path: str) -> tuple[int, int]:
     they may act on — the sub-union officer's own (nobody in 甲 is free to verify it), or A0002's once verified."""
     if caller == "officer" and path.endswith("/approve"):
         return a_condolence(w, "A0002", CondolenceStatus.VERIFIED, attach=True)
+    if caller == "officer" and path.endswith("/delivered"):
+        return a_condolence(w, "A0002", attach=True, **GIFT_APPROVED)
     if caller == "officer" and path.endswith(("/verify", "/return", "/reject")):
         return a_condolence(w, "O0001", attach=True)
     status = CondolenceStatus.RETURNED if path.endswith("/resubmit") else None
@@ -125,6 +130,10 @@ def _seeded(case, seeds: dict, caller: str) -> None:
             case.body["type_id"] = seeds["type_id"]
         if "event_date" in case.body:
             case.body["event_date"] = clock.today().isoformat()       # within the filing period, whatever day it is
+        if "delivered_on" in case.body:
+            case.body["delivered_on"] = clock.today().isoformat()
+        if "month" in case.body:
+            case.body["month"] = PREVIOUS_MONTH                       # past its cut-off day, not closed by the seeds
 
 
 def _fresh_token(app, staff_id: int | None, w=None) -> str:
