@@ -358,6 +358,7 @@ class CondolencesSection(Section):
     duplicate_window_days: int = Field(default=30, ge=0, le=366)   # the same type for the same member → flagged
     max_attachments: int = Field(default=20, ge=1, le=100)
     payment_cut_off_day: int = Field(default=25, ge=1, le=28)   # a month's batch: approved up to this day's end
+    retention_years: int = Field(default=5, ge=1, le=30)   # then a finished request's files and sealed text go
 
 
 DEMO_PRIVACY_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="   # 32 bytes, public: the SQLite demo only

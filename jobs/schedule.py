@@ -18,6 +18,7 @@ class JobSpec:
 def schedule() -> list[JobSpec]:
     from app.services import greetings, holidays
     from app.services import attachments, vouchers
+    from app.services.condolences import retention
     from app.services.events import reminders
 
     return [
@@ -29,4 +30,6 @@ def schedule() -> list[JobSpec]:
         JobSpec("vouchers.issue", vouchers.issue_due_vouchers, "发放到期的生日蛋糕券（每人每年一张）"),
         JobSpec("vouchers.expire", vouchers.expire_vouchers, "过期未使用的生日蛋糕券标记为已过期"),
         JobSpec("vouchers.remind", vouchers.remind_expiring, "生日蛋糕券过期前提醒"),
+        JobSpec("condolences.retention", retention.erase_expired_details,
+                "慰问申请办结满保存期后删除附件和加密内容（台账保留）"),
     ]

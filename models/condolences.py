@@ -157,6 +157,7 @@ class CondolenceRequest(Base):
     paid_on: Mapped[date | None]           # the day the money was paid (its batch) or the gift delivered
     delivery_note: Mapped[str | None] = mapped_column(String(200))     # a gift's delivery (慰问品送达)
     closed_at: Mapped[datetime | None]
+    details_erased_at: Mapped[datetime | None]    # retention: sealed fields and files erased, the ledger row kept
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 import time_machine
+from sqlalchemy import select
 
 from app.errors import Conflict
 from app.extensions import db
@@ -26,9 +27,10 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @pytest.fixture
-def app(make_app):
-    """Tokens that last through the months these tests travel across (issued today, used in 2027)."""
-    return make_app(**{"app.token_ttl_seconds": 2 * 365 * 24 * 3600})
+def app(make_app, tmp_path):
+    """Tokens that last through the months these tests travel across (issued today, used in 2027), and the clock
+    file a scheduler's jobs read (absent until a test writes it: until then time-machine's clock rules)."""
+    return make_app(**{"app.token_ttl_seconds": 2 * 365 * 24 * 3600, "app.clock_file": str(tmp_path / "now.txt")})
 
 
 @contextmanager
@@ -241,3 +243,61 @@ def test_the_quarters_disclosure_names_only_who_where_what_label_and_how_much(cl
     assert (draft["status"], draft["category"]) == ("draft", "disclosure")
     assert not any(draft["audience"].values())                               # to every member
     assert hospital["id"] and relative["id"] and hidden["id"]
+
+
+# --- retention ------------------------------------------------------------------------------------------------------
+
+def test_retention_erases_files_and_sealed_text_five_years_after_the_end_and_keeps_the_ledger(
+        app, client, people, tmp_path, caplog):
+    from app.services import attachments
+    from jobs.schedule import schedule
+    from jobs.scheduler import JobRunner
+    from models import CondolenceAttachment, CondolenceRequest
+    from tests.helpers import set_clock_file
+    from tests.test_condolences import PDF, mine
+
+    with at(2027, 3, 3):
+        body = {"type_id": type_id(client, people, "本人住院"), "event_date": "2027-03-01", "place": "市第一人民医院",
+                "description": "急性阑尾炎住院一周"}
+        withdrawn = client.post("/api/v1/condolences", json=body, headers=people["member"]).json
+        upload = client.post(f"/api/v1/condolences/{withdrawn['id']}/attachments", headers=people["member"],
+                             data={"file": (io.BytesIO(PDF), "出院记录.pdf")}, content_type="multipart/form-data")
+        pending = client.post("/api/v1/condolences", json={**body, "event_date": "2027-02-01"},
+                              headers=people["colleague"]).json
+    with at(2027, 3, 4):
+        mine(client, people, "member", withdrawn["id"], "withdraw")
+    paid = approved(client, people, (2027, 3, 5), kind="重大疾病", event="2027-03-02")
+    batch = close(client, people, "2027-03", (2027, 3, 26))
+    with at(2027, 3, 28):
+        client.post(f"/api/v1/officer/condolence-batches/{batch['id']}/paid", headers=people["union_one"],
+                    json={"paid_on": "2027-03-28", "method": "转账", "handled_by": "王会计"})
+    with app.app_context():
+        stored = attachments.path_of(db.session.get(CondolenceAttachment, upload.json["id"]))
+    assert stored.exists()
+
+    clock = tmp_path / "now.txt"
+    runner = JobRunner(app)
+    runner.heartbeat()
+    [job] = [spec for spec in schedule() if spec.id == "condolences.retention"]
+    with caplog.at_level("INFO"):
+        set_clock_file(clock, datetime(2032, 3, 3, 12, tzinfo=BEIJING))      # not yet five years after either end
+        assert runner.run_job(job) == 0
+        set_clock_file(clock, datetime(2032, 3, 5, 12, tzinfo=BEIJING))      # five years after the withdrawal
+        assert runner.run_job(job) == 1
+        set_clock_file(clock, datetime(2032, 3, 29, 12, tzinfo=BEIJING))     # ... and after the payment
+        assert runner.run_job(job) == 1
+        assert runner.run_job(job) == 0
+    runner.leader.release()
+    assert not stored.exists()
+    with app.app_context():
+        rows = {r.id: r for r in db.session.scalars(select(CondolenceRequest)).unique()}
+        for erased in (withdrawn["id"], paid["id"]):
+            row = rows[erased]
+            assert (row.description_sealed, row.place_sealed, row.attachments) == (None, None, [])
+            assert row.details_erased_at is not None
+        assert (rows[paid["id"]].amount_fen, rows[paid["id"]].paid_on, rows[paid["id"]].type.name) == \
+            (paid["amount_fen"], date(2027, 3, 28), "重大疾病")              # the ledger row stays
+        assert rows[pending["id"]].description_sealed is not None and rows[pending["id"]].details_erased_at is None
+        assert payments.figures(date(2027, 1, 1), date(2027, 12, 31)).total_fen == paid["amount_fen"]
+    lines = [r.getMessage() for r in caplog.records if "retention" in r.getMessage()]
+    assert lines and not any(name in " ".join(lines) for name in ("王会员", "M0001", "急性阑尾炎"))

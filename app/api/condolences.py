@@ -103,6 +103,7 @@ class RequestDetail(ReviewerSummary):
     standard_amount_fen: int = Field(validation_alias=AliasPath("rate", "amount_fen"))
     ceiling_fen: int = Field(validation_alias=AliasPath("rate", "ceiling_fen"))
     rate_version: int = Field(validation_alias=AliasPath("rate", "version"))
+    details_erased_at: BeijingTime | None = Field(description="保存期满：附件与加密内容已删除，台账信息保留")
     attachments: list[AttachmentOut]
     history: list[StepOut]
 

@@ -27,6 +27,7 @@ from models import Announcement, AnnouncementAttachment, AnnouncementStatus, Con
 log = logging.getLogger(__name__)
 PENDING = "pending"
 SESSION_KEY = "files_after_commit"     # session.info: [(pending path, final path)] of this unit of work
+DOOMED_KEY = "files_to_remove"          # session.info: [path] to delete once this unit of work commits
 
 # What the first bytes of a file say it is: only these types are accepted.
 SIGNATURES = {
@@ -99,16 +100,24 @@ def write_after_commit(key: str, data: bytes) -> None:
     db.session.info.setdefault(SESSION_KEY, []).append((pending, _storage_dir() / key))
 
 
+def remove_after_commit(attachment: AnnouncementAttachment | CondolenceAttachment) -> None:
+    """The file goes when the deletion of its row commits (a rollback keeps both)."""
+    db.session.info.setdefault(DOOMED_KEY, []).append(path_of(attachment))
+
+
 @event.listens_for(Session, "after_commit")
 def _publish_files(session: Session) -> None:
     for pending, final in session.info.pop(SESSION_KEY, []):
         os.replace(pending, final)
+    for doomed in session.info.pop(DOOMED_KEY, []):
+        doomed.unlink(missing_ok=True)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_files(session: Session) -> None:
     for pending, _final in session.info.pop(SESSION_KEY, []):
         pending.unlink(missing_ok=True)
+    session.info.pop(DOOMED_KEY, None)
 
 
 STORED_BY = (AnnouncementAttachment, CondolenceAttachment)    # every model whose rows name a stored file

@@ -86,9 +86,9 @@ def close_batch(officer: Staff, month: str) -> CondolenceBatch:
         CondolenceRequest.status == CondolenceStatus.APPROVED, CondolenceRequest.payment == PaymentKind.MONEY,
         CondolenceRequest.approved_at < cut_off, CondolenceRequest.batch_id.is_(None))
         .values(batch_id=batch.id).execution_options(synchronize_session=False))
-    batch.count, batch.total_fen = db.session.execute(select(
-        func.count(), func.coalesce(func.sum(CondolenceRequest.amount_fen), 0))
-        .where(CondolenceRequest.batch_id == batch.id)).one()
+    count, total = db.session.execute(select(func.count(), func.coalesce(func.sum(CondolenceRequest.amount_fen), 0))
+                                      .where(CondolenceRequest.batch_id == batch.id)).one()
+    batch.count, batch.total_fen = int(count), int(total)        # MariaDB sums to a Decimal
     audit.record(officer, "condolence.batch_close", "condolence_batch", batch.id, month=month, count=batch.count,
                  total_fen=batch.total_fen)
     return batch

@@ -1,4 +1,4 @@
-"""condolence payment batches
+"""condolence payment batches, gift deliveries, retention
 
 Revision ID: 0012
 Revises: 0011
@@ -39,6 +39,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('batch_id', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('paid_on', sa.Date(), nullable=True))
         batch_op.add_column(sa.Column('delivery_note', sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column('details_erased_at', models.base.UTCDateTime(), nullable=True))
         batch_op.create_index(batch_op.f('ix_condolence_requests_batch_id'), ['batch_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_condolence_requests_batch_id_condolence_batches'), 'condolence_batches', ['batch_id'], ['id'])
 
@@ -50,6 +51,7 @@ def downgrade() -> None:
     with op.batch_alter_table('condolence_requests', schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f('fk_condolence_requests_batch_id_condolence_batches'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_condolence_requests_batch_id'))
+        batch_op.drop_column('details_erased_at')
         batch_op.drop_column('delivery_note')
         batch_op.drop_column('paid_on')
         batch_op.drop_column('batch_id')
