@@ -114,6 +114,7 @@ def test_marking_the_batch_paid_closes_its_requests_and_then_it_never_changes(cl
         detail = client.get(f"/api/v1/condolences/{request['id']}", headers=people["member"]).json
     assert (done.status_code, done.json["status"], done.json["method"], done.json["handled_by"]) == \
         (200, "paid", "transfer", "王会计")
+    assert (done.json["status_label"], done.json["method_label"]) == ("已发放", "转账")
     assert (again.status_code, error_code(again)) == (409, "batch_paid")
     assert (detail["status"], detail["status_label"]) == ("closed", "已发放")
     assert [s["action"] for s in detail["history"]][-1] == "paid"

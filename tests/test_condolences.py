@@ -112,7 +112,7 @@ def recipients(app, notice: Notice) -> set[int]:
 def test_filed_returned_resubmitted_verified_and_approved_at_the_standard_amount(app, client, people):
     filed = file_request(client, people)
     rid = filed["id"]
-    assert (filed["status"], filed["status_label"]) == ("submitted", "待核实")
+    assert (filed["status"], filed["status_label"], filed["member_category_label"]) == ("submitted", "待核实", "在职")
     assert (filed["description"], filed["place"], filed["standard_amount_fen"]) == \
         ("急性阑尾炎住院一周", "市第一人民医院", 50000)
 
@@ -190,7 +190,8 @@ def test_more_material_may_correct_the_relative_but_not_make_one_up(client, peop
     filed = file_request(client, people, kind="直系亲属住院", relation="父母", relative_name="张建国")
     act(client, people, "jia_officer", filed["id"], "return", {"missing": "亲属关系证明"})
     corrected = mine(client, people, "member", filed["id"], "resubmit", {"relation": "配偶", "relative_name": "刘芳"})
-    assert (corrected["relation"], corrected["relative_name"], corrected["missing_material"]) == ("spouse", "刘芳", None)
+    assert (corrected["relation"], corrected["relation_label"], corrected["relative_name"]) == ("spouse", "配偶", "刘芳")
+    assert corrected["missing_material"] is None
     own = file_request(client, people, event_date="2027-01-02")
     act(client, people, "jia_officer", own["id"], "return", {"missing": "发票"})
     refused = mine(client, people, "member", own["id"], "resubmit", {"relative_name": "某人"}, expect=422)

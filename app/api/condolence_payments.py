@@ -7,7 +7,7 @@ import io
 from datetime import date
 
 from flask import Blueprint, Response, g
-from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from app.api.condolences import CreatedType, RequestSummary
 from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint, file_download
@@ -46,6 +46,16 @@ class BatchOut(BaseModel):
     paid_on: date | None
     method: PaymentMethod | None
     handled_by: str | None = Field(description="经办人")
+
+    @computed_field
+    @property
+    def status_label(self) -> str:
+        return "已发放" if self.status is BatchStatus.PAID else "已结算，待发放"
+
+    @computed_field
+    @property
+    def method_label(self) -> str | None:
+        return payments.METHOD_LABELS[self.method] if self.method else None
 
 
 class TotalOut(BaseModel):

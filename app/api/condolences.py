@@ -55,6 +55,21 @@ class RequestSummary(BaseModel):
     def status_label(self) -> str:
         return records.STATUS_LABELS[self.status]
 
+    @computed_field
+    @property
+    def member_category_label(self) -> str:
+        return rates.CATEGORY_LABELS[self.member_category]
+
+    @computed_field
+    @property
+    def relation_label(self) -> str | None:
+        return filing.RELATION_LABELS[self.relation] if self.relation else None
+
+    @computed_field
+    @property
+    def payment_label(self) -> str | None:
+        return review.PAYMENT_LABELS[self.payment] if self.payment else None
+
 
 class ReviewerSummary(RequestSummary):
     sub_union: str | None = Field(default=None, validation_alias=AliasPath("member", "sub_union", "name"))
