@@ -21,7 +21,8 @@ from models.audit import AuditLog
 from models.campaigns import GiftCampaign
 from models.condolences import (
     BatchStatus, CondolenceAttachment, CondolenceBatch, CondolenceRate, CondolenceRequest, CondolenceStatus, CondolenceStep, CondolenceSubject,
-    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, PaymentMethod, Relation,
+    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, PaymentMethod, Relation, RetireeVisit,
+    VisitPlan, VisitStatus,
 )
 from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
 from models.merchants import Cashier, Merchant, StatementMonth
@@ -35,7 +36,7 @@ __all__ = [
     "GiftCampaign",
     "BatchStatus", "CondolenceAttachment", "CondolenceBatch", "CondolenceRate", "CondolenceRequest", "CondolenceStatus", "CondolenceStep",
     "CondolenceSubject", "CondolenceType", "CondolenceYearlyCount", "MemberCategory", "PaymentKind", "PaymentMethod",
-    "Relation",
+    "Relation", "RetireeVisit", "VisitPlan", "VisitStatus",
     "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "Cashier", "Merchant", "StatementMonth", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",

@@ -217,3 +217,48 @@ class CondolenceYearlyCount(Base):
     type_id: Mapped[int] = mapped_column(ForeignKey("condolence_types.id", ondelete="CASCADE"), primary_key=True)
     year: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     approved: Mapped[int] = mapped_column(default=0)
+
+
+class VisitStatus(enum.Enum):
+    PLANNED = "planned"        # 待走访
+    VISITED = "visited"        # 已走访
+    SKIPPED = "skipped"        # 不再走访（去世、迁居……，写明原因）
+
+
+class VisitPlan(Base):
+    """The year's visits to every retiree (before Spring Festival, as the union's records show them)."""
+
+    __tablename__ = "visit_plans"
+    _repr_fields = ("id", "year")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    year: Mapped[int] = mapped_column(unique=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RetireeVisit(Base):
+    """One retiree in a plan: the officer assigned, and what the visit gave. The note is sealed like a condolence
+    request's text. Money the officer advanced and marks for reimbursement goes into a month's batch."""
+
+    __tablename__ = "retiree_visits"
+    __table_args__ = (UniqueConstraint("plan_id", "staff_id"),)
+    _repr_fields = ("id", "plan_id", "staff_id", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("visit_plans.id", ondelete="CASCADE"), index=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    status: Mapped[VisitStatus] = mapped_column(str_enum(VisitStatus), default=VisitStatus.PLANNED)
+    visited_on: Mapped[date | None]
+    money_fen: Mapped[int] = mapped_column(default=0)
+    gift: Mapped[str | None] = mapped_column(String(100))
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reimburse: Mapped[bool] = mapped_column(default=False)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("condolence_batches.id"), index=True)
+    skip_reason: Mapped[str | None] = mapped_column(String(100))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime | None]
+
+    retiree: Mapped[Staff] = relationship(foreign_keys=[staff_id], lazy="joined")
+    officer: Mapped[Staff | None] = relationship(foreign_keys=[officer_id], lazy="joined")

@@ -39,7 +39,8 @@ from app.unit_of_work import unit_of_work
 from models import Cashier, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, a_condolence, admitted, an_announcement, an_event, checkin_code, personal_notice,
+    BEIJING_NOW, GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, _visit_plan, a_condolence, admitted,
+    an_announcement, an_event, checkin_code, personal_notice,
     vouchers_issued, world,
 )
 
@@ -88,9 +89,12 @@ def _seeds(app, w, path: str) -> dict[str, object]:
                                                                    voucher_codes.window_of(clock.now(), 60)))
         requests = {name: _condolence_for(w, name, path) for name in OWN}
         batch = payments.close_batch(w.staff(Caller.UNION_OFFICER), TWO_MONTHS_AGO).id
+        visit_ids = _visit_plan(w)
         return {"event_id": event_id, "request_id": {name: r[0] for name, r in requests.items()},
                 "file_id": {name: r[1] for name, r in requests.items()},
-                "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "batch_id": batch, "announcement_id": announcement_id, "attachment_id": attachment_id,
+                "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "batch_id": batch,
+                "year": BEIJING_NOW.year, "visit_id": visit_ids["R0001"], "announcement_id": announcement_id,
+                "attachment_id": attachment_id,
                 "notice_id": {name: personal_notice(w, no) for name, no in OWN.items()}, "employee_no": "A0002",
                 "voucher_id": {name: issued[no] for name, no in OWN.items()},
                 "sub_union_id": w.sub_unions["甲分工会"], "code": code,
@@ -130,8 +134,11 @@ def _seeded(case, seeds: dict, caller: str) -> None:
             case.body["type_id"] = seeds["type_id"]
         if "event_date" in case.body:
             case.body["event_date"] = clock.today().isoformat()       # within the filing period, whatever day it is
-        if "delivered_on" in case.body:
-            case.body["delivered_on"] = clock.today().isoformat()
+        for day in ("delivered_on", "visited_on"):
+            if day in case.body:
+                case.body[day] = clock.today().isoformat()
+        if case.path.endswith("/assign") and "employee_no" in case.body:
+            case.body["employee_no"] = "O0001"                        # the officer of the retiree's sub-union
         if "month" in case.body:
             case.body["month"] = PREVIOUS_MONTH                       # past its cut-off day, not closed by the seeds
 

@@ -31,12 +31,12 @@ from app import clock
 from app.services import (
     announcements, attachments, auth, merchants, notifications, redemptions, roster, voucher_codes, vouchers,
 )
-from app.services.condolences import filing, payments, rates
+from app.services.condolences import filing, payments, rates, visits
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
 from models import (
-    Cashier, CondolenceStatus, PaymentKind, Role, Signup, Staff, Voucher, VoucherStatus, WeChatApp,
+    Cashier, CondolenceStatus, PaymentKind, Role, Signup, Staff, StaffStatus, Voucher, VoucherStatus, WeChatApp,
     WeChatIdentity,
 )
 from tests.events_support import event_body
@@ -349,6 +349,34 @@ def _type_cases(app, w, caller):
     kind = build(app, w, lambda w: rates.all_types()[0].id)
     return (Req(f"/api/v1/officer/condolence-types/{kind}", {"never_disclosed": True}),
             Req(f"/api/v1/officer/condolence-types/{MISSING}", {"never_disclosed": True}))
+
+
+def _visit_plan(w: World) -> dict[str, int]:
+    """This year's plan with a retiree in 甲 and one in 乙: their visit ids."""
+    for employee_no, sub_union in (("R0001", "甲分工会"), ("R0002", "乙分工会")):
+        roster.upsert_staff(employee_no, roster.StaffFields(name="退休教师", sub_union=sub_union,
+                                                             status=StaffStatus.RETIRED), actor_label="matrix")
+    plan = visits.create_plan(w.staff(UNION), visits.PlanFields(year=BEIJING_NOW.year))
+    return {v.retiree.employee_no: v.id for v in visits.visits_of(w.staff(UNION), plan)}
+
+
+def _visit_cases(action: str = "", json: Any = None) -> Callable:
+    """A visit route on the 甲 retiree's visit (every officer's), and on the 乙 retiree's (the sub-union officer) or
+    a missing one."""
+    def cases(app, w, caller):
+        path = f"/api/v1/officer/visit-plans/{BEIJING_NOW.year}/visits/{{}}" + (f"/{action}" if action else "")
+        if caller not in OFFICERS:
+            return Req(path.format(MISSING), json), None
+        ids = build(app, w, _visit_plan)
+        return Req(path.format(ids["R0001"]), json), Req(path.format(ids["R0002"] if caller is SUB else MISSING), json)
+    return cases
+
+
+def _plan_cases(app, w, caller):
+    if caller in OFFICERS:
+        build(app, w, _visit_plan)
+    return (Req(f"/api/v1/officer/visit-plans/{BEIJING_NOW.year}"),
+            Req(f"/api/v1/officer/visit-plans/{BEIJING_NOW.year + 1}"))
 
 
 PERIOD = f"start={BEIJING_NOW.year}-01-01&end={BEIJING_NOW.year}-12-31"
@@ -672,6 +700,16 @@ ROUTES: dict[tuple[str, str], Row] = {
                                                        FINANCE),
     ("POST", "/api/v1/officer/condolence-disclosures"): Row(SUB, plain("/api/v1/officer/condolence-disclosures",
                                                                        {"year": NOW.year, "quarter": 1}), FINANCE),
+    # retiree visits
+    ("POST", "/api/v1/officer/visit-plans"): Row(SUB, plain("/api/v1/officer/visit-plans", {"year": NOW.year}), FINANCE),
+    ("GET", "/api/v1/officer/visit-plans/<int:year>"): Row(SUB, _plan_cases, REVIEWERS_ONLY),
+    ("GET", "/api/v1/officer/visit-plans/<int:year>/visits/<int:visit_id>"): Row(SUB, _visit_cases(), REVIEWERS_ONLY),
+    ("POST", "/api/v1/officer/visit-plans/<int:year>/visits/<int:visit_id>/assign"): Row(SUB, _visit_cases(
+        "assign", {"employee_no": "O0001"}), REVIEWERS_ONLY),
+    ("POST", "/api/v1/officer/visit-plans/<int:year>/visits/<int:visit_id>/visited"): Row(SUB, _visit_cases(
+        "visited", {"visited_on": f"{BEIJING_NOW:%Y-%m-%d}", "gift": "米、油各一份"}), REVIEWERS_ONLY),
+    ("POST", "/api/v1/officer/visit-plans/<int:year>/visits/<int:visit_id>/skip"): Row(SUB, _visit_cases(
+        "skip", {"reason": "已迁居外地"}), REVIEWERS_ONLY),
 }
 
 

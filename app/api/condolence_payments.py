@@ -65,8 +65,20 @@ class TotalOut(BaseModel):
     total_fen: int
 
 
+class LineOut(BaseModel):
+    model_config = READS_RECORDS
+    employee_no: str
+    name: str
+    sub_union: str
+    type_name: str
+    event_date: date
+    decided_at: BeijingTime = Field(description="批准（或登记走访）的时间")
+    amount_fen: int
+
+
 class BatchDetail(BatchOut):
-    requests: list[RequestSummary]
+    requests: list[RequestSummary] = Field(description="本批的慰问申请")
+    lines: list[LineOut] = Field(description="本批的全部发放：慰问申请，以及走访时垫付需报销的慰问金")
     by_type: list[TotalOut]
     by_sub_union: list[TotalOut]
 
@@ -102,11 +114,12 @@ class DraftOut(BaseModel):
 
 
 def _detail(batch) -> BatchDetail:
-    requests = payments.batch_requests(batch)
+    lines = payments.lines_of(batch)
     return BatchDetail.model_validate({
-        **BatchOut.model_validate(batch).model_dump(), "requests": [RequestSummary.model_validate(r) for r in requests],
-        "by_type": payments.totals(requests, payments.by_type),
-        "by_sub_union": payments.totals(requests, payments.by_sub_union)})
+        **BatchOut.model_validate(batch).model_dump(),
+        "requests": [RequestSummary.model_validate(r) for r in payments.batch_requests(batch)],
+        "lines": lines, "by_type": payments.totals(lines, lambda line: line.type_name),
+        "by_sub_union": payments.totals(lines, lambda line: line.sub_union)})
 
 
 @bp.get("/officer/condolence-batches")

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -27,7 +27,8 @@ from app.services.condolences.records import STATUS_LABELS, get_request, record_
 from app.services.condolences.review import PAYMENT_LABELS
 from app.validation import labelled
 from models import (
-    BatchStatus, CondolenceBatch, CondolenceRequest, CondolenceStatus, PaymentKind, PaymentMethod, Staff,
+    BatchStatus, CondolenceBatch, CondolenceRequest, CondolenceStatus, PaymentKind, PaymentMethod, RetireeVisit,
+    Staff, VisitStatus,
 )
 
 METHOD_LABELS = {PaymentMethod.CASH: "现金", PaymentMethod.TRANSFER: "转账"}
@@ -86,9 +87,12 @@ def close_batch(officer: Staff, month: str) -> CondolenceBatch:
         CondolenceRequest.status == CondolenceStatus.APPROVED, CondolenceRequest.payment == PaymentKind.MONEY,
         CondolenceRequest.approved_at < cut_off, CondolenceRequest.batch_id.is_(None))
         .values(batch_id=batch.id).execution_options(synchronize_session=False))
-    count, total = db.session.execute(select(func.count(), func.coalesce(func.sum(CondolenceRequest.amount_fen), 0))
-                                      .where(CondolenceRequest.batch_id == batch.id)).one()
-    batch.count, batch.total_fen = int(count), int(total)        # MariaDB sums to a Decimal
+    db.session.execute(update(RetireeVisit).where(      # money an officer advanced on a visit, to be reimbursed
+        RetireeVisit.status == VisitStatus.VISITED, RetireeVisit.reimburse.is_(True),
+        RetireeVisit.recorded_at < cut_off, RetireeVisit.batch_id.is_(None))
+        .values(batch_id=batch.id).execution_options(synchronize_session=False))
+    batch_lines = lines_of(batch)
+    batch.count, batch.total_fen = len(batch_lines), sum(line.amount_fen for line in batch_lines)
     audit.record(officer, "condolence.batch_close", "condolence_batch", batch.id, month=month, count=batch.count,
                  total_fen=batch.total_fen)
     return batch
@@ -147,6 +151,34 @@ def batch_requests(batch: CondolenceBatch) -> list[CondolenceRequest]:
                                    .order_by(CondolenceRequest.approved_at, CondolenceRequest.id)).unique())
 
 
+def batch_visits(batch: CondolenceBatch) -> list[RetireeVisit]:
+    return list(db.session.scalars(select(RetireeVisit).where(RetireeVisit.batch_id == batch.id)
+                                   .order_by(RetireeVisit.recorded_at, RetireeVisit.id)).unique())
+
+
+VISIT_TYPE = "退休教职工走访（报销垫付）"
+
+
+@dataclass
+class Line:
+    """One payment of a batch: a request's, or a visit's money to reimburse."""
+
+    employee_no: str
+    name: str
+    sub_union: str
+    type_name: str
+    event_date: date
+    decided_at: datetime
+    amount_fen: int
+
+
+def lines_of(batch: CondolenceBatch) -> list[Line]:
+    return ([Line(r.member.employee_no, r.member.name, sub_union_of(r.member), r.type.name, r.event_date,
+                  r.approved_at, r.amount_fen or 0) for r in batch_requests(batch)]
+            + [Line(v.retiree.employee_no, v.retiree.name, sub_union_of(v.retiree), VISIT_TYPE, v.visited_on,
+                    v.recorded_at, v.money_fen) for v in batch_visits(batch)])
+
+
 @dataclass
 class Total:
     name: str
@@ -154,14 +186,18 @@ class Total:
     total_fen: int = 0
 
 
-def totals(requests: list[CondolenceRequest], key) -> list[Total]:
+def totals(items: list, key, amount=lambda item: item.amount_fen or 0) -> list[Total]:
     """Count and sum per key (a type's name, a sub-union's), in the order first met."""
     found: dict[str, Total] = {}
-    for request in requests:
-        total = found.setdefault(key(request), Total(key(request)))
+    for item in items:
+        total = found.setdefault(key(item), Total(key(item)))
         total.count += 1
-        total.total_fen += request.amount_fen or 0
+        total.total_fen += amount(item)
     return list(found.values())
+
+
+def sub_union_of(member: Staff) -> str:
+    return member.sub_union.name if member.sub_union else "（未分配分工会）"
 
 
 def by_type(request: CondolenceRequest) -> str:
@@ -169,21 +205,21 @@ def by_type(request: CondolenceRequest) -> str:
 
 
 def by_sub_union(request: CondolenceRequest) -> str:
-    return request.member.sub_union.name if request.member.sub_union else "（未分配分工会）"
+    return sub_union_of(request.member)
 
 
 BATCH_HEADERS = ["序号", "工号", "姓名", "分工会", "慰问类型", "事件日期", "批准日期", "金额（元）"]
 
 
 def batch_xlsx(officer: Staff, batch_id: int) -> tuple[CondolenceBatch, bytes]:
-    """For finance: one row per request, then the totals per type and per sub-union, then the sum."""
+    """For finance: one row per payment, then the totals per type and per sub-union, then the sum."""
     batch = get_batch(officer, batch_id)
-    requests = batch_requests(batch)
-    rows = [[n, r.member.employee_no, r.member.name, by_sub_union(r), r.type.name, r.event_date.isoformat(),
-             clock.local_cell(r.approved_at), r.amount_fen / 100] for n, r in enumerate(requests, start=1)]
-    for title, key in (("按类型合计", by_type), ("按分工会合计", by_sub_union)):
+    batch_lines = lines_of(batch)
+    rows = [[n, line.employee_no, line.name, line.sub_union, line.type_name, line.event_date.isoformat(),
+             clock.local_cell(line.decided_at), line.amount_fen / 100] for n, line in enumerate(batch_lines, start=1)]
+    for title, attribute in (("按类型合计", "type_name"), ("按分工会合计", "sub_union")):
         rows += [[], [title]] + [[None, None, None, None, t.name, f"{t.count} 人次", None, t.total_fen / 100]
-                                 for t in totals(requests, key)]
+                                 for t in totals(batch_lines, lambda line: getattr(line, attribute))]
     rows += [[], ["总计", None, None, None, None, f"{batch.count} 人次", None, batch.total_fen / 100]]
     data = spreadsheets.workbook(f"{batch.month} 慰问金", BATCH_HEADERS, rows, [6, 12, 10, 18, 16, 12, 18, 12])
     audit.record(officer, "condolence.batch_export", "condolence_batch", batch.id)
