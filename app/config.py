@@ -359,6 +359,8 @@ class CondolencesSection(Section):
     max_attachments: int = Field(default=20, ge=1, le=100)
     payment_cut_off_day: int = Field(default=25, ge=1, le=28)   # a month's batch: approved up to this day's end
     retention_years: int = Field(default=5, ge=1, le=30)   # then a finished request's files and sealed text go
+    mutual_aid_plans: list[str] = Field(default_factory=lambda: [
+        "在职职工重大疾病互助保障", "住院医疗互助保障", "女职工特殊疾病互助保障"], min_length=1)   # the city's plans
 
 
 DEMO_PRIVACY_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="   # 32 bytes, public: the SQLite demo only

@@ -20,9 +20,9 @@ from models.announcements import (
 from models.audit import AuditLog
 from models.campaigns import GiftCampaign
 from models.condolences import (
-    BatchStatus, CondolenceAttachment, CondolenceBatch, CondolenceRate, CondolenceRequest, CondolenceStatus, CondolenceStep, CondolenceSubject,
-    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, PaymentMethod, Relation, RetireeVisit,
-    VisitPlan, VisitStatus,
+    BatchStatus, ClaimStatus, CondolenceAttachment, CondolenceBatch, CondolenceRate, CondolenceRequest, CondolenceStatus, CondolenceStep, CondolenceSubject,
+    CondolenceType, CondolenceYearlyCount, MemberCategory, PaymentKind, PaymentMethod, MutualAidClaim,
+    Relation, RetireeVisit, VisitPlan, VisitStatus,
 )
 from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
 from models.merchants import Cashier, Merchant, StatementMonth
@@ -34,7 +34,7 @@ from models.notifications import (
 __all__ = [
     "Announcement", "AnnouncementAttachment", "AnnouncementCategory", "AnnouncementRead", "AnnouncementStatus",
     "GiftCampaign",
-    "BatchStatus", "CondolenceAttachment", "CondolenceBatch", "CondolenceRate", "CondolenceRequest", "CondolenceStatus", "CondolenceStep",
+    "BatchStatus", "ClaimStatus", "MutualAidClaim", "CondolenceAttachment", "CondolenceBatch", "CondolenceRate", "CondolenceRequest", "CondolenceStatus", "CondolenceStep",
     "CondolenceSubject", "CondolenceType", "CondolenceYearlyCount", "MemberCategory", "PaymentKind", "PaymentMethod",
     "Relation", "RetireeVisit", "VisitPlan", "VisitStatus",
     "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",

@@ -172,13 +172,16 @@ class CondolenceRequest(Base):
 
 
 class CondolenceAttachment(Base):
-    """A bill, 病历首页, 出院记录 or death certificate: the file is stored sealed; so is its name."""
+    """A bill, 病历首页, 出院记录 or death certificate — of a request, or a mutual-aid claim's document: the file is
+    stored sealed; so is its name. It belongs to exactly one of the two."""
 
     __tablename__ = "condolence_attachments"
-    _repr_fields = ("id", "request_id")
+    _repr_fields = ("id", "request_id", "claim_id")
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("condolence_requests.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("condolence_requests.id", ondelete="CASCADE"),
+                                                   index=True)
+    claim_id: Mapped[int | None] = mapped_column(ForeignKey("mutual_aid_claims.id", ondelete="CASCADE"), index=True)
     filename_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     content_type: Mapped[str] = mapped_column(String(50))
     size: Mapped[int]
@@ -186,7 +189,7 @@ class CondolenceAttachment(Base):
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-    request: Mapped[CondolenceRequest] = relationship(back_populates="attachments")
+    request: Mapped[CondolenceRequest | None] = relationship(back_populates="attachments")
 
 
 class CondolenceStep(Base):
@@ -262,3 +265,37 @@ class RetireeVisit(Base):
 
     retiree: Mapped[Staff] = relationship(foreign_keys=[staff_id], lazy="joined")
     officer: Mapped[Staff | None] = relationship(foreign_keys=[officer_id], lazy="joined")
+
+
+class ClaimStatus(enum.Enum):
+    FILED = "filed"            # 已登记
+    SUBMITTED = "submitted"    # 已报送市总工会
+    PAID = "paid"              # 已赔付
+    REFUSED = "refused"        # 未获赔付
+
+
+class MutualAidClaim(Base):
+    """A claim on one of the city's mutual-aid plans (互助保障), tracked by union officers for a member. Its
+    description and the city union's reason for a refusal are sealed; its documents are sealed files."""
+
+    __tablename__ = "mutual_aid_claims"
+    _repr_fields = ("id", "staff_id", "plan", "status")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    filed_on: Mapped[date]
+    status: Mapped[ClaimStatus] = mapped_column(str_enum(ClaimStatus), default=ClaimStatus.FILED)
+    submitted_on: Mapped[date | None]
+    paid_on: Mapped[date | None]
+    amount_paid_fen: Mapped[int | None]
+    description_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    refusal_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    closed_at: Mapped[datetime | None]              # paid or refused: its final state
+    details_erased_at: Mapped[datetime | None]
+
+    member: Mapped[Staff] = relationship(foreign_keys=[staff_id], lazy="joined")
+    documents: Mapped[list[CondolenceAttachment]] = relationship(cascade="all, delete-orphan",
+                                                                 order_by="CondolenceAttachment.id")

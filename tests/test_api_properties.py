@@ -36,11 +36,11 @@ from app.services.condolences import payments, rates
 from app.services.events import seats
 from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
-from models import Cashier, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
+from models import Cashier, ClaimStatus, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
-    BEIJING_NOW, GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, _visit_plan, a_condolence, admitted,
-    an_announcement, an_event, checkin_code, personal_notice,
+    BEIJING_NOW, GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, _visit_plan, a_claim, a_condolence,
+    admitted, an_announcement, an_event, checkin_code, personal_notice,
     vouchers_issued, world,
 )
 
@@ -48,7 +48,7 @@ pytestmark = pytest.mark.postgresql_only
 
 CALLERS = {"staff": Caller.STAFF, "officer": Caller.UNION_OFFICER, "cashier": Caller.CASHIER}
 OWN = {"staff": "S0001", "officer": "U0001", "cashier": "S0001"}   # whose records each caller's ids name
-PER_CALLER = {"notice_id", "voucher_id", "request_id", "file_id"}     # seeded records that belong to the caller
+PER_CALLER = {"notice_id", "voucher_id", "request_id", "file_id", "claim_id"}     # seeded records that belong to the caller
 TWO_MONTHS_AGO = f"{(clock.local().replace(day=1) - timedelta(days=1)).replace(day=1) - timedelta(days=1):%Y-%m}"
 CASES_PER_OPERATION = int(os.environ.get("SMART_UNION_API_CASES", "12"))
 
@@ -90,7 +90,12 @@ def _seeds(app, w, path: str) -> dict[str, object]:
         requests = {name: _condolence_for(w, name, path) for name in OWN}
         batch = payments.close_batch(w.staff(Caller.UNION_OFFICER), TWO_MONTHS_AGO).id
         visit_ids = _visit_plan(w)
+        if "mutual-aid-claims" in path:         # the claim route's own ids (its documents are numbered as files)
+            status = ClaimStatus.SUBMITTED if path.endswith(("/paid", "/refused")) else None
+            requests = {name: a_claim(w, "A0002" if name == "officer" else OWN[name], status, document=True)
+                        for name in OWN}
         return {"event_id": event_id, "request_id": {name: r[0] for name, r in requests.items()},
+                "claim_id": {name: r[0] for name, r in requests.items()},
                 "file_id": {name: r[1] for name, r in requests.items()},
                 "type_id": next(k.id for k in rates.all_types() if k.name == "本人住院"), "batch_id": batch,
                 "year": BEIJING_NOW.year, "visit_id": visit_ids["R0001"], "announcement_id": announcement_id,
@@ -139,6 +144,11 @@ def _seeded(case, seeds: dict, caller: str) -> None:
                 case.body[day] = clock.today().isoformat()
         if case.path.endswith("/assign") and "employee_no" in case.body:
             case.body["employee_no"] = "O0001"                        # the officer of the retiree's sub-union
+        if "plan" in case.body and isinstance(case.body["plan"], str) and "mutual-aid" in case.path:
+            case.body["plan"] = "住院医疗互助保障"                      # one of the city's plans
+        for day in ("filed_on", "submitted_on", "paid_on", "refused_on"):
+            if day in case.body and "mutual-aid" in case.path:
+                case.body[day] = clock.today().isoformat()
         if "month" in case.body:
             case.body["month"] = PREVIOUS_MONTH                       # past its cut-off day, not closed by the seeds
 

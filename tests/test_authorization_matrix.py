@@ -31,12 +31,12 @@ from app import clock
 from app.services import (
     announcements, attachments, auth, merchants, notifications, redemptions, roster, voucher_codes, vouchers,
 )
-from app.services.condolences import filing, payments, rates, visits
+from app.services.condolences import claims, filing, payments, rates, visits
 from app.services.events import checkin, lifecycle, seats
 from app.services.audiences import Audience
 from app.services.policy import Caller
 from models import (
-    Cashier, CondolenceStatus, PaymentKind, Role, Signup, Staff, StaffStatus, Voucher, VoucherStatus, WeChatApp,
+    Cashier, ClaimStatus, CondolenceStatus, PaymentKind, Role, Signup, Staff, StaffStatus, Voucher, VoucherStatus, WeChatApp,
     WeChatIdentity,
 )
 from tests.events_support import event_body
@@ -379,6 +379,36 @@ def _plan_cases(app, w, caller):
             Req(f"/api/v1/officer/visit-plans/{BEIJING_NOW.year + 1}"))
 
 
+def a_claim(w: World, employee_no: str, status: ClaimStatus | None = None, document: bool = False) -> Any:
+    """A claim filed by the union officer for a member (moved to `status`), with a document: its id, or (id, file)."""
+    claim = claims.file_claim(w.staff(UNION), claims.ClaimFields(
+        employee_no=employee_no, plan="住院医疗互助保障", filed_on=BEIJING_NOW.date(), description="住院"))
+    file_id = claims.add_document(w.staff(UNION), claim.id, "诊断证明.png", PNG).id if document else None
+    if status is not None:
+        claim.status = status
+    db.session.flush()
+    return (claim.id, file_id) if document else claim.id
+
+
+def _claim_cases(path: str, json: Any = None, status: ClaimStatus | None = None, document: bool = False,
+                 files: Callable | None = None) -> Callable:
+    """A claim route. Seen: staff and admins their own claim, officers A0002's (甲). Unseen: A0002's (staff,
+    admins), B0001's (the sub-union officer), a missing one (union officers)."""
+    def cases(app, w, caller):
+        own = caller in (STAFF, ADMIN)
+        missing = (MISSING, MISSING) if document else MISSING
+
+        def make(w):
+            seen = a_claim(w, OWN_NO[caller] if own else "A0002", status, document)
+            other = "A0002" if own else ("B0001" if caller is SUB else None)
+            return seen, (a_claim(w, other, status, document) if other else missing)
+        seen, unseen = build(app, w, make) if caller in (STAFF, SUB, UNION, ADMIN) else (missing, None)
+        return (Req(path.format(*_tuple(seen)), json, files() if files else None),
+                Req(path.format(*_tuple(unseen)), json, files() if files else None) if unseen is not None else None)
+    return cases
+
+
+TRACKERS = {SUB: 403, ADMIN: 403}      # only union officers change a claim
 PERIOD = f"start={BEIJING_NOW.year}-01-01&end={BEIJING_NOW.year}-12-31"
 RATE = {"type": "本人住院", "member_category": "在职", "amount_fen": 60000, "ceiling_fen": 100000, "times_per_year": 2,
         "effective_from": "2027-01-01"}
@@ -700,6 +730,24 @@ ROUTES: dict[tuple[str, str], Row] = {
                                                        FINANCE),
     ("POST", "/api/v1/officer/condolence-disclosures"): Row(SUB, plain("/api/v1/officer/condolence-disclosures",
                                                                        {"year": NOW.year, "quarter": 1}), FINANCE),
+    # mutual-aid claims
+    ("GET", "/api/v1/mutual-aid-claims"): Row(STAFF, plain("/api/v1/mutual-aid-claims")),
+    ("GET", "/api/v1/officer/mutual-aid-claims"): Row(SUB, plain("/api/v1/officer/mutual-aid-claims"), REVIEWERS_ONLY),
+    ("POST", "/api/v1/officer/mutual-aid-claims"): Row(SUB, plain("/api/v1/officer/mutual-aid-claims", {
+        "employee_no": "A0002", "plan": "住院医疗互助保障", "filed_on": f"{BEIJING_NOW:%Y-%m-%d}"}), FINANCE),
+    ("GET", "/api/v1/mutual-aid-claims/<int:claim_id>"): Row(STAFF, _claim_cases("/api/v1/mutual-aid-claims/{}")),
+    ("GET", "/api/v1/mutual-aid-claims/<int:claim_id>/documents/<int:file_id>"): Row(STAFF, _claim_cases(
+        "/api/v1/mutual-aid-claims/{}/documents/{}", document=True)),
+    ("POST", "/api/v1/officer/mutual-aid-claims/<int:claim_id>/documents"): Row(SUB, _claim_cases(
+        "/api/v1/officer/mutual-aid-claims/{}/documents", files=_png), TRACKERS),
+    ("POST", "/api/v1/officer/mutual-aid-claims/<int:claim_id>/submitted"): Row(SUB, _claim_cases(
+        "/api/v1/officer/mutual-aid-claims/{}/submitted", {"submitted_on": f"{BEIJING_NOW:%Y-%m-%d}"}), TRACKERS),
+    ("POST", "/api/v1/officer/mutual-aid-claims/<int:claim_id>/paid"): Row(SUB, _claim_cases(
+        "/api/v1/officer/mutual-aid-claims/{}/paid", {"paid_on": f"{BEIJING_NOW:%Y-%m-%d}", "amount_fen": 100000},
+        ClaimStatus.SUBMITTED), TRACKERS),
+    ("POST", "/api/v1/officer/mutual-aid-claims/<int:claim_id>/refused"): Row(SUB, _claim_cases(
+        "/api/v1/officer/mutual-aid-claims/{}/refused", {"refused_on": f"{BEIJING_NOW:%Y-%m-%d}", "reason": "不符合"},
+        ClaimStatus.SUBMITTED), TRACKERS),
     # retiree visits
     ("POST", "/api/v1/officer/visit-plans"): Row(SUB, plain("/api/v1/officer/visit-plans", {"year": NOW.year}), FINANCE),
     ("GET", "/api/v1/officer/visit-plans/<int:year>"): Row(SUB, _plan_cases, REVIEWERS_ONLY),

@@ -13,7 +13,7 @@ from pydantic import AliasPath, BaseModel, Field, computed_field
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
 from app.errors import Refusal
 from app.services import attachments, policy
-from app.services.condolences import filing, rates, records, review
+from app.services.condolences import files, filing, rates, records, review
 from app.services.condolences.filing import OfficerRequestFields, RequestFields, ResubmitFields
 from app.services.condolences.rates import RateFields, TypeFields
 from app.services.condolences.review import ApproveFields, RejectFields, ReturnFields
@@ -129,9 +129,9 @@ def _summary(row: CondolenceRequest, model: type[RequestSummary] = RequestSummar
 
 def _detail(row: CondolenceRequest) -> RequestDetail:
     """The duplicate hint is for reviewers only."""
-    files = [AttachmentOut.model_validate(Merged(a, filename=filing.file_name(a))) for a in row.attachments]
+    attached = [AttachmentOut.model_validate(Merged(a, filename=files.file_name(a))) for a in row.attachments]
     hint = row.possible_duplicate_of_id if policy.reviews_condolence(g.staff, row) else None
-    return RequestDetail.model_validate(Merged(row, **records.opened(row), attachments=files,
+    return RequestDetail.model_validate(Merged(row, **records.opened(row), attachments=attached,
                                                possible_duplicate_of_id=hint))
 
 
@@ -186,14 +186,14 @@ def upload(request_id: int):
     if sent is None:
         raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
     attachment = filing.attach(g.staff, request_id, sent.filename or "", sent.read())
-    return AttachmentOut.model_validate(Merged(attachment, filename=filing.file_name(attachment)))
+    return AttachmentOut.model_validate(Merged(attachment, filename=files.file_name(attachment)))
 
 
 @bp.get("/condolences/<int:request_id>/attachments/<int:file_id>")
 @endpoint("下载申请材料（查看会被记录）", tags=("condolences",))
 def download(request_id: int, file_id: int):
     attachment, data = filing.read_file(g.staff, request_id, file_id)
-    return file_download(io.BytesIO(data), filing.file_name(attachment), attachment.content_type,
+    return file_download(io.BytesIO(data), files.file_name(attachment), attachment.content_type,
                          ascii_name=f"condolence-{request_id}-{attachment.id}{attachments.extension_of(attachment)}")
 
 

@@ -4,17 +4,16 @@ the consent of the member or their family, and when) — its attachments, 补材
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, or_, select
 
 from app import clock
-from app.errors import Forbidden, Invalid, NotFound, TooLarge, Unreadable
+from app.errors import Forbidden, Invalid
 from app.extensions import db
-from app.services import attachments, audit, policy, roster, sealing
-from app.services.condolences import rates
+from app.services import audit, policy, roster
+from app.services.condolences import files, rates
 from app.services.condolences.records import (
     TABLE, get_request, not_allowed, record_step, seal_fields,
     transition,
@@ -29,7 +28,6 @@ RELATION_LABELS = {Relation.SPOUSE: "配偶", Relation.PARENT: "父母", Relatio
 RelationChoice = labelled(Relation, RELATION_LABELS)
 OPEN = (CondolenceStatus.SUBMITTED, CondolenceStatus.RETURNED, CondolenceStatus.VERIFIED)   # may be withdrawn
 EDITABLE = (CondolenceStatus.SUBMITTED, CondolenceStatus.RETURNED)                          # may take files
-FILES_TABLE = "condolence_attachments"
 
 
 def _settings():
@@ -167,40 +165,16 @@ def attach(applicant: Staff, request_id: int, filename: str, data: bytes) -> Con
     _ensure_applicant(applicant, request)
     if request.status not in EDITABLE:
         raise not_allowed(request.status, "添加材料")
-    if len(request.attachments) >= _settings().max_attachments:
-        raise TooLarge("too_many_files", f"每份申请最多 {_settings().max_attachments} 个附件")
-    content_type, key = attachments.checked_upload(data)
-    attachment = CondolenceAttachment(request_id=request.id, filename_sealed=b"", content_type=content_type,
-                                      size=len(data), storage_key=key, uploaded_by_id=applicant.id)
-    db.session.add(attachment)
-    db.session.flush()
-    name = Path(filename or "附件").name[:200] or "附件"
-    attachment.filename_sealed = sealing.seal(name.encode(), file_aad(attachment, "filename"))
-    attachments.write_after_commit(key, sealing.seal(data, file_aad(attachment, "file")))
+    attachment = files.store(request.attachments, {"request_id": request.id}, applicant, filename, data)
     audit.record(applicant, "condolence.attach", TABLE, request.id, attachment_id=attachment.id, size=len(data))
     return attachment
-
-
-def file_aad(attachment: CondolenceAttachment, field: str) -> bytes:
-    """Bound to the attachment and to its request: a row moved to another request does not open."""
-    return sealing.associated_data(FILES_TABLE, attachment.id, f"{field}@{attachment.request_id}")
-
-
-def file_name(attachment: CondolenceAttachment) -> str:
-    return sealing.open_sealed(attachment.filename_sealed, file_aad(attachment, "filename")).decode()
 
 
 def read_file(staff: Staff, request_id: int, attachment_id: int) -> tuple[CondolenceAttachment, bytes]:
     """An attachment's bytes, for whoever may see the request; every opening is audited."""
     request = get_request(staff, request_id)
-    attachment = next((a for a in request.attachments if a.id == attachment_id), None)
-    if attachment is None:
-        raise NotFound("找不到该附件", code="attachment_not_found")
-    try:
-        stored = attachments.path_of(attachment).read_bytes()
-    except FileNotFoundError:
-        raise Unreadable("file_missing", "附件文件缺失，请联系系统管理员") from None
-    data = sealing.open_sealed(stored, file_aad(attachment, "file"))
+    attachment = files.one_of(request.attachments, attachment_id)
+    data = files.read(attachment)
     audit.record(staff, "condolence.file", TABLE, request.id, attachment_id=attachment.id)
     return attachment, data
 

@@ -1,4 +1,4 @@
-"""Key rotation: re-seal every sealed field and file of condolences under `privacy.current_key`, so that the old
+"""Key rotation: re-seal every sealed field and file of condolences (requests, claims, visits' notes) under `privacy.current_key`, so that the old
 key can be dropped from the config. Safe to run again (what is current already is left alone) and while the
 service runs: a column is rewritten only if it still holds what was read (a request changed meanwhile was sealed
 under the current key anyway), and a file is replaced in one step. A value no configured key opens is counted and
@@ -13,9 +13,10 @@ from sqlalchemy import select, update
 from app.errors import Unreadable
 from app.extensions import db
 from app.services import attachments, audit, sealing
-from app.services.condolences.filing import file_aad
+from app.services.condolences import claims, visits
+from app.services.condolences.files import file_aad
 from app.services.condolences.records import SEALED_FIELDS, TABLE
-from models import CondolenceAttachment, CondolenceRequest
+from models import CondolenceAttachment, CondolenceRequest, MutualAidClaim, RetireeVisit
 
 BATCH = 500
 
@@ -33,7 +34,13 @@ def rekey() -> Rekeyed:
     for row in _rows(CondolenceRequest, columns):
         for name, column in zip(SEALED_FIELDS, columns):
             _reseal_column(done, CondolenceRequest, row, column, sealing.associated_data(TABLE, row.id, name))
-    for row in _rows(CondolenceAttachment, ["filename_sealed", "request_id", "storage_key", "content_type"]):
+    claim_columns = [f"{name}_sealed" for name in claims.SEALED]
+    for row in _rows(MutualAidClaim, claim_columns):
+        for name, column in zip(claims.SEALED, claim_columns):
+            _reseal_column(done, MutualAidClaim, row, column, sealing.associated_data(claims.TABLE, row.id, name))
+    for row in _rows(RetireeVisit, ["note_sealed"]):
+        _reseal_column(done, RetireeVisit, row, "note_sealed", sealing.associated_data(visits.TABLE, row.id, "note"))
+    for row in _rows(CondolenceAttachment, ["filename_sealed", "request_id", "claim_id", "storage_key"]):
         _reseal_column(done, CondolenceAttachment, row, "filename_sealed", file_aad(row, "filename"))
         _reseal_file(done, row)
     audit.record(None, "privacy.rekey", "privacy", sealing.current_key_id(), fields=done.fields, files=done.files,

@@ -1,6 +1,6 @@
 """Retention: `condolences.retention_years` after a request reached a final state — closed, rejected, withdrawn —
-its files and its sealed text are erased; the ledger row (who, type, amount, dates) stays for the union's records.
-A scheduled job does it, and its log says how many, never whose."""
+or a mutual-aid claim was paid or refused, its files and its sealed text are erased; the ledger row (who, type,
+amount, dates) stays for the union's records. A scheduled job does it, and its log says how many, never whose."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from sqlalchemy import and_, or_, select
 
 from app.extensions import db
 from app.services import attachments
+from app.services.condolences import claims as claim_records
 from app.services.condolences.records import SEALED_FIELDS
-from models import CondolenceRequest, CondolenceStatus
+from models import CondolenceRequest, CondolenceStatus, MutualAidClaim
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -22,24 +23,34 @@ FINAL = {CondolenceStatus.CLOSED: CondolenceRequest.closed_at, CondolenceStatus.
 
 
 def erase_expired_details(now: datetime) -> int:
-    """Erases what is past its retention (a batch per run; the next run takes the rest); returns how many."""
+    """Erases what is past its retention (a batch of each per run; the next run takes the rest); returns how many
+    requests and claims it erased."""
     cutoff = _years_before(now, current_app.config["SU"].condolences.retention_years)
-    due = list(db.session.scalars(select(CondolenceRequest).where(
+    requests = list(db.session.scalars(select(CondolenceRequest).where(
         CondolenceRequest.details_erased_at.is_(None),
         or_(*(and_(CondolenceRequest.status == status, moment < cutoff) for status, moment in FINAL.items())))
         .order_by(CondolenceRequest.id).limit(BATCH)).unique())
-    files = 0
-    for request in due:
-        for column in (f"{name}_sealed" for name in SEALED_FIELDS):
-            setattr(request, column, None)
-        for attachment in list(request.attachments):
-            attachments.remove_after_commit(attachment)
-            request.attachments.remove(attachment)
-            files += 1
-        request.details_erased_at = now
-    if due:
-        log.info("retention: erased the details of %d condolence requests and %d files", len(due), files)
-    return len(due)
+    claims = list(db.session.scalars(select(MutualAidClaim).where(
+        MutualAidClaim.details_erased_at.is_(None), MutualAidClaim.closed_at < cutoff)
+        .order_by(MutualAidClaim.id).limit(BATCH)).unique())
+    erased_files = sum(_erase(request, request.attachments, SEALED_FIELDS, now) for request in requests)
+    erased_files += sum(_erase(claim, claim.documents, claim_records.SEALED, now) for claim in claims)
+    if requests or claims:
+        log.info("retention: erased the details of %d condolence requests, %d mutual-aid claims and %d files",
+                 len(requests), len(claims), erased_files)
+    return len(requests) + len(claims)
+
+
+def _erase(row, stored: list, sealed: tuple[str, ...], now: datetime) -> int:
+    """Its sealed columns emptied, its files removed (once the unit of work commits); returns how many files."""
+    for name in sealed:
+        setattr(row, f"{name}_sealed", None)
+    removed = list(stored)
+    for attachment in removed:
+        attachments.remove_after_commit(attachment)
+        stored.remove(attachment)
+    row.details_erased_at = now
+    return len(removed)
 
 
 def _years_before(moment: datetime, years: int) -> datetime:
