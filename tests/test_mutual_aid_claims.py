@@ -143,3 +143,38 @@ def test_the_years_figures_count_claims_filed_and_paid(app, client, callers):  #
     with app.app_context():
         assert claims.figures(date(2026, 1, 1), date(2026, 12, 31)) == {"filed": 3, "paid": 2, "paid_fen": 300000}
         assert claims.figures(date(2026, 11, 1), date(2026, 11, 20)) == {"filed": 2, "paid": 1, "paid_fen": 100000}
+
+
+def test_claims_are_rekeyed_and_erased_like_requests(app, make_app, client, callers, subprocess_env):  # noqa: F811
+    import subprocess
+    import sys
+    from datetime import datetime, timedelta, timezone
+    from pathlib import Path
+
+    from app.services.condolences import retention
+    from tests.test_condolence_privacy import OTHER_KEY
+
+    claim = file(client, callers)
+    document(client, callers, claim["id"])
+    env = {**subprocess_env, "SMART_UNION__PRIVACY__KEYS__T2": OTHER_KEY, "SMART_UNION__PRIVACY__CURRENT_KEY": "t2"}
+    done = subprocess.run([str(Path(sys.executable).parent / "smart-union"), "privacy", "rekey"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "附件 1 个" in done.stdout, done.stderr
+    only_new = make_app(**{"privacy.keys": {"t2": OTHER_KEY}, "privacy.current_key": "t2"}).test_client()
+    assert only_new.get(f"/api/v1/mutual-aid-claims/{claim['id']}", headers=callers["subject"]).json[
+        "description"] == DESCRIPTION
+    assert error_code(client.get(f"/api/v1/mutual-aid-claims/{claim['id']}", headers=callers["subject"])) == \
+        "record_unreadable"                                                  # the old key alone no longer opens it
+
+    post(client, callers, "union_officer", f"{claim['id']}/submitted", {"submitted_on": "2026-11-05"})
+    with app.app_context(), unit_of_work():
+        db.session.execute(update(MutualAidClaim).values(status="paid", amount_paid_fen=1000, paid_on=date(2026, 11, 9),
+                                                         closed_at=datetime(2026, 11, 9, tzinfo=timezone.utc)))
+    with app.app_context(), unit_of_work():
+        assert retention.erase_expired_details(datetime(2031, 11, 8, tzinfo=timezone.utc)) == 0
+    with app.app_context(), unit_of_work():
+        assert retention.erase_expired_details(datetime(2031, 11, 10, tzinfo=timezone.utc)) == 1
+    with app.app_context():
+        row = db.session.get(MutualAidClaim, claim["id"])
+        assert (row.description_sealed, row.documents, row.amount_paid_fen) == (None, [], 1000)
+        assert row.details_erased_at > datetime(2031, 11, 9, tzinfo=timezone.utc) - timedelta(days=1)
