@@ -53,6 +53,7 @@ def seed_demo_data(count: int = 50) -> None:
         merchants.create_merchant(officer, merchants.MerchantIn(name=vouchers.current_policy().merchant,
                                                                 shops=[DEMO_SHOP]))
         _condolences_at_each_stage()
+        _caring_work(officer)
         _journeys(officer, rng)
 
 
@@ -139,6 +140,21 @@ def _a_verified_request() -> None:
     request = filing.file_own(colleague, filing.RequestFields(type_id=kind.id, event_date=clock.today(),
                                                               place="市第一人民医院", description="肺炎住院治疗"))
     review.verify(sub_officer, request.id)
+
+
+def _caring_work(officer: Staff) -> None:
+    """This year's retiree visits (one made already) and a mutual-aid claim of 李老师's, submitted to the city."""
+    from app.services.condolences import claims, visits
+
+    plan = visits.create_plan(officer, visits.PlanFields(year=clock.today().year))
+    planned = visits.visits_of(officer, plan)
+    if planned:
+        visits.record_visit(officer, plan.year, planned[0].id, visits.VisitedFields(
+            visited_on=clock.today(), money_fen=50000, gift="米、油各一份", note="身体硬朗，子女常回家"))
+    claim = claims.file_claim(officer, claims.ClaimFields(
+        employee_no=DEMO_STAFF["employee_no"], plan="住院医疗互助保障", filed_on=clock.today() - timedelta(days=3),
+        description="腰椎间盘突出住院"))
+    claims.submitted(officer, claim.id, claims.SubmittedFields(submitted_on=clock.today()))
 
 
 def _condolences_at_each_stage() -> None:

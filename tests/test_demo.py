@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import sys
+from datetime import datetime, timedelta, timezone
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -96,6 +97,11 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     approved = requests.post(f"{demo_server}/api/v1/officer/condolences/{verified['id']}/approve",
                              json={"payment": "money"}, headers=bearer(officer_token), timeout=10)
     assert approved.status_code == 200, approved.text           # 张工会 approves what 陈主席 verified
+    year = (datetime.now(timezone.utc) + timedelta(hours=8)).year          # Beijing's
+    plan = requests.get(f"{demo_server}/api/v1/officer/visit-plans/{year}", headers=bearer(officer_token), timeout=10)
+    assert plan.status_code == 200 and [v["status"] for v in plan.json()["visits"]].count("visited") == 1
+    claims = requests.get(f"{demo_server}/api/v1/mutual-aid-claims", headers=bearer(staff_token), timeout=10).json()
+    assert [c["status"] for c in claims["items"]] == ["submitted"]
     assert (tmp_path / "instance" / "smart-union.db").exists()   # the embedded SQLite file
 
 
