@@ -9,10 +9,10 @@ import re
 import signal
 import socket
 import subprocess
-import time
 import sys
-from datetime import datetime, timedelta, timezone
+import time
 from contextlib import contextmanager, suppress
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
