@@ -6,11 +6,11 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from app.api.condolences import CreatedType, RequestSummary
-from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint, file_download
+from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint, file_download, never_cached
 from app.services.condolences import disclosures, payments, rates
 from app.services.condolences.disclosures import QuarterFields
 from app.services.condolences.payments import DeliveryFields, PaidFields
@@ -22,11 +22,7 @@ bp = Blueprint("condolence_payments", __name__)
 OFFICER = AuthLevel.OFFICER
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
-
-@bp.after_request
-def _never_cached(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+never_cached(bp)
 
 
 class BatchIn(BaseModel):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from flask import Blueprint, Response, g, request
+from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, never_cached
 from app.errors import Refusal
 from app.services import attachments, policy
 from app.services.condolences import files, filing, rates, records, review
@@ -23,11 +23,7 @@ from models import CondolenceRequest, CondolenceStatus, CondolenceSubject, Membe
 bp = Blueprint("condolences", __name__)
 OFFICER = AuthLevel.OFFICER
 
-
-@bp.after_request
-def _never_cached(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+never_cached(bp)
 
 
 # --- responses ----------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 from urllib.parse import quote
 
-from flask import Response, g, request, send_file
+from flask import Blueprint, Response, g, request, send_file
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -177,3 +177,12 @@ def ascii_or(name: str, fallback: str) -> str:
 def safe_filename(name: str, fallback: str = "download") -> str:
     """Typed text as a file name: no control characters (a CR/LF would break the header), quotes or path parts."""
     return UNSAFE_IN_FILENAME.sub("_", name).strip(" ._")[:120] or fallback
+
+
+def never_cached(blueprint: Blueprint) -> None:
+    """Every answer of the blueprint `Cache-Control: no-store, private`: records no browser or proxy may keep
+    (health, family, money)."""
+    @blueprint.after_request
+    def _never_cached(response: Response) -> Response:
+        response.headers["Cache-Control"] = "no-store, private"
+        return response

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, g
+from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, never_cached
 from app.services.condolences import visits
 from app.services.condolences.visits import AssignFields, PlanFields, SkipFields, VisitedFields
 from app.validation import BeijingTime
@@ -17,11 +17,7 @@ from models import VisitStatus
 bp = Blueprint("retiree_visits", __name__)
 OFFICER = AuthLevel.OFFICER
 
-
-@bp.after_request
-def _never_cached(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store, private"
-    return response
+never_cached(bp)
 
 
 class VisitOut(BaseModel):

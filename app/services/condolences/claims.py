@@ -10,13 +10,14 @@ from datetime import date
 
 from flask import current_app
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from app import clock
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy, roster, sealing
 from app.services.condolences import files
+from app.services.state_changes import move_status
 from app.validation import whole
 from models import ClaimStatus, CondolenceAttachment, MutualAidClaim, Staff
 
@@ -173,15 +174,10 @@ def _for_change(officer: Staff, claim_id: int) -> MutualAidClaim:
 
 
 def _move(claim: MutualAidClaim, allowed: tuple[ClaimStatus, ...], new: ClaimStatus, **values) -> None:
-    """A conditional UPDATE: of two officers recording at once, one does; the other is told the state now."""
-    changed = db.session.execute(update(MutualAidClaim).where(
-        MutualAidClaim.id == claim.id, MutualAidClaim.status.in_(allowed))
-        .values(status=new, **values).execution_options(synchronize_session=False))
-    if not changed.rowcount:
-        now = db.session.scalar(select(MutualAidClaim.status).where(MutualAidClaim.id == claim.id)
-                                .with_for_update(read=True))
+    """Of two officers recording at once, one does; the other is told the state now."""
+    now = move_status(claim, allowed, new, **values)
+    if now is not None:
         raise Conflict("transition_not_allowed", f"该申请当前状态为“{STATUS_LABELS[now]}”，不能改为“{STATUS_LABELS[new]}”")
-    db.session.refresh(claim)
 
 
 def _changed(officer: Staff, claim: MutualAidClaim, action: str, **detail) -> None:

@@ -3,13 +3,14 @@ history, and the notice that tells the people it concerns that something changed
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy, sealing
+from app.services.state_changes import move_status
 from models import CondolenceRequest, CondolenceStatus, CondolenceStep, Staff
 
 SEALED_FIELDS = ("relative_name", "place", "description", "missing_material", "reject_reason", "amount_reason")
@@ -47,15 +48,9 @@ def transition(request: CondolenceRequest, allowed: tuple[CondolenceStatus, ...]
     that may be stale): of two people acting at once, exactly one moves it, whatever the backend's isolation; the
     other, like anyone acting on a state that does not allow `action` (a verb: 核实, 批准 …), is told the state the
     request is in now."""
-    changed = db.session.execute(update(CondolenceRequest).where(
-        CondolenceRequest.id == request.id, CondolenceRequest.status.in_(allowed), *conditions)
-        .values(status=new, **values).execution_options(synchronize_session=False))
-    if not changed.rowcount:
-        # a locking read sees what the other transaction committed (a plain one, on MariaDB, this one's snapshot)
-        now = db.session.scalar(select(CondolenceRequest.status).where(CondolenceRequest.id == request.id)
-                                .with_for_update(read=True))
+    now = move_status(request, allowed, new, *conditions, **values)
+    if now is not None:
         raise not_allowed(now, action)
-    db.session.refresh(request)
 
 
 def not_allowed(status: CondolenceStatus, action: str) -> Conflict:

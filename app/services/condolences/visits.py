@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
 from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, policy, roster, sealing
+from app.services.state_changes import move_status
 from app.validation import whole
 from models import RetireeVisit, Staff, StaffStatus, VisitPlan, VisitStatus
 
@@ -153,15 +154,9 @@ def skip(officer: Staff, year: int, visit_id: int, fields: SkipFields) -> Retire
 
 def _move(visit: RetireeVisit, new: VisitStatus, action: str, **values) -> None:
     """From planned only, once: of two officers recording at once, one does."""
-    changed = db.session.execute(update(RetireeVisit).where(
-        RetireeVisit.id == visit.id, RetireeVisit.status == VisitStatus.PLANNED)
-        .values(status=new, **values).execution_options(synchronize_session=False))
-    if not changed.rowcount:
-        # what the other officer committed (a plain read on MariaDB would see this transaction's snapshot)
-        now = db.session.scalar(select(RetireeVisit.status).where(RetireeVisit.id == visit.id)
-                                .with_for_update(read=True))
+    now = move_status(visit, (VisitStatus.PLANNED,), new, **values)
+    if now is not None:
         raise Conflict("visit_recorded", f"该走访已是“{STATUS_LABELS[now]}”，不能再{action}")
-    db.session.refresh(visit)
 
 
 def _ensure_planned(visit: RetireeVisit, action: str) -> None:
