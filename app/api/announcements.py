@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime, Moment
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, partial_of
-from app.errors import Refusal, NotFound
+from app.api.endpoint import (
+    READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, partial_of, uploaded_file,
+)
+from app.errors import NotFound
 from app.services import announcements, attachments
 from app.services.audiences import Audience
 from models import Announcement, AnnouncementCategory, AnnouncementStatus
@@ -214,10 +216,7 @@ def reads(announcement_id: int, query: PageQuery):
           tags=("officer",), upload="file")
 def upload(announcement_id: int):
     announcement = announcements.get_for_officer(g.staff, announcement_id)
-    upload = request.files.get("file")
-    if upload is None:
-        raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
-    attachment = attachments.attach(announcement, upload.filename or "", upload.read())
+    attachment = attachments.attach(announcement, *uploaded_file())
     return AttachmentOut.model_validate(attachment)
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 import io
 from datetime import date
 
-from flask import Blueprint, g, request
+from flask import Blueprint, Response, g
 from pydantic import AliasPath, BaseModel, Field, computed_field
 
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, never_cached
-from app.errors import Refusal
+from app.api.endpoint import (
+    READS_RECORDS, AuthLevel, Merged, endpoint, file_download, never_cached, uploaded_file,
+)
 from app.services import attachments, policy
 from app.services.condolences import files, filing, rates, records, review
 from app.services.condolences.filing import OfficerRequestFields, RequestFields, ResubmitFields
@@ -123,9 +124,19 @@ def _summary(row: CondolenceRequest, model: type[RequestSummary] = RequestSummar
     return model.model_validate(row)
 
 
+def attachment_out(attachment) -> AttachmentOut:
+    return AttachmentOut.model_validate(Merged(attachment, filename=files.file_name(attachment)))
+
+
+def sealed_download(attachment, data: bytes, ascii_prefix: str) -> Response:
+    """A sealed file, opened, as a download under its typed name (and an ASCII one with its true extension)."""
+    return file_download(io.BytesIO(data), files.file_name(attachment), attachment.content_type,
+                         ascii_name=f"{ascii_prefix}-{attachment.id}{attachments.extension_of(attachment)}")
+
+
 def _detail(row: CondolenceRequest) -> RequestDetail:
     """The duplicate hint is for reviewers only."""
-    attached = [AttachmentOut.model_validate(Merged(a, filename=files.file_name(a))) for a in row.attachments]
+    attached = [attachment_out(a) for a in row.attachments]
     hint = row.possible_duplicate_of_id if policy.reviews_condolence(g.staff, row) else None
     return RequestDetail.model_validate(Merged(row, **records.opened(row), attachments=attached,
                                                possible_duplicate_of_id=hint))
@@ -178,19 +189,13 @@ def detail(request_id: int):
 @endpoint("上传申请材料（发票、病历首页、出院记录、死亡证明等；图片或 PDF，multipart 字段名 file）",
           response=AttachmentOut, status=201, tags=("condolences",), upload="file")
 def upload(request_id: int):
-    sent = request.files.get("file")
-    if sent is None:
-        raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
-    attachment = filing.attach(g.staff, request_id, sent.filename or "", sent.read())
-    return AttachmentOut.model_validate(Merged(attachment, filename=files.file_name(attachment)))
+    return attachment_out(filing.attach(g.staff, request_id, *uploaded_file()))
 
 
 @bp.get("/condolences/<int:request_id>/attachments/<int:file_id>")
 @endpoint("下载申请材料（查看会被记录）", tags=("condolences",))
 def download(request_id: int, file_id: int):
-    attachment, data = filing.read_file(g.staff, request_id, file_id)
-    return file_download(io.BytesIO(data), files.file_name(attachment), attachment.content_type,
-                         ascii_name=f"condolence-{request_id}-{attachment.id}{attachments.extension_of(attachment)}")
+    return sealed_download(*filing.read_file(g.staff, request_id, file_id), f"condolence-{request_id}")
 
 
 @bp.post("/condolences/<int:request_id>/resubmit")

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from pydantic.fields import FieldInfo
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from app.errors import NotFound, Unauthorized, UnsupportedMediaType
+from app.errors import NotFound, Refusal, Unauthorized, UnsupportedMediaType
 from app.services import auth, policy
 from app.unit_of_work import unit_of_work
 from app.validation import check_text, has_bad_characters, parse_json, validate_model
@@ -186,3 +186,11 @@ def never_cached(blueprint: Blueprint) -> None:
     def _never_cached(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-store, private"
         return response
+
+
+def uploaded_file(field: str = "file") -> tuple[str, bytes]:
+    """The multipart upload an endpoint declared (`upload=`): its typed name and its bytes."""
+    sent = request.files.get(field)
+    if sent is None:
+        raise Refusal("file_missing", f"请以 multipart/form-data 上传，字段名为 {field}")
+    return sent.filename or "", sent.read()

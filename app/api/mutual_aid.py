@@ -3,17 +3,14 @@ under /mutual-aid-claims. Answers are `Cache-Control: no-store`; sealed fields a
 
 from __future__ import annotations
 
-import io
 from datetime import date
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, Field, computed_field
 
-from app.api.condolences import AttachmentOut
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, never_cached
-from app.errors import Refusal
-from app.services import attachments
-from app.services.condolences import claims, files
+from app.api.condolences import AttachmentOut, attachment_out, sealed_download
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, never_cached, uploaded_file
+from app.services.condolences import claims
 from app.services.condolences.claims import ClaimFields, PaidFields, RefusedFields, SubmittedFields
 from app.validation import BeijingTime
 from models import ClaimStatus
@@ -60,7 +57,7 @@ class ClaimQuery(BaseModel):
 
 
 def _detail(claim) -> ClaimDetail:
-    documents = [AttachmentOut.model_validate(Merged(d, filename=files.file_name(d))) for d in claim.documents]
+    documents = [attachment_out(d) for d in claim.documents]
     return ClaimDetail.model_validate(Merged(claim, **claims.opened(claim), documents=documents))
 
 
@@ -95,19 +92,13 @@ def detail(claim_id: int):
 @endpoint("上传申请材料（图片或 PDF，multipart 字段名 file；校工会）", auth=OFFICER, response=AttachmentOut, status=201,
           tags=("officer",), upload="file")
 def upload(claim_id: int):
-    sent = request.files.get("file")
-    if sent is None:
-        raise Refusal("file_missing", "请以 multipart/form-data 上传，字段名为 file")
-    document = claims.add_document(g.staff, claim_id, sent.filename or "", sent.read())
-    return AttachmentOut.model_validate(Merged(document, filename=files.file_name(document)))
+    return attachment_out(claims.add_document(g.staff, claim_id, *uploaded_file()))
 
 
 @bp.get("/mutual-aid-claims/<int:claim_id>/documents/<int:file_id>")
 @endpoint("下载申请材料（查看会被记录）", tags=("condolences",))
 def download(claim_id: int, file_id: int):
-    document, data = claims.read_document(g.staff, claim_id, file_id)
-    return file_download(io.BytesIO(data), files.file_name(document), document.content_type,
-                         ascii_name=f"claim-{claim_id}-{document.id}{attachments.extension_of(document)}")
+    return sealed_download(*claims.read_document(g.staff, claim_id, file_id), f"claim-{claim_id}")
 
 
 @bp.post("/officer/mutual-aid-claims/<int:claim_id>/submitted")
