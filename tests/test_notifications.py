@@ -367,6 +367,7 @@ def test_officers_list_the_notices_they_can_follow_newest_first(app, client, mak
     union_list = client.get("/api/v1/officer/notices", headers=bearer(token_for(union))).json
     assert [n["title"] for n in union_list["items"]] == ["后勤会议", "全体大会"] and union_list["total"] == 2
     assert union_list["items"][0]["id"] == to_logistics.json["notice_id"]
+    assert union_list["items"][0]["status_label"] in ("正在分发", "已分发（发送进程逐条送达）")
     sub_list = client.get("/api/v1/officer/notices?page_size=1", headers=bearer(token_for(sub))).json
     assert ([n["id"] for n in sub_list["items"]], sub_list["total"]) == ([to_logistics.json["notice_id"]], 1)
     assert client.get("/api/v1/officer/notices?page=2", headers=bearer(token_for(sub))).json["items"] == []

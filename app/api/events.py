@@ -185,6 +185,11 @@ class OfficerEventOut(EventBasics):
 
     @computed_field
     @property
+    def phase_label(self) -> str:
+        return PHASE_LABELS[self.phase]
+
+    @computed_field
+    @property
     def status_label(self) -> str:
         return STATUS_LABELS[self.status]
 

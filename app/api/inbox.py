@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint, g
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
@@ -109,6 +109,11 @@ class NoticeSummary(BaseModel):
     status: NoticeStatus
     created_at: BeijingTime
     send_after: BeijingTime
+
+    @computed_field
+    @property
+    def status_label(self) -> str:
+        return notifications.STATUS_LABELS[self.status]
 
 
 class NoticePage(BaseModel):

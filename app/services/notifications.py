@@ -27,6 +27,9 @@ from models import (
 READ_IN_APP = "已在小程序内阅读"
 
 
+STATUS_LABELS = {NoticeStatus.FANNING_OUT: "正在分发", NoticeStatus.READY: "已分发（发送进程逐条送达）",
+                 NoticeStatus.CANCELLED: "已撤回"}
+
 def _check_kind(kind: str) -> None:
     if kind not in current_app.config["SU"].notifications.kinds:
         raise ValueError(f"unknown notice kind {kind!r}: add it to [notifications.kinds]")
