@@ -101,9 +101,11 @@ def fake_wechat() -> FakeWeChatServer:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url, fake_wechat) -> dict[str, Any]:
-    """The overrides every test app uses; a test may add its own on top with `make_app`."""
+def settings(database_url, fake_wechat, tmp_path_factory) -> dict[str, Any]:
+    """The overrides every test app uses; a test may add its own on top with `make_app`. Stored files go to a
+    directory of this run's own (another run's orphan clean-up must never see them)."""
     return {
+        "storage.path": str(tmp_path_factory.mktemp("uploads")),
         "database.url": database_url,
         "redis.url": REDIS_URL,
         "redis.key_prefix": REDIS_PREFIX,
