@@ -5,7 +5,6 @@ says who, which sub-union, the disclosure label and how much â€” nothing more â€
 from __future__ import annotations
 
 import io
-import threading
 from contextlib import contextmanager
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -15,13 +14,11 @@ import pytest
 import time_machine
 from sqlalchemy import select
 
-from app.errors import Conflict
 from app.extensions import db
 from app.services.condolences import payments
-from app.unit_of_work import unit_of_work
-from models import Staff
+from models import CondolenceBatch
 from tests.helpers import error_code
-from tests.test_condolences import SECRET_WORDS, act, people, type_id  # noqa: F401  (people: the fixture)
+from tests.test_condolences import SECRET_WORDS, act, people, race, type_id  # noqa: F401  (people: the fixture)
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 
@@ -129,25 +126,14 @@ def test_a_batch_is_closed_on_or_after_its_cut_off_day_and_by_union_officers(cli
 
 
 @pytest.mark.row_locks
-def test_two_officers_closing_one_batch_at_once_one_succeeds(app, client, people):
+def test_two_officers_closing_one_batch_at_once_one_succeeds(app, client, people):  # noqa: F811
     approved(client, people, (2027, 3, 3))
-    barrier, done, refused = threading.Barrier(2), [], []
-
-    def run(who: str):
-        try:
-            with app.app_context(), unit_of_work():
-                officer = db.session.get(Staff, people.ids[who])
-                barrier.wait(timeout=10)
-                done.append(payments.close_batch(officer, "2027-03").count)
-        except Conflict as exc:
-            refused.append(exc.code)
     with at(2027, 3, 26):
-        threads = [threading.Thread(target=run, args=(who,)) for who in ("union_one", "union_two")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
-    assert (done, refused) == ([1], ["batch_closed"])
+        done, refused = race(app, people, [(who, payments.close_batch, ("2027-03",))
+                                           for who in ("union_one", "union_two")])
+    assert len(done) == 1 and refused == ["batch_closed"]
+    with app.app_context():
+        assert db.session.get(CondolenceBatch, done[0]).count == 1
 
 
 def test_a_gift_is_closed_by_its_delivery_and_money_only_by_its_batch(client, people):

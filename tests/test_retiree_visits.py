@@ -11,11 +11,10 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.services.condolences import payments, visits
-from app.unit_of_work import unit_of_work
 from models import AuditLog, RetireeVisit, StaffStatus
 from tests.helpers import error_code
 from tests.test_condolence_payments import app, at, close  # noqa: F401  (app: tokens that last, a clock file)
-from tests.test_condolences import people  # noqa: F401  (the fixture)
+from tests.test_condolences import people, race  # noqa: F401  (people: the fixture)
 
 NOTE = "患高血压多年，老伴住院中"
 
@@ -135,27 +134,9 @@ def test_a_staff_member_cannot_see_the_plan(client, people, retirees):  # noqa: 
 
 @pytest.mark.row_locks
 def test_two_officers_recording_one_visit_at_once_one_succeeds(app, client, people, retirees):  # noqa: F811
-    import threading
-
-    from app.errors import Conflict
-    from models import Staff
-
     visit_id = by_name(plan(client, people))["钱退休"]["id"]
-    barrier, done, refused = threading.Barrier(2), [], []
-
-    def run(who: str):
-        try:
-            with app.app_context(), unit_of_work():
-                officer = db.session.get(Staff, people.ids[who])
-                barrier.wait(timeout=10)
-                done.append(visits.record_visit(officer, 2027, visit_id, visits.VisitedFields(
-                    visited_on=date(2027, 1, 20), money_fen=50000)).id)
-        except Conflict as exc:
-            refused.append(exc.code)
+    fields = visits.VisitedFields(visited_on=date(2027, 1, 20), money_fen=50000)
     with at(2027, 1, 21):
-        threads = [threading.Thread(target=run, args=(who,)) for who in ("jia_officer", "union_one")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        done, refused = race(app, people, [(who, visits.record_visit, (2027, visit_id, fields))
+                                           for who in ("jia_officer", "union_one")])
     assert (done, refused) == ([visit_id], ["visit_recorded"])
