@@ -59,3 +59,41 @@ def test_a_failed_commit_answers_internal_error_and_keeps_nothing(app, client, m
     assert (response.status_code, error_code(response)) == (500, "internal_error")
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Notice)) == 0
+
+
+class Commits(list):
+    """Each COMMIT the app's engine sends, while inside `with`."""
+
+    def __init__(self, app):
+        super().__init__()
+        self.engine = app.extensions["db.engine"]
+
+    def _seen(self, _conn) -> None:
+        self.append("commit")
+
+    def __enter__(self) -> "Commits":
+        event.listen(self.engine, "commit", self._seen)
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        event.remove(self.engine, "commit", self._seen)
+
+
+def test_a_read_only_request_sends_no_commit_and_a_write_still_commits(app, client, make_staff, token_for):
+    from sqlalchemy import update
+
+    from models import Staff
+
+    token = bearer(token_for(make_staff("R0100", "只读者")))
+    with Commits(app) as commits:
+        assert client.get("/api/v1/me", headers=token).status_code == 200
+        assert client.get("/api/v1/events", headers=token).status_code == 200
+        assert commits == []                                           # read-only: one round trip less each
+        assert client.patch("/api/v1/me", json={"birthday_calendar": "lunar"}, headers=token).status_code == 200
+        assert commits == ["commit"]
+        with app.app_context(), unit_of_work():                        # a Core UPDATE alone is a write too
+            db.session.execute(update(Staff).where(Staff.employee_no == "R0100").values(department="图书馆"))
+        assert commits == ["commit", "commit"]
+    with app.app_context():
+        member = db.session.scalar(select(Staff).where(Staff.employee_no == "R0100"))
+        assert (member.department, member.birthday_calendar.value) == ("图书馆", "lunar")
