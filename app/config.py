@@ -363,6 +363,25 @@ class CondolencesSection(Section):
         "在职职工重大疾病互助保障", "住院医疗互助保障", "女职工特殊疾病互助保障"], min_length=1)   # the city's plans
 
 
+class ProposalsSection(Section):
+    """Staff-congress proposals (教代会提案): seconds needed, handling deadlines, reminders and satisfaction."""
+
+    min_seconds: int = Field(default=2, ge=0, le=100)          # 附议人数: fewer at the window's close → 未达附议人数
+    handling_months: int = Field(default=3, ge=1, le=24)       # default deadline of a 交办, from the day assigned
+    return_within_days: int = Field(default=5, ge=0, le=60)    # a department may 退办 this many days after 交办
+    reminder_offsets: list[int] = Field(default_factory=lambda: [-7, 0, 7, 14], min_length=1)   # days from deadline
+    reminder_time: str = Field(default="09:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")   # Beijing time
+    max_rounds: int = Field(default=2, ge=1, le=10)            # 不满意 sends it back until this many rounds
+    rate_within_days: int = Field(default=15, ge=1, le=180)    # then it closes as 未评价
+
+    @field_validator("reminder_offsets")
+    @classmethod
+    def _offsets(cls, value: list[int]) -> list[int]:
+        if any(abs(v) > 365 for v in value):
+            raise ValueError("提醒时间必须在截止日期前后 365 天以内")
+        return sorted(set(value))
+
+
 DEMO_PRIVACY_KEY = "ZGVtby1vbmx5LWtleS1kby1ub3QtdXNlLWluLXByb2Q="   # 32 bytes, public: the SQLite demo only
 
 
@@ -419,6 +438,7 @@ class Config(Section):
     holidays: HolidaysSection = HolidaysSection()
     storage: StorageSection = StorageSection()
     condolences: CondolencesSection = CondolencesSection()
+    proposals: ProposalsSection = ProposalsSection()
     privacy: PrivacySection = PrivacySection()
     demo: DemoSection = DemoSection()
 

@@ -17,7 +17,7 @@ import enum
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -79,6 +79,15 @@ def _within_union_years(value: datetime) -> datetime:
 
 
 Moment = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(_within_union_years)]
+
+
+def _day_within_union_years(value: date) -> date:
+    if not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError("应在 2000-01-01 至 2099-12-31 之间")
+    return value
+
+
+Day = Annotated[date, AfterValidator(_day_within_union_years)]      # a calendar day the union plans with
 
 
 def _in_beijing(value: datetime) -> str:

@@ -20,6 +20,7 @@ def schedule() -> list[JobSpec]:
     from app.services import attachments, vouchers
     from app.services.condolences import retention
     from app.services.events import reminders
+    from app.services.proposals import handling, review, satisfaction
 
     return [
         JobSpec("greetings.birthdays", greetings.send_birthday_greetings, "生日祝福（当天，按公历或农历）"),
@@ -32,4 +33,7 @@ def schedule() -> list[JobSpec]:
         JobSpec("vouchers.remind", vouchers.remind_expiring, "生日蛋糕券过期前提醒"),
         JobSpec("condolences.retention", retention.erase_expired_details,
                 "慰问申请办结满保存期后删除附件和加密内容（台账保留）"),
+        JobSpec("proposals.windows", review.close_windows, "提案征集期结束：附议人数够的提交审查，不够的结束"),
+        JobSpec("proposals.reminders", handling.send_reminders, "提案督办：在办理期限前后提醒尚未办理的部门"),
+        JobSpec("proposals.unrated", satisfaction.close_unrated, "答复后逾期未评价的提案办结为“未评价”"),
     ]

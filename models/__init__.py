@@ -26,6 +26,10 @@ from models.condolences import (
 )
 from models.events import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus
 from models.merchants import Cashier, Merchant, StatementMonth
+from models.proposals import (
+    AnswerGrade, Assignment, AssignmentStatus, CongressSession, CongressTerm, CoProposer, Department, DepartmentAlias,
+    Proposal, ProposalCategory, ProposalComment, ProposalStatus, ProposalStep, Satisfaction, Second,
+)
 from models.vouchers import IssueMode, Voucher, VoucherEvent, VoucherPolicy, VoucherStatus
 from models.notifications import (
     Channel, DeliveryStatus, Notice, NoticeStatus, Notification, SubscriptionConsent,
@@ -40,6 +44,9 @@ __all__ = [
     "Event", "EventCategory", "EventQuota", "EventStatus", "Signup", "SignupStatus",
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "Cashier", "Merchant", "StatementMonth", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",
+    "AnswerGrade", "Assignment", "AssignmentStatus", "CongressSession", "CongressTerm", "CoProposer", "Department",
+    "DepartmentAlias", "Proposal", "ProposalCategory", "ProposalComment", "ProposalStatus", "ProposalStep",
+    "Satisfaction", "Second",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",
 ]

@@ -36,6 +36,9 @@ class Role(enum.Enum):
     UNION_OFFICER = "union_officer"
     SUB_UNION_OFFICER = "sub_union_officer"
     ADMIN = "admin"
+    REPRESENTATIVE = "representative"            # 教代会代表, for one congress term
+    PROPOSAL_COMMITTEE = "proposal_committee"    # 提案工作委员会
+    DEPARTMENT_LIAISON = "department_liaison"    # a department's 提案联络人, for one department
 
 
 class WeChatApp(enum.Enum):
@@ -75,6 +78,7 @@ class Staff(Base):
     lunar_birth_month: Mapped[int | None]
     lunar_birth_day: Mapped[int | None]
     department: Mapped[str] = mapped_column(String(128), default="")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))   # the same, as a row
     sub_union_id: Mapped[int | None] = mapped_column(ForeignKey("sub_unions.id"))
     phone: Mapped[str | None] = mapped_column(String(20))
     status: Mapped[StaffStatus] = mapped_column(str_enum(StaffStatus, 10), default=StaffStatus.ACTIVE)
@@ -91,7 +95,8 @@ class Staff(Base):
 
 
 class RoleAssignment(Base):
-    """A role held by a staff member; `scope_key` is "all" or "sub_union:<id>" so one unique key covers both."""
+    """A role held by a staff member; `scope_key` is "all", "sub_union:<id>", "term:<id>" (a representative) or
+    "department:<id>" (a liaison), so one unique key covers every scope."""
 
     __tablename__ = "role_assignments"
     __table_args__ = (UniqueConstraint("staff_id", "role", "scope_key"),)
@@ -101,6 +106,8 @@ class RoleAssignment(Base):
     staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"))
     role: Mapped[Role] = mapped_column(str_enum(Role, 32))
     sub_union_id: Mapped[int | None] = mapped_column(ForeignKey("sub_unions.id"))
+    term_id: Mapped[int | None] = mapped_column(ForeignKey("congress_terms.id", ondelete="CASCADE"))
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="CASCADE"), index=True)
     scope_key: Mapped[str] = mapped_column(String(32))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -25,7 +25,7 @@ from typing import Callable
 
 from app.services import policy
 from models import Staff
-from wechat_handlers import announcements, conversation, events, staff, vouchers
+from wechat_handlers import announcements, conversation, events, proposals, staff, vouchers
 from wechat_handlers.context import Context
 
 Handler = Callable[[Context], "str | None"]
@@ -71,6 +71,7 @@ ROUTES: list[Route] = [
     Route(announcements.start_posting, "发布公告（工会干部）", keywords=("发布公告",), officer_only=True),
     Route(events.open_events, "查看我可以报名的活动", keywords=("活动",), click_keys=("EVENTS",), needs_staff=True),
     Route(vouchers.status, "查看我的生日蛋糕券（状态与有效期）", keywords=("生日券", "蛋糕券"), needs_staff=True),
+    Route(proposals.status, "查看我提出和附议的提案办理情况", keywords=("提案", "我的提案"), needs_staff=True),
     Route(staff.subscribe, "关注后自动识别在小程序中绑定过的教职工", events=("subscribe", "subscribe_scan")),
     Route(staff.unsubscribe, "取消关注后，通知不再发到公众号", events=("unsubscribe",)),
     Route(staff.menu_not_ready, "尚未开放的菜单会提示您稍后再来", events=("click",)),

@@ -16,11 +16,11 @@ def _to_the_docs() -> Response:
 def register_blueprints(app: Flask) -> None:
     from app.api import announcements, auth, campaigns, docs, health, inbox, staff
     from app.api import followers, wechat_mp
-    from app.api import condolence_payments, condolences, events, merchants, mutual_aid, retiree_visits, vouchers
+    from app.api import condolence_payments, condolences, events, merchants, mutual_aid, proposals, retiree_visits, vouchers
 
     app.register_blueprint(health.bp)
     app.add_url_rule("/", "root", _to_the_docs)       # a browser's first stop
     app.register_blueprint(wechat_mp.bp)   # /wechat/mp: the official account's server URL, at the root
     for module in (auth, staff, inbox, campaigns, announcements, followers, events, vouchers, merchants,
-                   condolences, condolence_payments, retiree_visits, mutual_aid, docs):
+                   condolences, condolence_payments, retiree_visits, mutual_aid, proposals, docs):
         app.register_blueprint(module.bp, url_prefix=API_PREFIX)

@@ -10,7 +10,7 @@ from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field, model_validator
 
 from app.api.condolences import CreatedType, RequestSummary
-from app.api.endpoint import READS_RECORDS, AuthLevel, endpoint, file_download, never_cached
+from app.api.endpoint import READS_RECORDS, AuthLevel, XLSX, endpoint, file_download, never_cached
 from app.services.condolences import disclosures, payments, rates
 from app.services.condolences.disclosures import QuarterFields
 from app.services.condolences.payments import DeliveryFields, PaidFields
@@ -20,7 +20,6 @@ from models import BatchStatus, PaymentMethod
 
 bp = Blueprint("condolence_payments", __name__)
 OFFICER = AuthLevel.OFFICER
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 never_cached(bp)
 

@@ -157,6 +157,9 @@ def _optional(field: FieldInfo) -> FieldInfo:
 UNSAFE_IN_FILENAME = re.compile(r'[\x00-\x1f\x7f"\\/:*?<>|]+')
 
 
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
 def file_download(source: Any, name: str, mimetype: str, ascii_name: str) -> Response:
     """A file as a download (never shown inline), of its own type and never sniffed into another, under a name
     that is safe in a header whatever was typed: RFC 6266 `filename*` in UTF-8, and `ascii_name` for clients

@@ -12,7 +12,7 @@ from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, partial_of
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, XLSX, endpoint, file_download, partial_of
 from app.services.audiences import Audience
 from app.services.events import cards, checkin, lifecycle, seats, signup_lists
 from app.services.events.records import (
@@ -344,7 +344,7 @@ def export(event_id: int):
     event = lifecycle.get_for_officer(g.staff, event_id)
     data = signup_lists.export_xlsx(g.staff, event)
     return file_download(io.BytesIO(data), f"报名名单-{event.title}.xlsx",
-                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         XLSX,
                          ascii_name=f"signups-event-{event.id}.xlsx")
 
 

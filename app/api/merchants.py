@@ -8,7 +8,7 @@ from flask import Blueprint, g, request
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download
+from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint, file_download, XLSX
 from app.services import merchants, redemptions, statements, vouchers
 from app.services.merchants import MerchantIn
 
@@ -237,7 +237,7 @@ def officer_statement(merchant_id: int, month: str):
 def officer_statement_xlsx(merchant_id: int, month: str):
     found, data = statements.xlsx(g.staff, merchant_id, month)
     return file_download(io.BytesIO(data), f"核销对账单-{found.merchant.name}-{month}.xlsx",
-                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                         XLSX,
                          ascii_name=f"statement-merchant-{merchant_id}-{month}.xlsx")
 
 

@@ -85,7 +85,8 @@ def includes(audience: Audience, staff: Staff) -> bool:
 
 STATUS_BITS = {StaffStatus.ACTIVE: 1, StaffStatus.RETIRED: 2}
 GENDER_BITS = {Gender.MALE: 1, Gender.FEMALE: 2}
-ROLE_BITS = {Role.UNION_OFFICER: 1, Role.SUB_UNION_OFFICER: 2, Role.ADMIN: 4}
+ROLE_BITS = {Role.UNION_OFFICER: 1, Role.SUB_UNION_OFFICER: 2, Role.ADMIN: 4, Role.REPRESENTATIVE: 8,
+             Role.PROPOSAL_COMMITTEE: 16, Role.DEPARTMENT_LIAISON: 32}
 
 
 def address(record, audience: Audience) -> None:
@@ -126,7 +127,7 @@ def visible_to(model, staff: Staff) -> ColumnElement[bool]:
     """WHERE clause: the rows of a TargetsAudience model whose audience includes this staff member."""
     status_bit = STATUS_BITS.get(staff.status, 0)
     gender_bit = GENDER_BITS.get(staff.gender, 0)
-    role_bits = sum(ROLE_BITS[r.role] for r in staff.roles)
+    role_bits = sum(ROLE_BITS[role] for role in {r.role for r in staff.roles})   # a role held in two scopes: once
     conditions = [
         or_(model.audience_status_mask == 0, model.audience_status_mask.op("&")(status_bit) != 0),
         or_(model.audience_gender_mask == 0, model.audience_gender_mask.op("&")(gender_bit) != 0),

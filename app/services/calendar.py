@@ -318,3 +318,15 @@ def _lunar_months(lunar_year: int) -> tuple[tuple[int, date, int], ...]:
 def _date_of_julian_day(julian_day: float) -> date:
     solar = Solar.fromJulianDay(julian_day)
     return date(solar.getYear(), solar.getMonth(), solar.getDay())
+
+
+def months_after(day: date, months: int) -> date:
+    """The same day `months` later, or that month's last day (01-31 + 1 month → 02-28)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for last in (31, 30, 29, 28):
+        try:
+            return date(year, month, min(day.day, last))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")

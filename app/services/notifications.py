@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import lazyload
 
 from app import clock, logs
 from app.errors import Conflict, Invalid, NotFound
@@ -54,7 +55,9 @@ def _add_notice(notice: Notice) -> Notice:
         with db.session.begin_nested():
             db.session.add(notice)
     except IntegrityError:
-        return _existing_notice(notice.occasion)
+        # a locking read: it sees the racing writer's committed row, where a plain one (MariaDB) keeps its snapshot
+        return db.session.scalar(select(Notice).where(Notice.occasion == notice.occasion)
+                                 .options(lazyload("*")).with_for_update(read=True))
     return notice
 
 

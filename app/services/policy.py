@@ -10,6 +10,9 @@ Each rule has one form per use, over the same facts:
   `Forbidden` when they may see it but not do this (`higher_role`, union-officer-only actions);
 - `*_condition` for lists: a WHERE clause, so a list never shows what a detail would refuse.
 
+Staff-congress proposals have callers of their own beside the ranks: representatives (of a congress term), the
+proposal committee and department liaisons (of a department); see that section.
+
 Condolences hold sensitive personal information (PIPL) and follow stricter rules of their own (see that section):
 whom a request concerns and the officers who review it, nobody else; an admin alone reads none.
 
@@ -31,8 +34,8 @@ from app.errors import Forbidden, NotFound
 from app.extensions import db
 from app.services.audiences import Audience, visible_to
 from models import (
-    Announcement, AnnouncementStatus, CondolenceRequest, Event, EventStatus, Notice, Role, RoleAssignment, Signup,
-    Staff, StaffStatus,
+    Announcement, AnnouncementStatus, Assignment, CondolenceRequest, CongressSession, CoProposer, Event, EventStatus,
+    Notice, Proposal, ProposalStatus, Role, RoleAssignment, Second, Signup, Staff, StaffStatus,
 )
 
 if TYPE_CHECKING:
@@ -49,11 +52,17 @@ class Caller(enum.Enum):
     UNION_OFFICER = "union_officer"
     ADMIN = "admin"
     CASHIER = "cashier"                      # a merchant's cashier: a branch of its own, not a rank above admins
+    # Staff-congress proposals: roles beside the ranks (a representative may be an officer too)
+    REPRESENTATIVE = "representative"
+    PROPOSAL_COMMITTEE = "proposal_committee"
+    DEPARTMENT_LIAISON = "department_liaison"
 
 
 RANKS = {Role.SUB_UNION_OFFICER: 1, Role.UNION_OFFICER: 2, Role.ADMIN: 3}
 CALLER_OF_ROLE = {Role.SUB_UNION_OFFICER: Caller.SUB_UNION_OFFICER, Role.UNION_OFFICER: Caller.UNION_OFFICER,
                   Role.ADMIN: Caller.ADMIN}
+PROPOSAL_CALLERS = {Role.PROPOSAL_COMMITTEE: Caller.PROPOSAL_COMMITTEE, Role.DEPARTMENT_LIAISON: Caller.DEPARTMENT_LIAISON,
+                    Role.REPRESENTATIVE: Caller.REPRESENTATIVE}
 
 
 def caller_of(principal: Principal | None) -> Caller:
@@ -63,8 +72,11 @@ def caller_of(principal: Principal | None) -> Caller:
         return Caller.CASHIER
     if principal.staff is None:
         return Caller.WECHAT
-    top = max((r.role for r in principal.staff.roles), key=RANKS.get, default=None)
-    return CALLER_OF_ROLE.get(top, Caller.STAFF)
+    top = max((r.role for r in principal.staff.roles if r.role in RANKS), key=RANKS.get, default=None)
+    if top is not None:
+        return CALLER_OF_ROLE[top]
+    held = {r.role for r in principal.staff.roles}
+    return next((caller for role, caller in PROPOSAL_CALLERS.items() if role in held), Caller.STAFF)
 
 
 def ensure_caller_kind(principal: Principal, cashier_route: bool) -> None:
@@ -105,7 +117,7 @@ def home_sub_unions(officer: Staff) -> list[int]:
 
 
 def rank(staff: Staff) -> int:
-    return max((RANKS[r.role] for r in staff.roles), default=0)
+    return max((RANKS[r.role] for r in staff.roles if r.role in RANKS), default=0)
 
 
 def _roles_above(officer: Staff) -> list[Role]:
@@ -157,6 +169,8 @@ def ensure_may_change_role(officer: Staff, role: Role) -> None:
     """Officers' roles: union officers grant and revoke the sub-union officer role; higher roles only from the
     server's command line."""
     ensure_union_officer(officer)
+    if role in PROPOSAL_CALLERS:
+        raise Forbidden("教代会代表、提案委员和部门联络人请在提案工作中设置", code="proposal_role")
     if role is not Role.SUB_UNION_OFFICER:
         raise Forbidden("校工会干部和管理员角色只能在服务器命令行授予", code="cli_only_role")
 
@@ -357,3 +371,108 @@ def ensure_may_approve(officer: Staff, request: CondolenceRequest) -> None:
 def ensure_may_manage_rates(staff: Staff) -> None:
     if not has_role(staff, Role.ADMIN):
         raise Forbidden("仅系统管理员可以修改慰问标准", code="admin_only")
+
+
+# --- staff-congress proposals: representatives, the committee, department liaisons ----------------------------------
+
+PROPOSAL_NOT_FOUND = ("找不到该提案", "proposal_not_found")
+PUBLIC_PROPOSAL_STATES = (ProposalStatus.ACCEPTED, ProposalStatus.HANDLING, ProposalStatus.ANSWERED,
+                          ProposalStatus.CLOSED)
+
+
+def on_committee(staff: Staff) -> bool:
+    return has_role(staff, Role.PROPOSAL_COMMITTEE)
+
+
+def ensure_on_committee(staff: Staff) -> None:
+    if not on_committee(staff):
+        raise Forbidden("仅提案工作委员会委员可以进行此操作", code="committee_only")
+
+
+def ensure_manages_congress(staff: Staff) -> None:
+    """Terms, sessions, representatives, departments and their liaisons: the union's officers and the proposal
+    committee."""
+    if not (is_union_officer(staff) or on_committee(staff)):
+        raise Forbidden("仅校工会工作人员或提案工作委员会委员可以进行此操作", code="committee_only")
+
+
+def representative_terms(staff: Staff) -> set[int]:
+    return {r.term_id for r in staff.roles if r.role is Role.REPRESENTATIVE and r.term_id}
+
+
+def liaison_departments(staff: Staff) -> set[int]:
+    return {r.department_id for r in staff.roles if r.role is Role.DEPARTMENT_LIAISON and r.department_id}
+
+
+def ensure_representative(staff: Staff, term_id: int) -> None:
+    if term_id not in representative_terms(staff):
+        raise Forbidden("仅本届教代会代表可以提交和附议提案", code="representatives_only")
+
+
+def _backs(staff_id: int) -> ColumnElement[bool]:
+    seconded = exists().where(Second.proposal_id == Proposal.id, Second.staff_id == staff_id)
+    co_proposer = exists().where(CoProposer.proposal_id == Proposal.id, CoProposer.staff_id == staff_id)
+    return or_(Proposal.author_id == staff_id, seconded, co_proposer)
+
+
+def proposal_visible_condition(staff: Staff) -> ColumnElement[bool]:
+    """Accepted proposals (立案), their handling and answers are for every member; the rest stay with their author,
+    seconders and co-proposers, the committee, the term's representatives while seconds are collected, and (an
+    opinion) the department it was forwarded to."""
+    if on_committee(staff):
+        return true()
+    terms = representative_terms(staff)
+    collecting = and_(Proposal.status == ProposalStatus.SUBMITTED, Proposal.session_id.in_(
+        select(CongressSession.id).where(CongressSession.term_id.in_(terms)))) if terms else false()
+    departments = liaison_departments(staff)
+    forwarded = and_(Proposal.status == ProposalStatus.OPINION,
+                     Proposal.opinion_department_id.in_(departments)) if departments else false()
+    return or_(Proposal.status.in_(PUBLIC_PROPOSAL_STATES), _backs(staff.id), collecting, forwarded)
+
+
+def ensure_sees_proposal(staff: Staff, proposal_id: int) -> None:
+    if not _exists(Proposal, proposal_id, proposal_visible_condition(staff)):
+        raise NotFound(*PROPOSAL_NOT_FOUND)
+
+
+def backs_condition(staff: Staff) -> ColumnElement[bool]:
+    """The proposals a member wrote, seconded or co-proposes."""
+    return _backs(staff.id)
+
+
+def ensure_author(staff: Staff, proposal: Proposal) -> None:
+    if proposal.author_id != staff.id:
+        raise Forbidden("仅提案人本人可以进行此操作", code="not_the_author")
+
+
+def ensure_may_second(staff: Staff, proposal: Proposal) -> None:
+    ensure_representative(staff, proposal.session.term_id)
+    if proposal.author_id == staff.id:
+        raise Forbidden("不能附议自己的提案", code="own_proposal")
+
+
+def ensure_may_comment(staff: Staff, proposal: Proposal) -> None:
+    """The lead proposer rates an answer; co-proposers (merged in) may comment on it too."""
+    if proposal.author_id != staff.id and not _exists(Proposal, proposal.id, exists().where(
+            CoProposer.proposal_id == Proposal.id, CoProposer.staff_id == staff.id)):
+        raise Forbidden("仅提案人和共同提案人可以评论答复", code="not_a_proposer")
+
+
+def ensure_liaison(staff: Staff) -> None:
+    if not liaison_departments(staff):
+        raise Forbidden("仅部门提案联络人可以查看交办的提案", code="liaisons_only")
+
+
+def ensure_handles(staff: Staff, department_id: int) -> None:
+    """A department's part (退办, 协办 opinion, 答复) is given by its liaison."""
+    if department_id not in liaison_departments(staff):
+        raise Forbidden("仅该部门的提案联络人可以办理", code="not_the_department")
+
+
+def sees_handling(staff: Staff, proposal_id: int) -> bool:
+    """The co-handlers' opinions to the lead department are for the committee and the departments handling it."""
+    if on_committee(staff):
+        return True
+    departments = liaison_departments(staff)
+    return bool(departments) and db.session.scalar(select(Assignment.id).where(
+        Assignment.proposal_id == proposal_id, Assignment.department_id.in_(departments)).limit(1)) is not None

@@ -17,16 +17,18 @@ from app import clock
 from app.errors import Refusal, Conflict, NotFound
 from app.validation import labelled, validate_model
 from app.extensions import db
-from app.services import audit, policy, rate_limits, vouchers
+from app.services import audit, departments, policy, rate_limits, vouchers
 from app.services.calendar import lunar_month_day
 from models import (
-    BindCode, BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
+    BindCode, BirthdayCalendar, CongressTerm, Department, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion, WeChatApp,
     WeChatIdentity,
 )
 
 GENDER_LABELS = {Gender.MALE: "男", Gender.FEMALE: "女"}
 STATUS_LABELS = {StaffStatus.ACTIVE: "在职", StaffStatus.RETIRED: "退休", StaffStatus.LEFT: "离职"}
-ROLE_LABELS = {Role.UNION_OFFICER: "校工会干部", Role.SUB_UNION_OFFICER: "分工会干部", Role.ADMIN: "系统管理员"}
+ROLE_LABELS = {Role.UNION_OFFICER: "校工会干部", Role.SUB_UNION_OFFICER: "分工会干部", Role.ADMIN: "系统管理员",
+               Role.REPRESENTATIVE: "教代会代表", Role.PROPOSAL_COMMITTEE: "提案工作委员会委员",
+               Role.DEPARTMENT_LIAISON: "部门提案联络人"}
 GenderChoice = labelled(Gender, GENDER_LABELS)
 StatusChoice = labelled(StaffStatus, STATUS_LABELS)
 RoleChoice = labelled(Role, ROLE_LABELS)
@@ -94,8 +96,11 @@ class StaffFields(BaseModel):
     died_on: Annotated[date | None, AfterValidator(_not_in_the_future)] = Field(default=None, description="去世日期")
 
 
-def scope_key(sub_union_id: int | None) -> str:
-    return "all" if sub_union_id is None else f"sub_union:{sub_union_id}"
+def scope_key(sub_union_id: int | None = None, term_id: int | None = None, department_id: int | None = None) -> str:
+    for name, value in (("sub_union", sub_union_id), ("term", term_id), ("department", department_id)):
+        if value is not None:
+            return f"{name}:{value}"
+    return "all"
 
 
 def find_staff(employee_no: str) -> Staff | None:
@@ -183,6 +188,7 @@ def save_staff(staff: Staff | None, employee_no: str, fields: StaffFields, sub_u
 def _apply_fields(staff: Staff, fields: StaffFields, sub_union_id: int | None) -> set[str]:
     wanted = fields.model_dump(exclude={"sub_union", "birthday_calendar"})
     wanted["sub_union_id"] = sub_union_id
+    wanted["department"], wanted["department_id"] = departments.resolve(fields.department)
     if fields.birthday_calendar is not None:
         wanted["birthday_calendar"] = fields.birthday_calendar
     changed = {key for key, value in wanted.items() if getattr(staff, key) != value}
@@ -234,13 +240,14 @@ def change_role(officer: Staff, employee_no: str, role: Role, sub_union_id: int 
 
 
 def grant_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor: Staff | None = None,
-               actor_label: str = "") -> bool:
+               actor_label: str = "", *, term_id: int | None = None, department_id: int | None = None) -> bool:
     """Grants a role (idempotent); returns False when the staff member already held it."""
-    _check_role_scope(role, sub_union_id)
-    key = scope_key(sub_union_id)
+    scope = {"sub_union_id": sub_union_id, "term_id": term_id, "department_id": department_id}
+    _check_role_scope(role, **scope)
+    key = scope_key(**scope)
     if any(r.role is role and r.scope_key == key for r in staff.roles):
         return False
-    staff.roles.append(RoleAssignment(role=role, sub_union_id=sub_union_id, scope_key=key))
+    staff.roles.append(RoleAssignment(role=role, scope_key=key, **scope))
     staff.auth_version += 1
     audit.record(actor, "role.grant", "staff", staff.employee_no, actor_label=actor_label,
                  role=role.value, scope=key)
@@ -248,8 +255,8 @@ def grant_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor:
 
 
 def revoke_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor: Staff | None = None,
-                actor_label: str = "") -> bool:
-    key = scope_key(sub_union_id)
+                actor_label: str = "", *, term_id: int | None = None, department_id: int | None = None) -> bool:
+    key = scope_key(sub_union_id, term_id, department_id)
     held = [r for r in staff.roles if r.role is role and r.scope_key == key]
     if not held:
         return False
@@ -261,12 +268,20 @@ def revoke_role(staff: Staff, role: Role, sub_union_id: int | None = None, actor
     return True
 
 
-def _check_role_scope(role: Role, sub_union_id: int | None) -> None:
-    if role is Role.SUB_UNION_OFFICER:
-        if sub_union_id is None or db.session.get(SubUnion, sub_union_id) is None:
-            raise Refusal("invalid_scope", "分工会干部必须指定所在的分工会")
-    elif sub_union_id is not None:
-        raise Refusal("invalid_scope", "该角色不区分分工会")
+ROLE_SCOPES = {Role.SUB_UNION_OFFICER: ("sub_union_id", SubUnion, "分工会干部必须指定所在的分工会"),
+               Role.REPRESENTATIVE: ("term_id", CongressTerm, "教代会代表必须指定届次"),
+               Role.DEPARTMENT_LIAISON: ("department_id", Department, "部门提案联络人必须指定部门")}
+
+
+def _check_role_scope(role: Role, **scope: int | None) -> None:
+    """A role scoped to a sub-union, a congress term or a department names exactly that one; the others none."""
+    wanted, model, message = ROLE_SCOPES.get(role, (None, None, ""))
+    for name, value in scope.items():
+        if name == wanted:
+            if value is None or db.session.get(model, value) is None:
+                raise Refusal("invalid_scope", message)
+        elif value is not None:
+            raise Refusal("invalid_scope", "该角色不区分分工会、届次或部门")
 
 
 def mini_identity_of(staff: Staff) -> WeChatIdentity | None:

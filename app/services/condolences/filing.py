@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 from app import clock
 from app.errors import Forbidden, Invalid
 from app.extensions import db
-from app.services import audit, policy, roster
+from app.services import audit, calendar, policy, roster
 from app.services.condolences import files, rates
 from app.services.condolences.records import (
     TABLE, get_request, not_allowed, record_step, seal_fields,
@@ -132,19 +132,8 @@ def _check_event_date(event_date: date) -> None:
     if event_date > today:
         raise Invalid("event_in_the_future", "事件日期不能晚于今天")
     months = _settings().file_within_months
-    if _months_after(event_date, months) < today:
+    if calendar.months_after(event_date, months) < today:
         raise Invalid("filed_too_late", f"事件发生已超过 {months} 个月，不能再申请")
-
-
-def _months_after(day: date, months: int) -> date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    for last in (31, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def _earlier_of_the_kind(member: Staff, type_id: int, event_date: date) -> int | None:

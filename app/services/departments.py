@@ -1,0 +1,98 @@
+"""Departments (部门): rows made from the roster's 部门 column as staff are imported or edited, renamed only by an
+officer. A rename keeps the old name as an alias, so a later import under the old name maps to the same department
+and every proposal assignment and liaison keeps it."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, event, select, update
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, NotFound
+from app.extensions import db
+from app.services import audit, policy
+from models import Department, DepartmentAlias, Staff
+
+_CACHE = "department_ids"      # name -> id within one transaction (an import of thousands asks once per name)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_on_rollback(session: Session, previous_transaction) -> None:
+    session.info.pop(_CACHE, None)      # a department created in the rolled-back transaction is gone
+
+
+class RenameFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
+                              json_schema_extra={"examples": [{"name": "教务部"}]})
+    name: str = Field(min_length=1, max_length=128, description="新名称（旧名称保留为别名）")
+
+
+def resolve(name: str) -> tuple[str, int | None]:
+    """The department a roster's 部门 text names: its current name and id, created when the name is new. Empty
+    text is no department."""
+    name = name.strip()
+    if not name:
+        return "", None
+    cache = db.session.info.setdefault(_CACHE, {})
+    if name not in cache:
+        cache[name] = _find_or_create(name)
+    return cache[name]
+
+
+def _find_or_create(name: str) -> tuple[str, int]:
+    found = db.session.execute(select(Department.name, Department.id).where(Department.name == name)).first() or \
+        db.session.execute(select(Department.name, Department.id).join(
+            DepartmentAlias, DepartmentAlias.department_id == Department.id).where(DepartmentAlias.name == name)).first()
+    if found:
+        return found.name, found.id
+    department = Department(name=name)
+    db.session.add(department)
+    db.session.flush()
+    return department.name, department.id
+
+
+def forget_cached() -> None:
+    db.session.info.pop(_CACHE, None)
+
+
+def all_departments() -> list[Department]:
+    return list(db.session.scalars(select(Department).order_by(Department.name)))
+
+
+def aliases_of(department_ids: list[int]) -> dict[int, list[str]]:
+    rows = db.session.execute(select(DepartmentAlias.department_id, DepartmentAlias.name).where(
+        DepartmentAlias.department_id.in_(department_ids)).order_by(DepartmentAlias.id)) if department_ids else []
+    found: dict[int, list[str]] = {}
+    for department_id, name in rows:
+        found.setdefault(department_id, []).append(name)
+    return found
+
+
+def get_department(department_id: int) -> Department:
+    department = db.session.get(Department, department_id)
+    if department is None:
+        raise NotFound("找不到该部门", code="department_not_found")
+    return department
+
+
+def rename(officer: Staff, department_id: int, fields: RenameFields) -> Department:
+    """Old name → new: the old one becomes an alias, staff records show the new one, nothing else moves."""
+    policy.ensure_manages_congress(officer)
+    department = get_department(department_id)
+    old, new = department.name, fields.name
+    if new == old:
+        return department
+    taken = db.session.scalar(select(Department.id).where(Department.name == new, Department.id != department.id))
+    other_alias = db.session.scalar(select(DepartmentAlias.department_id).where(
+        DepartmentAlias.name == new, DepartmentAlias.department_id != department.id))
+    if taken or other_alias:
+        raise Conflict("department_name_taken", f"已有名为“{new}”的部门（或其曾用名），不能重名")
+    db.session.execute(delete(DepartmentAlias).where(DepartmentAlias.department_id == department.id,
+                                                     DepartmentAlias.name == new))
+    department.name = new
+    db.session.add(DepartmentAlias(department_id=department.id, name=old))
+    db.session.execute(update(Staff).where(Staff.department_id == department.id).values(department=new)
+                       .execution_options(synchronize_session=False))
+    forget_cached()
+    audit.record(officer, "department.rename", "department", department.id, old=old, new=new)
+    return department
