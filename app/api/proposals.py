@@ -7,7 +7,7 @@ import io
 from datetime import date
 
 from flask import Blueprint, Response, g
-from pydantic import AliasPath, BaseModel, Field, computed_field
+from pydantic import AliasPath, BaseModel, Field, SerializeAsAny, computed_field
 
 from app.api.endpoint import READS_RECORDS, XLSX, AuthLevel, Merged, endpoint, file_download
 from app.services import departments, policy
@@ -129,7 +129,8 @@ class ProposalDetail(ProposalSummary):
     merged_into_id: int | None
     opinion_department: str | None = Field(default=None, validation_alias=AliasPath("opinion_department", "name"))
     round: int = Field(description="第几轮办理（不满意后再办理）")
-    assignments: list[AssignmentOut]
+    assignments: list[SerializeAsAny[AssignmentOut]] = Field(
+        description="交办记录；提案工作委员会和承办部门还可见答复与协办意见的内容（text、grade）")
     answer: AnswerOut | None
     satisfaction_comment: str | None
     comments: list[CommentOut]

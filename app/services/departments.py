@@ -5,9 +5,10 @@ and every proposal assignment and liaison keeps it."""
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, event, select, update
+from sqlalchemy import delete, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from app import clock
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.services import audit, policy
@@ -39,16 +40,39 @@ def resolve(name: str) -> tuple[str, int | None]:
     return cache[name]
 
 
+def resolve_all(names: set[str]) -> None:
+    """Looks up many names at once (an import), creating the new ones: `resolve` then answers from memory."""
+    wanted = {n.strip() for n in names} - {""}
+    cache = db.session.info.setdefault(_CACHE, {})
+    wanted -= set(cache)
+    if not wanted:
+        return
+    with db.session.no_autoflush:
+        rows = db.session.execute(select(Department.name, Department.id, DepartmentAlias.name.label("alias"))
+                                  .outerjoin(DepartmentAlias, DepartmentAlias.department_id == Department.id)
+                                  .where(or_(Department.name.in_(wanted), DepartmentAlias.name.in_(wanted))))
+        for name, department_id, alias in rows:
+            for known in (name, alias):
+                if known in wanted:
+                    cache[known] = (name, department_id)
+        new = sorted(wanted - set(cache))
+        if new:
+            db.session.execute(insert(Department), [{"name": name, "created_at": clock.now()} for name in new])
+            cache.update((name, (name, department_id)) for name, department_id in db.session.execute(
+                select(Department.name, Department.id).where(Department.name.in_(new))))
+
+
 def _find_or_create(name: str) -> tuple[str, int]:
-    found = db.session.execute(select(Department.name, Department.id).where(Department.name == name)).first() or \
-        db.session.execute(select(Department.name, Department.id).join(
-            DepartmentAlias, DepartmentAlias.department_id == Department.id).where(DepartmentAlias.name == name)).first()
-    if found:
-        return found.name, found.id
-    department = Department(name=name)
-    db.session.add(department)
-    db.session.flush()
-    return department.name, department.id
+    # Core statements without autoflush: the staff row asking is still being filled in.
+    with db.session.no_autoflush:
+        found = db.session.execute(select(Department.name, Department.id).where(Department.name == name)).first() \
+            or db.session.execute(select(Department.name, Department.id).join(
+                DepartmentAlias, DepartmentAlias.department_id == Department.id)
+                .where(DepartmentAlias.name == name)).first()
+        if found:
+            return found.name, found.id
+        created = db.session.execute(insert(Department).values(name=name, created_at=clock.now()))
+        return name, created.inserted_primary_key[0]
 
 
 def forget_cached() -> None:

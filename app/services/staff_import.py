@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from app import clock
 from app.extensions import db
-from app.services import roster
+from app.services import departments, roster
 from models import Staff, StaffStatus, SubUnion
 
 log = logging.getLogger(__name__)
@@ -377,6 +377,7 @@ def _write(changes: list[_Change], to_mark_left: list[Staff], new_sub_unions: li
     lookup and flush per row."""
     for name in new_sub_unions:
         sub_union_by_name[name] = roster.ensure_sub_union(name)[0]
+    departments.resolve_all({change.fields.department for change in changes})
     for change in changes:
         _write_staff(change, sub_union_by_name, actor_label)
     for staff in to_mark_left:
