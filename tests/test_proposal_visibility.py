@@ -1,0 +1,119 @@
+"""Who reads a proposal, state by state and caller by caller (the detail, and the list agreeing with it); and a
+department renamed without losing anything assigned to it."""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from app import clock
+from app.extensions import db
+from app.services import roster
+from app.services.proposals import congress, filing, handling, review, satisfaction
+from app.unit_of_work import unit_of_work
+from models import Assignment, Staff
+from tests.proposals_support import AFTER_THE_WINDOW, BODY, IN_THE_WINDOW, Api, cong  # noqa: F401 (fixture)
+
+CALLERS = ("author", "seconder", "rep3", "committee", "houqin", "jiaowu", "staff", "officer")
+EVERYONE = set(CALLERS)
+BACKERS = {"author", "seconder", "committee"}
+SEES = {
+    "submitted": BACKERS | {"rep3"},            # the term's representatives, to second it
+    "withdrawn": {"author", "committee"},
+    "below_minimum": BACKERS,
+    "under_review": BACKERS,
+    "merged": BACKERS,
+    "opinion": BACKERS | {"houqin"},            # the department it was forwarded to
+    "rejected": BACKERS,
+    "accepted": EVERYONE, "handling": EVERYONE, "answered": EVERYONE, "closed": EVERYONE,
+}
+
+
+@pytest.fixture
+def one_of_each(app, cong) -> dict[str, int]:
+    """A proposal in each state, by 王代表 and (except the withdrawn one) seconded by 李代表."""
+    def person(who):
+        return db.session.get(Staff, cong.ids[who])
+    ids: dict[str, int] = {}
+    with time_machine.travel(IN_THE_WINDOW, tick=False), app.app_context(), unit_of_work():
+        for state in set(SEES) - {"submitted"}:
+            proposal = filing.file(person("author"), filing.ProposalFields(
+                session_id=cong.session_id, **{**BODY, "title": f"提案（{state}）"}))
+            ids[state] = proposal.id
+            if state != "withdrawn":
+                filing.second(person("seconder"), proposal.id)
+            if state not in ("withdrawn", "below_minimum"):
+                filing.second(person("second2"), proposal.id)
+        filing.withdraw(person("author"), ids["withdrawn"])
+    with time_machine.travel(AFTER_THE_WINDOW, tick=False), app.app_context(), unit_of_work():
+        committee = person("committee")
+        review.close_windows(clock.now())
+        for state in ("accepted", "handling", "answered", "closed"):
+            review.accept(committee, ids[state])
+        review.merge(committee, ids["merged"], review.MergeFields(into_id=ids["accepted"]))
+        review.forward_as_opinion(committee, ids["opinion"], review.OpinionFields(
+            department_id=cong.departments["后勤处"]))
+        review.reject(committee, ids["rejected"], review.ReasonFields(reason="不属于提案范围"))
+        for state in ("handling", "answered", "closed"):
+            handling.assign(committee, ids[state], handling.AssignFields(
+                lead_department_id=cong.departments["教务处"]))
+        for state in ("answered", "closed"):
+            lead = handling.current_assignments(ids[state])[0]
+            handling.answer(person("jiaowu"), ids[state], lead.id, handling.AnswerFields(text="已办", grade="A"))
+        satisfaction.rate(person("author"), ids["closed"], satisfaction.RateFields(satisfaction="满意"))
+        # the first window is closed: a proposal still collecting seconds belongs to a session still open
+        later = congress.create_session(person("officer"), congress.SessionFields(
+            term_id=cong.term_id, year=2028, name="第二届教代会第五次会议", meeting_on="2028-03-20",
+            closes_at="2027-04-01T00:00:00+08:00"))
+        ids["submitted"] = filing.file(person("author"), filing.ProposalFields(
+            session_id=later.id, **{**BODY, "title": "提案（submitted）"})).id
+        filing.second(person("seconder"), ids["submitted"])
+    return ids
+
+
+@pytest.fixture
+def api(live_server, cong):
+    return Api(live_server, cong)
+
+
+@pytest.fixture(autouse=True)
+def after_the_window():
+    with time_machine.travel(AFTER_THE_WINDOW, tick=False):
+        yield
+
+
+def test_each_state_is_read_by_exactly_the_people_it_concerns(app, api, one_of_each):
+    seen = {}
+    for state, pid in one_of_each.items():
+        for who in CALLERS:
+            status = api("GET", f"/proposals/{pid}", who).status_code
+            listed = pid in {p["id"] for p in api("GET", "/proposals", who, expect=200).json()["items"]}
+            assert listed == (status == 200), (state, who)
+            seen[(state, who)] = status
+    actual = {state: {who for who in CALLERS if seen[(state, who)] == 200} for state in SEES}
+    assert actual == SEES
+    assert {code for code in seen.values()} == {200, 404}
+
+
+def test_a_department_renamed_keeps_its_assignments_liaisons_and_old_name(app, api, one_of_each):
+    jiaowu = api.cong.departments["教务处"]
+    renamed = api("POST", f"/officer/proposals/departments/{jiaowu}/rename", "officer", {"name": "本科生院"},
+                  200).json()
+    assert renamed == {"id": jiaowu, "name": "本科生院", "aliases": ["教务处"],
+                       "liaisons": [{"employee_no": "L0001", "name": "吴联络"}]}
+    handled = api("GET", f"/proposals/{one_of_each['handling']}", "staff", expect=200).json()
+    assert [a["department"] for a in handled["assignments"]] == ["本科生院"]
+    assert api("GET", "/officer/proposals/assigned", "jiaowu", expect=200).json()["items"][0]["department"] == "本科生院"
+    with app.app_context(), unit_of_work():      # HR's next import still says 教务处
+        staff, _ = roster.update_staff("L0001", {"department": "教务处"})
+        assert (staff.department, staff.department_id) == ("本科生院", jiaowu)
+        newcomer, _ = roster.update_staff("N0001", {"name": "新同事", "department": "教务处"})
+        assert newcomer.department_id == jiaowu
+    with app.app_context():
+        assert set(db.session.scalars(select(Assignment.department_id).where(
+            Assignment.proposal_id.in_(list(one_of_each.values()))))) == {jiaowu}
+    taken = api("POST", f"/officer/proposals/departments/{jiaowu}/rename", "officer", {"name": "后勤处"}, 409)
+    assert taken.json()["error"]["code"] == "department_name_taken"
+    assert api("POST", f"/officer/proposals/departments/{jiaowu}/rename", "staff", {"name": "X"}, 403).json()[
+        "error"]["code"] == "committee_only"
