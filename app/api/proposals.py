@@ -372,7 +372,7 @@ class Granted(BaseModel):
 @bp.get("/officer/proposals/terms")
 @endpoint("教代会届次", response=TermList, tags=TAGS)
 def terms():
-    return TermList(items=[TermOut.model_validate(t) for t in congress.all_terms()])
+    return TermList(items=[TermOut.model_validate(t) for t in congress.all_terms(g.staff)])
 
 
 @bp.post("/officer/proposals/terms")

@@ -55,7 +55,8 @@ class PeopleFields(BaseModel):
     employee_nos: list[str] = Field(min_length=1, max_length=2000, description="代表名单（工号）")
 
 
-def all_terms() -> list[CongressTerm]:
+def all_terms(officer: Staff) -> list[CongressTerm]:
+    policy.ensure_manages_congress(officer)
     return list(db.session.scalars(select(CongressTerm).order_by(CongressTerm.starts_on.desc())))
 
 
