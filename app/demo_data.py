@@ -55,6 +55,7 @@ def seed_demo_data(count: int = 50) -> None:
         _condolences_at_each_stage()
         _caring_work(officer)
         _journeys(officer, rng)
+        _proposals_at_each_stage(officer)
 
 
 def demo_cashier_code() -> str:
@@ -187,6 +188,100 @@ def _condolences_at_each_stage() -> None:
     filing.withdraw(colleagues[4], file(colleagues[4], "本人住院", 8, "感冒住院观察"))
 
 
+LIAISONS = {"000091": ("吴联络", "教务处"), "000092": ("郑联络", "后勤管理处"), "000093": ("冯联络", "人事处"),
+            "000094": ("褚联络", "图书馆")}
+PROPOSALS = [   # title, category, author's place among the representatives, seconders, what becomes of it
+    ("关于增设教职工子女暑期托管班的建议", "welfare", 0, 3, "closed"),
+    ("关于延长图书馆周末开放时间的建议", "teaching", 1, 2, "answered"),
+    ("关于改善新校区教职工通勤班车的建议", "logistics", 2, 4, "overdue"),
+    ("关于完善青年教师职称评审办法的建议", "talent", 3, 2, "handling"),
+    ("关于食堂增加清真窗口的建议", "logistics", 4, 2, "opinion"),
+    ("关于暑期托管班延长接送时间的建议", "welfare", 5, 2, "merged"),
+    ("关于发放节日购物卡的建议", "welfare", 6, 2, "rejected"),
+    ("关于教职工体检增加项目的建议", "welfare", 1, 3, "accepted"),
+    ("关于设立教职工心理咨询室的建议", "welfare", 2, 2, "under_review"),
+    ("关于校园增设电动车充电桩的建议", "logistics", 3, 1, "below_minimum"),
+    ("关于简化校内报销流程的建议", "other", 4, 2, "unrated"),
+]
+
+
+def _proposals_at_each_stage(officer: Staff) -> None:
+    """第二届教代会: this year's session, its window closed, with a proposal at every stage of review, handling and
+    rating; next year's session collecting, with 李老师's proposal seconded by two representatives. 周干事 sits on
+    the proposal committee; 教务处, 后勤管理处, 人事处 and 图书馆 each have a liaison."""
+    from app.services.proposals import congress, filing, handling, review, satisfaction
+    from models import Assignment, CongressSession, Proposal
+
+    rng = random.Random(16)
+    for employee_no, (name, department) in LIAISONS.items():
+        roster.upsert_staff(employee_no, roster.StaffFields(name=name, department=department, sub_union=SUB_UNIONS[0],
+                                                            gender=Gender.FEMALE, phone=f"1390000{employee_no[-4:]}"),
+                            actor_label="demo")
+    now, today = clock.now(), clock.today()
+    term = congress.create_term(officer, congress.TermFields(name="第二届", starts_on=date(today.year - 2, 3, 1),
+                                                             ends_on=date(today.year + 3, 2, 28)))
+    members = [s.employee_no for s in db.session.scalars(select(Staff).where(
+        Staff.status == StaffStatus.ACTIVE, Staff.employee_no.not_in(
+            [OFFICER["employee_no"], SECOND_OFFICER["employee_no"], *LIAISONS])).order_by(Staff.employee_no)).all()[:13]]
+    # 李老师 (000002) is the first representative
+    congress.add_representatives(officer, term.id, congress.PeopleFields(employee_nos=members))
+    congress.set_committee_member(officer, SECOND_OFFICER["employee_no"], True)
+    departments = {}
+    for employee_no, (_, department) in LIAISONS.items():
+        departments[department] = roster.get_staff(employee_no).department_id
+        congress.set_liaison(officer, departments[department], employee_no, True)
+    reps = [roster.get_staff(no) for no in members]
+    committee = roster.get_staff(SECOND_OFFICER["employee_no"])
+
+    def session(year: int, opens_days_ago: int, closes_in_days: int) -> CongressSession:
+        return congress.create_session(officer, congress.SessionFields(
+            term_id=term.id, year=year, name=f"第二届教代会第{'三四'[year - today.year]}次会议",
+            meeting_on=today + timedelta(days=closes_in_days + 15), opens_at=now - timedelta(days=opens_days_ago),
+            closes_at=now + timedelta(days=closes_in_days)))
+
+    def file(current: CongressSession, title: str, category: str, author: int, seconds: int) -> Proposal:
+        proposal = filing.file(reps[author], filing.ProposalFields(
+            session_id=current.id, title=title, category=category, reasons=f"{title.removeprefix('关于').removesuffix('的建议')}，"
+            "教职工反映强烈。", measures="建议学校有关部门研究解决，明确时间表并向教代会报告。"))
+        for seconder in rng.sample([r for i, r in enumerate(reps) if i != author], seconds):
+            filing.second(seconder, proposal.id)
+        return proposal
+
+    this_year = session(today.year, 30, 1)
+    filed = {fate: file(this_year, title, category, author, seconds)
+             for title, category, author, seconds, fate in PROPOSALS}
+    db.session.execute(update(CongressSession).where(CongressSession.id == this_year.id)
+                       .values(closes_at=now - timedelta(seconds=1)))
+    review.close_windows(now)
+    for fate in ("closed", "answered", "overdue", "handling", "accepted", "unrated"):
+        review.accept(committee, filed[fate].id)
+    review.merge(committee, filed["merged"].id, review.MergeFields(into_id=filed["closed"].id))
+    review.forward_as_opinion(committee, filed["opinion"].id, review.OpinionFields(
+        department_id=departments["后勤管理处"], reason="属日常管理事项，转后勤管理处研究办理"))
+    review.reject(committee, filed["rejected"].id, review.ReasonFields(reason="不属于教代会提案范围，已转工会福利工作统筹考虑"))
+    leads = {"closed": "人事处", "answered": "图书馆", "overdue": "后勤管理处", "handling": "人事处", "unrated": "教务处"}
+    for fate, lead in leads.items():
+        handling.assign(committee, filed[fate].id, handling.AssignFields(
+            lead_department_id=departments[lead], co_department_ids=[departments["教务处"]] if fate == "closed" else []))
+    for fate in ("closed", "answered", "unrated"):
+        for part in sorted(handling.current_assignments(filed[fate].id), key=lambda a: a.lead):   # co first
+            liaison = roster.get_staff(next(no for no, (_, d) in LIAISONS.items() if departments[d] == part.department_id))
+            if part.lead:
+                handling.answer(liaison, filed[fate].id, part.id, handling.AnswerFields(
+                    text="经研究，学校已将该事项列入本年度工作计划，由我部门牵头落实，预计下学期完成。", grade="A" if fate == "closed" else "B"))
+            else:
+                handling.give_opinion(liaison, filed[fate].id, part.id, handling.OpinionFields(text="同意，配合落实。"))
+    satisfaction.rate(reps[0], filed["closed"].id, satisfaction.RateFields(satisfaction="满意", comment="落实到位"))
+    db.session.execute(update(Proposal).where(Proposal.id == filed["unrated"].id)
+                       .values(answered_at=now - timedelta(days=60)))
+    satisfaction.close_unrated(now)
+    db.session.execute(update(Assignment).where(Assignment.proposal_id == filed["overdue"].id)
+                       .values(deadline=today - timedelta(days=3)))       # 督办: past its deadline
+    next_year = session(today.year + 1, 1, 20)
+    file(next_year, "关于增加教职工运动场馆开放时段的建议", "welfare", 0, 2)
+    file(next_year, "关于规范学院会议时间的建议", "other", 5, 0)
+
+
 def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender, rng: random.Random) -> None:
     retired = sub_union.startswith("离退休")
     fields = roster.StaffFields(
@@ -199,8 +294,9 @@ def _add(employee_no: str, name: str, phone: str, sub_union: str, gender: Gender
 
 
 ACCOUNTS_TABLE = [   # 工号, 姓名, 角色, 手机号（绑定时的模拟授权码 phone:手机号）
-    (OFFICER, "校工会干部（审批慰问、发布公告和活动）"), (SECOND_OFFICER, "校工会干部（双人复核的第二位审核人）"),
-    (SUB_OFFICER, "分工会干部（信息工程学院，核实慰问）"), (DEMO_STAFF, "教职工（信息工程学院）"),
+    (OFFICER, "校工会干部（审批慰问、发布公告和活动）"), (SECOND_OFFICER, "校工会干部（双人复核的第二位审核人），提案工作委员会委员"),
+    (SUB_OFFICER, "分工会干部（信息工程学院，核实慰问）"), (DEMO_STAFF, "教职工（信息工程学院），教代会代表"),
+    ({"employee_no": "000091", "name": "吴联络", "phone": "13900000091"}, "教务处提案联络人（答复提案）"),
 ]
 
 
@@ -208,7 +304,7 @@ def walkthrough_ids() -> dict[str, int | None]:
     """The records the printed walk-through names, as they are now (the lines stay right on every start: a
     request is verified afresh when the last one was approved)."""
     from app.services import announcements
-    from models import Announcement, CondolenceRequest, CondolenceStatus, Event
+    from models import Announcement, CondolenceRequest, CondolenceStatus, CongressSession, Event
 
     with unit_of_work():
         _a_verified_request()
@@ -217,8 +313,10 @@ def walkthrough_ids() -> dict[str, int | None]:
         checkup = db.session.scalar(select(Announcement).where(Announcement.title == CHECKUP))
         verified = db.session.scalar(select(CondolenceRequest.id).where(
             CondolenceRequest.status == CondolenceStatus.VERIFIED).limit(1))
+        session = db.session.scalar(select(CongressSession.id).order_by(CongressSession.year).limit(1))
         return {"volleyball": events.get(VOLLEYBALL), "table_tennis": events.get(TABLE_TENNIS),
-                "notice": announcements.publication_notice_id(checkup) if checkup else None, "verified": verified}
+                "notice": announcements.publication_notice_id(checkup) if checkup else None, "verified": verified,
+                "proposal_session": session}
 
 
 def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashier_code: str = "") -> None:
@@ -261,7 +359,8 @@ def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashi
         click.echo(call("STAFF", f"/api/v1/events/{ids['table_tennis']}/signup", "⑤ 报名乒乓球赛（已满：进入候补）",
                         "POST"), nl=False)
     for path, note in (("/api/v1/inbox", "⑥ 我的消息"), ("/api/v1/vouchers", "⑦ 生日蛋糕券（三天后生日）"),
-                       ("/api/v1/condolences", "⑧ 我的慰问申请（待核实）")):
+                       ("/api/v1/condolences", "⑧ 我的慰问申请（待核实）"),
+                       ("/api/v1/proposals?mine=true", "⑨ 我提出和附议的教代会提案（李老师是代表）")):
         click.echo(call("STAFF", path, note), nl=False)
     click.echo("\n=== 工会干部的前五分钟（张工会）===")
     click.echo(login(OFFICER, "OFFICER", "① 登录"))
@@ -276,9 +375,12 @@ def print_try_it(base_url: str, fake_url: str, ids: dict[str, int | None], cashi
     if ids["verified"]:
         click.echo(call("OFFICER", f"/api/v1/officer/condolences/{ids['verified']}/approve",
                         "⑦ 批准分工会已核实的申请（按标准金额）", "POST", '{"payment": "money"}'), nl=False)
+    if ids["proposal_session"]:
+        click.echo(call("OFFICER", f"/api/v1/officer/proposals/sessions/{ids['proposal_session']}/report.html",
+                        "⑧ 本次教代会提案办理情况表（打印页；另有 report.xlsx、compilation.xlsx）"), nl=False)
     command = Path(sys.executable).parent / "smart-union"
-    click.echo(f"{command} mp say --url {base_url} --as {OFFICER['employee_no']} \"帮助\"   # ⑧ 公众号：像微信一样推送一条消息")
-    click.echo(f"# ⑨ 浏览器打开 {fake_url}/ ，看微信会送达给每个人的消息\n")
+    click.echo(f"{command} mp say --url {base_url} --as {OFFICER['employee_no']} \"帮助\"   # ⑨ 公众号：像微信一样推送一条消息")
+    click.echo(f"# ⑩ 浏览器打开 {fake_url}/ ，看微信会送达给每个人的消息\n")
     if cashier_code:
         click.echo("# 蛋糕店收银员：用本次启动的一次性绑定码绑定（该微信账号已绑定过则不再需要），再核销李老师出示的短码")
         click.echo(f"CASHIER=$(curl -sS -X POST '{base_url}/api/v1/auth/login' -H 'Content-Type: application/json' "

@@ -38,6 +38,8 @@ from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
 from models import Cashier, ClaimStatus, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
+from tests import test_proposal_matrix as proposal_matrix
+from tests.test_proposal_matrix import world as proposal_world  # noqa: F401  (the proposal matrix's fixture)
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
     BEIJING_NOW, GIFT_APPROVED, PNG, PREVIOUS_MONTH, ROUTES, STARTING_SOON, _visit_plan, a_claim, a_condolence,
     admitted, an_announcement, an_event, checkin_code, personal_notice,
@@ -193,13 +195,88 @@ def test_every_answer_is_documented_and_never_a_server_error(app, world, fake_we
     given(case=st.one_of(fuzzing), seeded=st.booleans())(PROPERTY_RUN(max_examples=CASES_PER_OPERATION)(check))()
 
 
+PROPOSAL_CALLERS = ("author", "seconder", "committee", "liaison", "staff")
+PROPOSAL_OPERATIONS = [(method, re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule))
+                       for method, rule in proposal_matrix.ROWS]
+PROPOSAL_USABLE = {name: {operation for operation, row in zip(PROPOSAL_OPERATIONS, proposal_matrix.ROWS.values())
+                          if name in row.ok} for name in PROPOSAL_CALLERS}
+PROPOSAL_STATE = {   # the state a path's proposal is seeded in
+    "/accept": "under_review", "/merge": "under_review", "/opinion": "under_review", "/reject": "under_review",
+    "/assign": "accepted", "/rating": "answered", "/comments": "answered", "/answer": "handling_lead",
+    "/return": "handling_lead",
+}
+EMPLOYEE_FOR = {"/representatives/": "R0002", "/committee/": "C0001", "/liaisons/": "L0002"}
+
+
+def _proposal_seeds(app, w, method: str, path: str) -> dict[str, object]:
+    from models import ProposalStatus as S
+    state = next((v for k, v in PROPOSAL_STATE.items() if path.endswith(k)), "submitted")
+    if "/assignments/" in path and path.endswith("/opinion"):
+        state = "handling_co"
+    with app.app_context(), unit_of_work():
+        make = proposal_matrix.a_proposal
+        if state.startswith("handling"):
+            pid = make(w, S.HANDLING, lead="教务处" if state == "handling_lead" else "后勤处",
+                       co=None if state == "handling_lead" else "教务处")
+        else:
+            pid = make(w, S(state), seconded=not (method in ("PATCH", "POST") and path.endswith(
+                ("{proposal_id}", "/withdraw", "/seconds")) and "/officer/" not in path))
+        employee = next((no for part, no in EMPLOYEE_FOR.items() if part in path), "S0001")
+        if method == "PUT":
+            employee = "S0001"
+        return {"proposal_id": pid, "assignment_id": proposal_matrix.assignment_of(pid, w.departments["教务处"])
+                if state.startswith("handling") else proposal_matrix.MISSING,
+                "into_id": make(w, S.ACCEPTED), "session_id": w.session_id, "term_id": w.term_id,
+                "department_id": w.departments["后勤处"], "lead_department_id": w.departments["教务处"],
+                "co_department_ids": [w.departments["后勤处"]], "employee_no": employee,
+                "employee_nos": ["S0001"]}
+
+
+def _proposal_seeded(case, seeds: dict) -> None:
+    case.path_parameters = {name: seeds[name] for name in case.path_parameters}
+    if isinstance(case.body, dict):
+        for name in ("session_id", "term_id", "department_id", "lead_department_id", "co_department_ids",
+                     "into_id", "employee_nos"):
+            if name in case.body:
+                case.body[name] = seeds[name]
+        case.body.pop("deadline", None)
+        for moment in ("opens_at", "closes_at"):
+            case.body.pop(moment, None)
+
+
+@pytest.mark.parametrize("caller", PROPOSAL_CALLERS)
+@pytest.mark.parametrize(("method", "path"), PROPOSAL_OPERATIONS, ids=[f"{m} {p}" for m, p in PROPOSAL_OPERATIONS])
+def test_every_proposal_answer_is_documented_and_never_a_server_error(app, proposal_world, method, path,  # noqa: F811
+                                                                     caller):
+    """The proposal routes, as the callers the issue names (the author and the seconder are representatives)."""
+    seeds = _proposal_seeds(app, proposal_world, method, path)
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    operation = schema[path][method]
+    examples = operation.get_strategies_from_examples()
+    fuzzing = [operation.as_strategy(GenerationMode.POSITIVE, phase=TestPhase.FUZZING),
+               operation.as_strategy(GenerationMode.NEGATIVE, phase=TestPhase.FUZZING)]
+    counts = api_property_counts.COUNTS.setdefault(f"{method} {path} as {caller}", Counter())
+    staff_id = proposal_world.ids[caller]
+
+    def check(case, seeded: bool) -> None:
+        if seeded:
+            _proposal_seeded(case, seeds)
+        response = case.call(headers={"Authorization": f"Bearer {_fresh_token(app, staff_id)}"})
+        counts[response.status_code] += 1
+        case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+
+    if examples:
+        given(case=st.one_of(examples))(PROPERTY_RUN(max_examples=3)(lambda case: check(case, True)))()
+    given(case=st.one_of(fuzzing), seeded=st.booleans())(PROPERTY_RUN(max_examples=CASES_PER_OPERATION)(check))()
+
+
 def test_every_operation_a_caller_may_use_answered_2xx():
     """Runs after the property test (same module); meaningful only when the whole run was collected."""
     ran = api_property_counts.COUNTS
-    if len(ran) < len(OPERATIONS) * len(CALLERS):
+    if len(ran) < len(OPERATIONS) * len(CALLERS) + len(PROPOSAL_OPERATIONS) * len(PROPOSAL_CALLERS):
         pytest.skip("only part of the property run was selected")
-    never = sorted(f"{m} {p} as {name}" for name, usable in USABLE.items() for m, p in usable
-                   if not any(200 <= status < 300 for status in ran[f"{m} {p} as {name}"]))
+    never = sorted(f"{m} {p} as {name}" for name, usable in (*USABLE.items(), *PROPOSAL_USABLE.items())
+                   for m, p in usable if not any(200 <= status < 300 for status in ran[f"{m} {p} as {name}"]))
     assert never == []
 
 

@@ -67,7 +67,7 @@ def _login_and_bind(url: str, employee_no: str, name: str, phone: str) -> str:
 
 
 def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
-    from app.demo_data import DEMO_STAFF, OFFICER
+    from app.demo_data import DEMO_STAFF, LIAISONS, OFFICER
 
     staff_token = _login_and_bind(demo_server, **DEMO_STAFF)
     me = requests.get(f"{demo_server}/api/v1/me", headers=bearer(staff_token), timeout=10).json()
@@ -89,7 +89,7 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     officer_token = _login_and_bind(demo_server, **OFFICER)
     roster = requests.get(f"{demo_server}/api/v1/officer/staff?page_size=100", headers=bearer(officer_token),
                           timeout=10).json()
-    assert roster["total"] == 50
+    assert roster["total"] == 50 + len(LIAISONS)          # and the four departments' proposal liaisons
     stages = requests.get(f"{demo_server}/api/v1/officer/condolences", headers=bearer(officer_token), timeout=10)
     assert sorted(r["status"] for r in stages.json()["items"]) == \
         ["approved", "rejected", "returned", "submitted", "verified", "withdrawn"]
@@ -102,12 +102,20 @@ def test_demo_serves_staff_and_officer_flows(demo_server, tmp_path):
     assert plan.status_code == 200 and [v["status"] for v in plan.json()["visits"]].count("visited") == 1
     claims = requests.get(f"{demo_server}/api/v1/mutual-aid-claims", headers=bearer(staff_token), timeout=10).json()
     assert [c["status"] for c in claims["items"]] == ["submitted"]
+    mine = requests.get(f"{demo_server}/api/v1/proposals?mine=true", headers=bearer(staff_token), timeout=10).json()
+    assert (mine["items"][0]["status"], mine["items"][0]["seconds"]) == ("submitted", 2)   # 李老师 is a representative
+    assert "closed" in {p["status"] for p in mine["items"]}
+    public = requests.get(f"{demo_server}/api/v1/proposals", headers=bearer(staff_token), timeout=10).json()
+    assert {p["status"] for p in public["items"]} >= {"accepted", "handling", "answered", "closed"}
+    report = requests.get(f"{demo_server}/api/v1/officer/proposals/sessions/1/report.html",
+                          headers=bearer(officer_token), timeout=10)
+    assert "共立案6项，满意1项" in report.text
     assert (tmp_path / "instance" / "smart-union.db").exists()   # the embedded SQLite file
 
 
 def _printed_walkthrough(printed: str) -> str:
     """The two five-minute walk-throughs the demo prints: one shell script, commands and comments."""
-    script = printed[printed.index("=== 教职工"):printed.index("# ⑨")]
+    script = printed[printed.index("=== 教职工"):printed.index("# ⑩")]
     return "\n".join(line for line in script.splitlines() if not line.startswith("==="))
 
 
@@ -127,6 +135,7 @@ def test_the_printed_walkthroughs_work_on_every_start(tmp_path):
             assert '"name":"李老师"' in ran.stdout.replace(" ", "") and "waitlisted" in ran.stdout
             assert "公众号可以为您" in ran.stdout                        # mp say's reply
             assert "/approve" in script                           # a request is verified afresh for every start
+            assert "共立案6项" in ran.stdout                        # the proposals' handling report
             fake = re.search(r"模拟微信（微信会送达的消息，按人分组）：(\S+)", printed).group(1)
             page = requests.get(fake, timeout=10).text
             if start == 0:       # (a restarted demo has a fresh fake WeChat, and its notices went out the first time)

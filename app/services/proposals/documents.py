@@ -73,7 +73,7 @@ def summary_line(found: list[Entry]) -> str:
     if counts[Satisfaction.UNRATED]:
         line += f"，未评价{counts[Satisfaction.UNRATED]}项"
     if counts[None]:
-        line += f"，办理中{counts[None]}项"
+        line += f"，尚未办结{counts[None]}项"
     return line
 
 
