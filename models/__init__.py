@@ -28,7 +28,7 @@ from models.events import Event, EventCategory, EventQuota, EventStatus, Signup,
 from models.merchants import Cashier, Merchant, StatementMonth
 from models.proposals import (
     AnswerGrade, Assignment, AssignmentStatus, CongressSession, CongressTerm, CoProposer, Department, DepartmentAlias,
-    Proposal, ProposalCategory, ProposalComment, ProposalStatus, ProposalStep, Satisfaction, Second,
+    Proposal, ProposalAttachment, ProposalCategory, ProposalComment, ProposalStatus, ProposalStep, Satisfaction, Second,
 )
 from models.vouchers import IssueMode, Voucher, VoucherEvent, VoucherPolicy, VoucherStatus
 from models.notifications import (
@@ -45,7 +45,7 @@ __all__ = [
     "Channel", "DeliveryStatus", "Notice", "NoticeStatus", "Notification", "SubscriptionConsent",
     "Cashier", "Merchant", "StatementMonth", "IssueMode", "Voucher", "VoucherEvent", "VoucherPolicy", "VoucherStatus",
     "AnswerGrade", "Assignment", "AssignmentStatus", "CongressSession", "CongressTerm", "CoProposer", "Department",
-    "DepartmentAlias", "Proposal", "ProposalCategory", "ProposalComment", "ProposalStatus", "ProposalStep",
+    "DepartmentAlias", "Proposal", "ProposalAttachment", "ProposalCategory", "ProposalComment", "ProposalStatus", "ProposalStep",
     "Satisfaction", "Second",
     "AuditLog", "Base", "BindCode", "BirthdayCalendar", "Gender", "Role", "RoleAssignment", "Staff", "StaffStatus", "SubUnion",
     "SubUnionKind", "WeChatApp", "WeChatIdentity",

@@ -216,6 +216,24 @@ class Assignment(Base):
     proposal: Mapped[Proposal] = relationship(lazy="joined")
 
 
+class ProposalAttachment(Base):
+    """A file of the proposal (filed with it, before anyone seconded) or of a department's answer (`assignment_id`):
+    an image or PDF in the storage directory, read only through an access-checked endpoint."""
+
+    __tablename__ = "proposal_attachments"
+    _repr_fields = ("id", "proposal_id", "assignment_id", "filename")
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("proposals.id", ondelete="CASCADE"), index=True)
+    assignment_id: Mapped[int | None] = mapped_column(ForeignKey("proposal_assignments.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int]
+    storage_key: Mapped[str] = mapped_column(String(128), unique=True)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ProposalComment(Base):
     """What a co-proposer (or the lead proposer beside their rating) says about an answer."""
 

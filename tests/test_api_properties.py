@@ -38,6 +38,7 @@ from app.services.policy import Caller
 from app.unit_of_work import unit_of_work
 from models import Cashier, ClaimStatus, CondolenceStatus, Staff, Voucher, VoucherStatus, WeChatApp, WeChatIdentity
 from tests import api_property_counts
+from app.services.proposals import files as proposal_files, filing as proposal_filing
 from tests import test_proposal_matrix as proposal_matrix
 from tests.test_proposal_matrix import world as proposal_world  # noqa: F401  (the proposal matrix's fixture)
 from tests.test_authorization_matrix import (  # noqa: F401  (world: the matrix's fixture)
@@ -213,6 +214,8 @@ def _proposal_seeds(app, w, method: str, path: str) -> dict[str, object]:
     state = next((v for k, v in PROPOSAL_STATE.items() if path.endswith(k)), "submitted")
     if "/assignments/" in path and path.endswith("/opinion"):
         state = "handling_co"
+    if "/assignments/" in path and path.endswith("/attachments"):
+        state = "handling_lead"
     with app.app_context(), unit_of_work():
         make = proposal_matrix.a_proposal
         if state.startswith("handling"):
@@ -220,11 +223,16 @@ def _proposal_seeds(app, w, method: str, path: str) -> dict[str, object]:
                        co=None if state == "handling_lead" else "教务处")
         else:
             pid = make(w, S(state), seconded=not (method in ("PATCH", "POST") and path.endswith(
-                ("{proposal_id}", "/withdraw", "/seconds")) and "/officer/" not in path))
+                ("{proposal_id}", "/withdraw", "/seconds", "/attachments")) and "/officer/" not in path))
+        file_id = proposal_matrix.MISSING
+        if "{file_id}" in path:                  # the author's file, on a proposal the seconder backs
+            pid = make(w, S.SUBMITTED, seconded=False)
+            file_id = proposal_files.attach_to_proposal(w.staff("author"), pid, "照片.png", PNG).id
+            proposal_filing.second(w.staff("seconder"), pid)
         employee = next((no for part, no in EMPLOYEE_FOR.items() if part in path), "S0001")
         if method == "PUT":
             employee = "S0001"
-        return {"proposal_id": pid, "assignment_id": proposal_matrix.assignment_of(pid, w.departments["教务处"])
+        return {"proposal_id": pid, "file_id": file_id, "assignment_id": proposal_matrix.assignment_of(pid, w.departments["教务处"])
                 if state.startswith("handling") else proposal_matrix.MISSING,
                 "into_id": make(w, S.ACCEPTED), "session_id": w.session_id, "term_id": w.term_id,
                 "department_id": w.departments["后勤处"], "lead_department_id": w.departments["教务处"],
@@ -240,6 +248,8 @@ def _proposal_seeded(case, seeds: dict) -> None:
             if name in case.body:
                 case.body[name] = seeds[name]
         case.body.pop("deadline", None)
+        if "file" in case.body:
+            case.body["file"] = PNG
         for moment in ("opens_at", "closes_at"):
             case.body.pop(moment, None)
 

@@ -13,17 +13,20 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable
 
+import io
+
 import pytest
 
 from app import clock
 from app.extensions import db
 from app.services import auth, departments, roster
-from app.services.proposals import congress, filing, handling
+from app.services.proposals import congress, files, filing, handling
 from app.unit_of_work import unit_of_work
 from models import Assignment, AssignmentStatus, Proposal, ProposalStatus, Role, Staff, WeChatApp, WeChatIdentity
 from tests.helpers import bearer
 
 MISSING = 2**31 - 1
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 CALLERS = ("anonymous", "wechat", "author", "seconder", "committee", "liaison", "staff", "officer")
 BOUND = CALLERS[2:]
 P = "/api/v1/proposals"
@@ -113,6 +116,7 @@ def assignment_of(proposal_id: int, department_id: int) -> int:
 class Req:
     path: str
     json: Any = None
+    upload: bool = False         # a PNG as multipart field `file`
 
 
 @dataclass
@@ -148,8 +152,24 @@ def part(path: str, json: Any, lead: bool) -> Callable[[World], Req]:
     return make
 
 
-def missing(path: str, json: Any = None) -> Callable[[World], Req]:
-    return lambda w: Req(path.format(MISSING, MISSING), json)
+def missing(path: str, json: Any = None, upload: bool = False) -> Callable[[World], Req]:
+    return lambda w: Req(path.format(MISSING, MISSING), json, upload)
+
+
+def upload_to(path: str, state: ProposalStatus, **kw) -> Callable[[World], Req]:
+    def make(w):
+        if "/assignments/" in path:
+            return Req(part(path, None, lead=True)(w).path, upload=True)
+        return Req(path.format(a_proposal(w, state, **kw)), upload=True)
+    return make
+
+
+def a_file(w: World) -> Req:
+    """The author's file on a proposal the seconder backs (attached before the second)."""
+    pid = a_proposal(w, SUBMITTED, seconded=False)
+    row = files.attach_to_proposal(w.staff("author"), pid, "照片.png", PNG)
+    filing.second(w.staff("seconder"), pid)
+    return Req(f"{P}/{pid}/attachments/{row.id}")
 
 
 def terms_path(path: str, json: Any = None) -> Callable[[World], Req]:
@@ -183,6 +203,14 @@ ROWS: dict[tuple[str, str], Row] = {
     ("DELETE", f"{P}/<int:proposal_id>/seconds"): Row({"seconder": 200}, on(SUBMITTED, P + "/{}/seconds"),
                                                       {**HIDDEN, "author": 409, "committee": 409},
                                                       missing(P + "/{}/seconds")),
+    ("POST", f"{P}/<int:proposal_id>/attachments"): Row({"author": 201}, upload_to(P + "/{}/attachments", SUBMITTED,
+                                                                                 seconded=False), HIDDEN,
+                                                        missing(P + "/{}/attachments", upload=True)),
+    ("GET", f"{P}/<int:proposal_id>/attachments/<int:file_id>"): Row(
+        {"author": 200, "seconder": 200, "committee": 200}, a_file, HIDDEN, missing(P + "/{}/attachments/{}")),
+    ("POST", f"{O}/<int:proposal_id>/assignments/<int:assignment_id>/attachments"): Row(
+        {"liaison": 201}, upload_to(O + "/{}/assignments/{}/attachments", ProposalStatus.HANDLING),
+        missing=missing(O + "/{}/assignments/{}/attachments", upload=True)),
     ("POST", f"{P}/<int:proposal_id>/rating"): Row({"author": 200}, on(ANSWERED, P + "/{}/rating",
                                                                        {"satisfaction": "满意"}),
                                                    missing=missing(P + "/{}/rating", {"satisfaction": "满意"})),
@@ -257,6 +285,9 @@ MATRIX = [(method, rule, who) for (method, rule) in ROWS for who in CALLERS]
 
 def _send(client, method: str, request: Req, token: str | None):
     headers = bearer(token) if token else {}
+    if request.upload:
+        return client.open(request.path, method=method, headers=headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(PNG), "照片.png")})
     if request.json is None:
         return client.open(request.path, method=method, headers=headers)
     return client.open(request.path, method=method, json=request.json, headers=headers)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import requests
 import time_machine
 from sqlalchemy import func, select
 
@@ -355,3 +356,43 @@ def test_the_official_account_keyword_tells_a_member_their_proposals(app, api, i
         nothing = records.status_text(db.session.get(Staff, api.cong.ids["staff"]))
     assert "2027-001《关于增设教职工子女暑期托管班的建议》：已立案，待交办" in text
     assert "没有" in nothing
+
+
+# --- files ---------------------------------------------------------------------------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def upload(api, path: str, who: str, data: bytes = PNG, expect: int | None = None):
+    response = requests.post(api.url + path, files={"file": ("调查表.png", data)}, headers=api.cong[who], timeout=30)
+    if expect is not None:
+        assert response.status_code == expect, response.text
+    return response
+
+
+def test_the_author_attaches_files_until_the_first_second_and_the_backers_read_them(app, api):
+    pid = api.file()["id"]
+    sent = upload(api, f"/proposals/{pid}/attachments", "author", expect=201).json()
+    assert sent["filename"] == "调查表.png" and sent["content_type"] == "image/png" and not sent["answer"]
+    assert upload(api, f"/proposals/{pid}/attachments", "author", b"MZ\x90\x00", 400).json()["error"]["code"] == \
+        "unsupported_file"
+    api("POST", f"/proposals/{pid}/seconds", "seconder", expect=201)
+    assert upload(api, f"/proposals/{pid}/attachments", "author", expect=409).json()["error"]["code"] == \
+        "proposal_locked"
+    read = api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "seconder", expect=200)
+    assert read.content == PNG and read.headers["Content-Type"] == "image/png"
+    assert api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "staff").status_code == 404
+
+
+def test_an_answers_files_are_read_by_members_once_it_is_given(app, api, in_the_window):
+    proposal, lead, _ = assigned(api, app, in_the_window, co=False)
+    pid = proposal["id"]
+    sent = upload(api, f"/officer/proposals/{pid}/assignments/{lead['id']}/attachments", "jiaowu", expect=201).json()
+    assert sent["answer"] is True
+    assert api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "staff").status_code == 404   # a draft answer
+    assert api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "committee", expect=200).content == PNG
+    answer(api, proposal, lead)
+    assert [f["id"] for f in api("GET", f"/proposals/{pid}", "staff", expect=200).json()["files"]] == [sent["id"]]
+    assert api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "staff", expect=200).content == PNG
+    late = upload(api, f"/officer/proposals/{pid}/assignments/{lead['id']}/attachments", "jiaowu", expect=409)
+    assert late.json()["error"]["code"] == "assignment_state"

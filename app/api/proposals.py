@@ -9,10 +9,12 @@ from datetime import date
 from flask import Blueprint, Response, g
 from pydantic import AliasPath, BaseModel, Field, SerializeAsAny, computed_field
 
-from app.api.endpoint import READS_RECORDS, XLSX, AuthLevel, Merged, endpoint, file_download
+from app.api.endpoint import (
+    READS_RECORDS, XLSX, Merged, ascii_or, endpoint, file_download, uploaded_file,
+)
 from app.services import departments, policy
 from app.services.departments import RenameFields
-from app.services.proposals import congress, documents, filing, handling, records, review, satisfaction
+from app.services.proposals import congress, documents, files, filing, handling, records, review, satisfaction
 from app.services.proposals.congress import PeopleFields, SessionFields, TermFields
 from app.services.proposals.filing import EditFields, ProposalFields
 from app.services.proposals.handling import AnswerFields, AssignFields, OpinionFields, ReasonFields
@@ -98,6 +100,20 @@ class AnswerOut(BaseModel):
         return records.GRADE_LABELS[self.grade] if self.grade else None
 
 
+class FileOut(BaseModel):
+    model_config = READS_RECORDS
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    answer: bool = Field(description="true：随部门答复提交的附件")
+    created_at: BeijingTime
+
+
+def _file(row) -> FileOut:
+    return FileOut.model_validate(Merged(row, answer=row.assignment_id is not None))
+
+
 class CommentOut(BaseModel):
     model_config = READS_RECORDS
     name: str = Field(validation_alias=AliasPath("staff", "name"))
@@ -134,6 +150,7 @@ class ProposalDetail(ProposalSummary):
     answer: AnswerOut | None
     satisfaction_comment: str | None
     comments: list[CommentOut]
+    files: list[FileOut]
     history: list[StepOut]
 
 
@@ -156,7 +173,8 @@ def _detail(row) -> ProposalDetail:
         seconded_by_me=any(s.staff_id == g.staff.id for s in seconds),
         assignments=[shown.model_validate(a) for a in handling.all_assignments(row.id)],
         answer=AnswerOut.model_validate(answer) if answer else None,
-        comments=[CommentOut.model_validate(c) for c in satisfaction.comments_of(row.id)]))
+        comments=[CommentOut.model_validate(c) for c in satisfaction.comments_of(row.id)],
+        files=[_file(f) for f in files.files_of(g.staff, row)]))
 
 
 # --- members and representatives ----------------------------------------------------------------------------------
@@ -230,6 +248,21 @@ def second(proposal_id: int):
 @endpoint("撤回附议（征集期结束前）", response=ProposalDetail, tags=TAGS)
 def withdraw_second(proposal_id: int):
     return _detail(filing.withdraw_second(g.staff, proposal_id))
+
+
+@bp.post("/proposals/<int:proposal_id>/attachments")
+@endpoint("上传提案附件（提案人；有人附议前；图片或 PDF，multipart 字段名 file）", response=FileOut, status=201,
+          tags=TAGS, upload="file")
+def attach(proposal_id: int):
+    return _file(files.attach_to_proposal(g.staff, proposal_id, *uploaded_file()))
+
+
+@bp.get("/proposals/<int:proposal_id>/attachments/<int:file_id>")
+@endpoint("下载提案或答复的附件", tags=TAGS)
+def download(proposal_id: int, file_id: int):
+    row, path = files.read(g.staff, proposal_id, file_id)
+    return file_download(path, row.filename, row.content_type,
+                         ascii_name=ascii_or(row.filename, f"proposal-{proposal_id}-{row.id}{path.suffix}"))
 
 
 @bp.post("/proposals/<int:proposal_id>/rating")
@@ -333,6 +366,13 @@ def send_back(proposal_id: int, assignment_id: int, body: ReasonFields):
 @endpoint("提交协办意见（给主办部门）", body=OpinionFields, response=ProposalDetail, tags=TAGS)
 def give_opinion(proposal_id: int, assignment_id: int, body: OpinionFields):
     return _detail(handling.give_opinion(g.staff, proposal_id, assignment_id, body))
+
+
+@bp.post("/officer/proposals/<int:proposal_id>/assignments/<int:assignment_id>/attachments")
+@endpoint("上传答复附件（主办部门，答复之前；图片或 PDF，multipart 字段名 file）", response=FileOut, status=201,
+          tags=TAGS, upload="file")
+def attach_to_answer(proposal_id: int, assignment_id: int):
+    return _file(files.attach_to_answer(g.staff, proposal_id, assignment_id, *uploaded_file()))
 
 
 @bp.post("/officer/proposals/<int:proposal_id>/assignments/<int:assignment_id>/answer")

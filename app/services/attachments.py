@@ -1,4 +1,4 @@
-"""Stored files — announcements' attachments, and condolence requests' (sealed: app.services.condolences): checked
+"""Stored files — announcements' and proposals' attachments, and condolence requests' (sealed: app.services.condolences): checked
 by content (not by name), kept under the storage directory with a random key, and read back only through an
 access-checked endpoint.
 
@@ -22,7 +22,9 @@ from sqlalchemy.orm import Session
 
 from app.errors import Conflict, Refusal, TooLarge
 from app.extensions import db
-from models import Announcement, AnnouncementAttachment, AnnouncementStatus, CondolenceAttachment
+from models import (
+    Announcement, AnnouncementAttachment, AnnouncementStatus, CondolenceAttachment, ProposalAttachment,
+)
 
 log = logging.getLogger(__name__)
 PENDING = "pending"
@@ -39,7 +41,7 @@ SIGNATURES = {
 }
 
 
-def extension_of(attachment: AnnouncementAttachment | CondolenceAttachment) -> str:
+def extension_of(attachment) -> str:
     """The extension of what the content was found to be (never the one typed in the name)."""
     return next(ext for kind, ext in SIGNATURES.values() if kind == attachment.content_type)
 
@@ -78,7 +80,7 @@ def attach(announcement: Announcement, filename: str, data: bytes) -> Announceme
     return attachment
 
 
-def path_of(attachment: AnnouncementAttachment | CondolenceAttachment) -> Path:
+def path_of(attachment) -> Path:
     return _storage_dir() / attachment.storage_key
 
 
@@ -120,7 +122,7 @@ def _drop_files(session: Session) -> None:
     session.info.pop(DOOMED_KEY, None)
 
 
-STORED_BY = (AnnouncementAttachment, CondolenceAttachment)    # every model whose rows name a stored file
+STORED_BY = (AnnouncementAttachment, CondolenceAttachment, ProposalAttachment)    # every model whose rows name a stored file
 
 
 def remove_orphan_files(now: datetime) -> int:

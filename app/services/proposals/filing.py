@@ -66,8 +66,7 @@ def file(staff: Staff, fields: ProposalFields) -> Proposal:
 def edit(staff: Staff, proposal_id: int, fields: EditFields) -> Proposal:
     proposal = lock(get_proposal(staff, proposal_id))
     policy.ensure_author(staff, proposal)
-    _ensure_unseconded(proposal, "修改")
-    congress.ensure_window_open(proposal.session, "修改提案")
+    ensure_editable(proposal, "修改")
     changed = {k: v for k, v in fields.model_dump(exclude_unset=True).items() if v is not None}
     for name, value in changed.items():
         setattr(proposal, name, value)
@@ -83,6 +82,12 @@ def withdraw(staff: Staff, proposal_id: int) -> Proposal:
                Proposal.first_seconded_at.is_(None), closed_at=clock.now())
     record_step(proposal, "withdrawn", staff)
     return proposal
+
+
+def ensure_editable(proposal: Proposal, action: str) -> None:
+    """The text and files are the author's until someone seconds them, and only while the window is open."""
+    _ensure_unseconded(proposal, action)
+    congress.ensure_window_open(proposal.session, action)
 
 
 def _ensure_unseconded(proposal: Proposal, action: str) -> None:

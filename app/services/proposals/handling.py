@@ -103,7 +103,7 @@ def all_assignments(proposal_id: int) -> list[Assignment]:
                                    .order_by(Assignment.id)))
 
 
-def _assignment(liaison: Staff, proposal_id: int, assignment_id: int) -> tuple[Proposal, Assignment]:
+def part_of(liaison: Staff, proposal_id: int, assignment_id: int) -> tuple[Proposal, Assignment]:
     proposal = get_proposal(liaison, proposal_id)
     assignment = db.session.get(Assignment, assignment_id)
     if assignment is None or assignment.proposal_id != proposal.id:
@@ -131,7 +131,7 @@ def _supersede_others(assignment: Assignment) -> None:
 def send_back(liaison: Staff, proposal_id: int, assignment_id: int, fields: ReasonFields) -> Proposal:
     """退办 within `return_within_days` of the 交办. The lead's sends the proposal back to the committee to be
     reassigned; a co-handler's only drops that department from the round."""
-    proposal, assignment = _assignment(liaison, proposal_id, assignment_id)
+    proposal, assignment = part_of(liaison, proposal_id, assignment_id)
     days = settings().return_within_days
     if clock.local().date() > clock.local(assignment.assigned_at).date() + timedelta(days=days):
         raise Conflict("return_window_passed", f"交办已超过 {days} 天，不能退办，请与提案工作委员会联系")
@@ -151,7 +151,7 @@ def send_back(liaison: Staff, proposal_id: int, assignment_id: int, fields: Reas
 
 
 def give_opinion(liaison: Staff, proposal_id: int, assignment_id: int, fields: OpinionFields) -> Proposal:
-    proposal, assignment = _assignment(liaison, proposal_id, assignment_id)
+    proposal, assignment = part_of(liaison, proposal_id, assignment_id)
     if assignment.lead:
         raise Conflict("lead_answers", "主办部门请直接答复")
     _finish_part(assignment, AssignmentStatus.DONE, text=fields.text, done_at=clock.now(), done_by_id=liaison.id)
@@ -163,7 +163,7 @@ def give_opinion(liaison: Staff, proposal_id: int, assignment_id: int, fields: O
 
 
 def answer(liaison: Staff, proposal_id: int, assignment_id: int, fields: AnswerFields) -> Proposal:
-    proposal, assignment = _assignment(liaison, proposal_id, assignment_id)
+    proposal, assignment = part_of(liaison, proposal_id, assignment_id)
     if not assignment.lead:
         raise Conflict("co_gives_opinion", "协办部门请提交协办意见，由主办部门答复")
     _finish_part(assignment, AssignmentStatus.DONE, text=fields.text, grade=fields.grade, done_at=clock.now(),
