@@ -104,20 +104,20 @@ def labelled(kind: type[E], labels: Mapping[E, str]) -> Any:
     """A choice given by its code (`male`) or by the Chinese label people see in responses (`男`); anything else is
     answered with every choice, code and label."""
     by_label = {label: member for member, label in labels.items()}
-    choices = "、".join(f"{member.value}（{labels[member]}）" if member in labels else str(member.value)
-                       for member in kind)
+    by_code = {member.value: member for member in labels}          # a member without a label is not a choice
+    choices = "、".join(f"{member.value}（{label}）" for member, label in labels.items())
 
     def parse(value: Any) -> Any:
-        if isinstance(value, kind):
+        if isinstance(value, kind) and value in labels:
             return value
         if isinstance(value, str):
             if value in by_label:
                 return by_label[value]
-            if value in {member.value for member in kind}:
-                return kind(value)
+            if value in by_code:
+                return by_code[value]
         raise ValueError(f"不是可选的值，可选：{choices}")
 
-    codes_and_labels = [member.value for member in kind] + list(by_label)
+    codes_and_labels = list(by_code) + list(by_label)
     return Annotated[kind, BeforeValidator(parse),
                      WithJsonSchema({"type": "string", "enum": codes_and_labels, "description": f"可选：{choices}"},
                                     mode="validation")]

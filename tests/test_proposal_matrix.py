@@ -269,10 +269,10 @@ ROWS: dict[tuple[str, str], Row] = {
         MANAGERS, terms_path(O + "/departments/{dept}/rename", {"name": "后勤保障处"}),
         missing=missing(O + "/departments/{}/rename", {"name": "后勤保障处"})),
     ("PUT", f"{O}/departments/<int:department_id>/liaisons/<employee_no>"): Row(
-        {"committee": 204, "officer": 204}, terms_path(O + "/departments/{dept}/liaisons/S0001"),
+        {"officer": 204}, terms_path(O + "/departments/{dept}/liaisons/S0001"),
         missing=missing(O + "/departments/{}/liaisons/S0001")),
     ("DELETE", f"{O}/departments/<int:department_id>/liaisons/<employee_no>"): Row(
-        {"committee": 204, "officer": 204}, terms_path(O + "/departments/{dept}/liaisons/L0002"),
+        {"officer": 204}, terms_path(O + "/departments/{dept}/liaisons/L0002"),
         missing=missing(O + "/departments/{}/liaisons/L0002")),
     # the session's documents
     **{("GET", f"{O}/sessions/<int:session_id>/{name}"): Row(

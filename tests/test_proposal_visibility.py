@@ -117,3 +117,34 @@ def test_a_department_renamed_keeps_its_assignments_liaisons_and_old_name(app, a
     assert taken.json()["error"]["code"] == "department_name_taken"
     assert api("POST", f"/officer/proposals/departments/{jiaowu}/rename", "staff", {"name": "X"}, 403).json()[
         "error"]["code"] == "committee_only"
+
+
+def test_the_sessions_documents_hold_the_accepted_proposals_only(app, api, one_of_each):
+    import io
+    from openpyxl import load_workbook
+    compiled = api("GET", f"/officer/proposals/sessions/{api.cong.session_id}/compilation.xlsx", "officer",
+                   expect=200)
+    rows = list(load_workbook(io.BytesIO(compiled.content)).active.iter_rows(values_only=True))
+    assert [r[1] for r in rows[1:]] == [f"提案（{state}）" for state in ("accepted", "handling", "answered", "closed")]
+    assert rows[4][10] == "已办" and rows[4][11] == "A 已解决"
+    page = api("GET", f"/officer/proposals/sessions/{api.cong.session_id}/report.html", "committee", expect=200).text
+    assert "共立案4项，满意1项，基本满意0项，尚未办结3项" in page and "提案（rejected）" not in page
+    assert api("GET", f"/officer/proposals/sessions/{api.cong.session_id}/report.html", "staff").status_code == 403
+
+
+def test_files_follow_their_proposals_visibility(app, api, one_of_each):
+    from app.services.proposals import files
+    with app.app_context(), unit_of_work(), time_machine.travel(AFTER_THE_WINDOW, tick=False):
+        author = db.session.get(Staff, api.cong.ids["author"])
+        later = filing.file(author, filing.ProposalFields(session_id=_open_session(), **BODY))
+        kept = files.attach_to_proposal(author, later.id, "调查表.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 8).id
+        pid = later.id
+    assert api("GET", f"/proposals/{pid}/attachments/{kept}", "author", expect=200)
+    for who in ("staff", "jiaowu", "officer"):
+        assert api("GET", f"/proposals/{pid}/attachments/{kept}", who).status_code == 404, who
+    assert api("GET", f"/proposals/{one_of_each['closed']}/attachments/{kept}", "staff").status_code == 404
+
+
+def _open_session() -> int:
+    from models import CongressSession
+    return db.session.scalar(select(CongressSession.id).where(CongressSession.year == 2028))

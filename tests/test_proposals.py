@@ -396,3 +396,79 @@ def test_an_answers_files_are_read_by_members_once_it_is_given(app, api, in_the_
     assert api("GET", f"/proposals/{pid}/attachments/{sent['id']}", "staff", expect=200).content == PNG
     late = upload(api, f"/officer/proposals/{pid}/assignments/{lead['id']}/attachments", "jiaowu", expect=409)
     assert late.json()["error"]["code"] == "assignment_state"
+
+
+# --- what the review found ------------------------------------------------------------------------------------------
+
+def test_the_author_cannot_rate_an_answer_as_unrated(app, api, in_the_window):
+    proposal, lead, _ = assigned(api, app, in_the_window, co=False)
+    answer(api, proposal, lead)
+    refused = api("POST", f"/proposals/{proposal['id']}/rating", "author", {"satisfaction": "unrated"}, 422)
+    assert refused.json()["error"]["code"] == "invalid_request"
+    assert api("GET", f"/proposals/{proposal['id']}", "author", expect=200).json()["status"] == "answered"
+
+
+def test_a_co_handler_that_sent_it_back_is_replaced_and_left_out_of_the_next_round(app, api, in_the_window):
+    proposal, lead, co = assigned(api, app, in_the_window)
+    pid = proposal["id"]
+    api("POST", f"/officer/proposals/{pid}/assignments/{co['id']}/return", "houqin", {"reason": "不归我们"}, 200)
+    assert api("GET", f"/proposals/{pid}", "author", expect=200).json()["status"] == "handling"
+    again = api("POST", f"/officer/proposals/{pid}/assign", "committee",
+                {"lead_department_id": api.cong.departments["教务处"]}, 200).json()      # 重新交办
+    pending = [a for a in again["assignments"] if a["status"] == "pending"]
+    assert [(a["department"], a["lead"]) for a in pending] == [("教务处", True)]
+    answer(api, again, pending[0], grade="C")
+    round_two = api("POST", f"/proposals/{pid}/rating", "author", {"satisfaction": "不满意"}, 200).json()
+    assert [a["department"] for a in round_two["assignments"] if a["status"] == "pending"] == ["教务处"]
+
+
+def test_more_disallowed_transitions_are_refused(app, api, in_the_window):
+    proposal, lead, _ = assigned(api, app, in_the_window, co=False)
+    pid = proposal["id"]
+    for path, body in ((f"/officer/proposals/{pid}/reject", {"reason": "x"}),
+                       (f"/officer/proposals/{pid}/opinion", {"department_id": api.cong.departments["后勤处"]}),
+                       (f"/officer/proposals/{pid}/accept", None)):
+        assert api("POST", path, "committee", body, 409).json()["error"]["code"] == "proposal_state"
+    answer(api, proposal, lead)
+    back = api("POST", f"/officer/proposals/{pid}/assignments/{lead['id']}/return", "jiaowu", {"reason": "x"}, 409)
+    assert back.json()["error"]["code"] == "assignment_state"
+    assert api("POST", f"/officer/proposals/{pid}/assign", "committee",
+               {"lead_department_id": api.cong.departments["后勤处"]}, 409).json()["error"]["code"] == "proposal_state"
+    assert api("POST", f"/proposals/{pid}/comments", "seconder", {"text": "我也有意见"}, 403).json()["error"][
+        "code"] == "not_a_proposer"
+
+
+def test_merging_into_a_proposal_not_accepted_is_refused(app, api, in_the_window):
+    first, second = api.file()["id"], api.file(title="另一件提案")["id"]
+    for pid in (first, second):
+        for who in ("seconder", "second2"):
+            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    close_the_window(app, in_the_window)
+    refused = api("POST", f"/officer/proposals/{first}/merge", "committee", {"into_id": second}, 409)
+    assert refused.json()["error"]["code"] == "merge_target"
+
+
+def test_the_author_and_seconders_are_told_of_review_assignment_and_the_committees_withdrawal(app, api,
+                                                                                            in_the_window):
+    withdrawn = api.file(title="请撤回的提案")["id"]
+    api("POST", f"/proposals/{withdrawn}/seconds", "seconder", expect=201)
+    api("POST", f"/officer/proposals/{withdrawn}/withdraw", "committee", {"reason": "提案人申请撤回"}, 200)
+    proposal, lead, _ = assigned(api, app, in_the_window, co=False)
+    for who in ("author", "seconder", "second2"):
+        texts = told(app, api.cong.ids[who])
+        assert any("已提交提案工作委员会审查" in t for t in texts), who
+        assert any("已交教务处主办" in t for t in texts), who
+    assert any("由提案工作委员会撤回" in t for t in told(app, api.cong.ids["seconder"]))
+
+
+def test_an_import_under_an_old_department_name_changes_nothing(app, api):
+    from app.services import departments, staff_import
+    from models import Staff
+    with app.app_context(), unit_of_work():
+        departments.rename(db.session.get(Staff, api.cong.ids["officer"]), api.cong.departments["教务处"],
+                           departments.RenameFields(name="本科生院"))
+    with app.app_context(), unit_of_work():
+        plan = staff_import._plan_changes(
+            [staff_import._Row(2, "L0001", {"department": "教务处"})], {"L0001": db.session.get(
+                Staff, api.cong.ids["jiaowu"])}, report := staff_import.ImportReport())
+    assert plan == [] and report.unchanged == 1

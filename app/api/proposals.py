@@ -499,14 +499,14 @@ def rename_department(department_id: int, body: RenameFields):
 
 
 @bp.put("/officer/proposals/departments/<int:department_id>/liaisons/<employee_no>")
-@endpoint("指定部门提案联络人", status=204, tags=TAGS)
+@endpoint("指定部门提案联络人（校工会）", status=204, tags=TAGS)
 def appoint_liaison(department_id: int, employee_no: str):
     congress.set_liaison(g.staff, department_id, employee_no, True)
     return Response(status=204)
 
 
 @bp.delete("/officer/proposals/departments/<int:department_id>/liaisons/<employee_no>")
-@endpoint("取消部门提案联络人", status=204, tags=TAGS)
+@endpoint("取消部门提案联络人（校工会）", status=204, tags=TAGS)
 def remove_liaison(department_id: int, employee_no: str):
     congress.set_liaison(g.staff, department_id, employee_no, False)
     return Response(status=204)

@@ -42,24 +42,37 @@ def resolve(name: str) -> tuple[str, int | None]:
 
 def resolve_all(names: set[str]) -> None:
     """Looks up many names at once (an import), creating the new ones: `resolve` then answers from memory."""
-    wanted = {n.strip() for n in names} - {""}
     cache = db.session.info.setdefault(_CACHE, {})
-    wanted -= set(cache)
+    wanted = {n.strip() for n in names} - {""} - set(cache)
     if not wanted:
         return
     with db.session.no_autoflush:
-        rows = db.session.execute(select(Department.name, Department.id, DepartmentAlias.name.label("alias"))
-                                  .outerjoin(DepartmentAlias, DepartmentAlias.department_id == Department.id)
-                                  .where(or_(Department.name.in_(wanted), DepartmentAlias.name.in_(wanted))))
-        for name, department_id, alias in rows:
-            for known in (name, alias):
-                if known in wanted:
-                    cache[known] = (name, department_id)
-        new = sorted(wanted - set(cache))
+        cache.update(_known(wanted))
+        new = {name.casefold(): name for name in sorted(wanted - set(cache))}    # "IT中心" and "it中心": one
         if new:
-            db.session.execute(insert(Department), [{"name": name, "created_at": clock.now()} for name in new])
-            cache.update((name, (name, department_id)) for name, department_id in db.session.execute(
-                select(Department.name, Department.id).where(Department.name.in_(new))))
+            db.session.execute(insert(Department), [{"name": name, "created_at": clock.now()}
+                                                     for name in new.values()])
+            cache.update(_known(wanted - set(cache)))
+        for name in sorted(wanted - set(cache)):        # whatever the database's collation matched otherwise
+            cache[name] = _find_or_create(name)
+
+
+def _known(names: set[str]) -> dict[str, tuple[str, int]]:
+    """The departments these names (or old names) belong to, in one query, by exact spelling and by case."""
+    if not names:
+        return {}
+    rows = db.session.execute(select(Department.name, Department.id, DepartmentAlias.name.label("alias"))
+                              .outerjoin(DepartmentAlias, DepartmentAlias.department_id == Department.id)
+                              .where(or_(Department.name.in_(names), DepartmentAlias.name.in_(names)))).all()
+    by_case = {known.casefold(): (name, department_id) for name, department_id, alias in rows
+               for known in (name, alias) if known}
+    return {name: by_case[name.casefold()] for name in names if name.casefold() in by_case}
+
+
+def canonical_names(names: set[str]) -> dict[str, str]:
+    """Each name as the department is called now (an old name gives the new one); unknown names stay as typed."""
+    known = _known({n.strip() for n in names} - {""})
+    return {name: known[name.strip()][0] if name.strip() in known else name.strip() for name in names}
 
 
 def _find_or_create(name: str) -> tuple[str, int]:

@@ -348,9 +348,12 @@ def _plan_changes(rows: list[_Row], staff_by_no: dict[str, Staff], report: Impor
     """What each row would change; fills created / updated / unchanged. Columns absent from the file keep
     the staff member's current values."""
     changes = []
+    named = departments.canonical_names({row.given["department"] for row in rows if "department" in row.given})
     for row in rows:
         staff = staff_by_no.get(row.employee_no)
         wanted = roster.merged_fields(staff, row.given)
+        if "department" in row.given:          # an old name of a renamed department changes nothing
+            wanted.department = named[row.given["department"]]
         if staff is not None and wanted == roster.staff_fields_of(staff):
             report.unchanged += 1
             continue

@@ -162,7 +162,8 @@ def committee(officer: Staff) -> list[Staff]:
 
 
 def set_liaison(officer: Staff, department_id: int, employee_no: str, liaison: bool) -> None:
-    policy.ensure_manages_congress(officer)
+    """Liaisons answer for their department: named by the union's officers, not by the committee they answer to."""
+    policy.ensure_union_officer(officer)
     departments.get_department(department_id)
     change = roster.grant_role if liaison else roster.revoke_role
     change(roster.get_staff(employee_no), Role.DEPARTMENT_LIAISON, actor=officer, department_id=department_id)

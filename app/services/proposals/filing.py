@@ -5,7 +5,7 @@ One second per representative per proposal (a unique key), never one's own, with
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from app import clock
@@ -14,7 +14,7 @@ from app.extensions import db
 from app.services import policy
 from app.services.proposals import congress
 from app.services.proposals.records import (
-    STATUS_LABELS, CategoryChoice, get_proposal, lock, record_step, tell, transition,
+    STATUS_LABELS, CategoryChoice, get_proposal, lock, lock_session, record_step, tell, transition,
 )
 from app.validation import Id
 from models import Proposal, ProposalStatus, Second, Staff
@@ -54,7 +54,7 @@ class EditFields(BaseModel):
 def file(staff: Staff, fields: ProposalFields) -> Proposal:
     session = congress.get_session(fields.session_id)
     policy.ensure_representative(staff, session.term_id)
-    congress.ensure_window_open(session, "提交提案")
+    congress.ensure_window_open(lock_session(session.id, shared=True), "提交提案")
     proposal = Proposal(session_id=session.id, author_id=staff.id, submitted_at=clock.now(),
                         **fields.model_dump(exclude={"session_id"}))
     db.session.add(proposal)
@@ -107,7 +107,7 @@ def second(staff: Staff, proposal_id: int) -> Proposal:
                                                      created_at=clock.now()))
     except IntegrityError:
         raise Conflict("already_seconded", "您已附议该提案") from None
-    _recount(proposal)
+    proposal.seconds += 1            # read under the row lock: the count as the last seconder committed it
     if proposal.first_seconded_at is None:
         proposal.first_seconded_at = clock.now()
     step = record_step(proposal, "seconded", staff)
@@ -123,7 +123,7 @@ def withdraw_second(staff: Staff, proposal_id: int) -> Proposal:
                                                       Second.staff_id == staff.id))
     if not removed.rowcount:
         raise Conflict("not_seconded", "您没有附议该提案")
-    _recount(proposal)
+    proposal.seconds -= 1
     record_step(proposal, "second_withdrawn", staff)
     return proposal
 
@@ -133,11 +133,6 @@ def _ensure_collecting(proposal: Proposal, action: str) -> None:
     if proposal.status is not ProposalStatus.SUBMITTED:
         raise Conflict("seconds_final", f"该提案当前为“{STATUS_LABELS[proposal.status]}”，附议已截止，不能{action}")
     congress.ensure_window_open(proposal.session, action)
-
-
-def _recount(proposal: Proposal) -> None:
-    proposal.seconds = db.session.scalar(select(func.count()).select_from(Second).where(
-        Second.proposal_id == proposal.id))
 
 
 def seconders(proposal: Proposal) -> list[Second]:

@@ -15,7 +15,8 @@ from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import calendar, departments, notifications, policy
 from app.services.proposals.records import (
-    GRADE_LABELS, GradeChoice, committee_members, get_proposal, liaisons_of, record_step, settings, tell, transition,
+    GRADE_LABELS, GradeChoice, committee_members, get_proposal, liaisons_of, lock, record_step, settings, tell,
+    transition,
 )
 from app.services.state_changes import move_status
 from app.validation import Day, Id
@@ -62,13 +63,17 @@ class AnswerFields(BaseModel):
 
 def assign(member: Staff, proposal_id: int, fields: AssignFields) -> Proposal:
     policy.ensure_on_committee(member)
-    proposal = get_proposal(member, proposal_id)
+    proposal = lock(get_proposal(member, proposal_id))     # two reassignments at once: one after the other
     deadline = fields.deadline or calendar.months_after(clock.today(), settings().handling_months)
     if deadline <= clock.today():
         raise Invalid("deadline_passed", "办理期限必须晚于今天")
     for department_id in (fields.lead_department_id, *fields.co_department_ids):
         departments.get_department(department_id)
-    transition(proposal, (ProposalStatus.ACCEPTED,), ProposalStatus.HANDLING, "交办", round=max(proposal.round, 1))
+    reassigning = proposal.status is ProposalStatus.HANDLING
+    transition(proposal, (ProposalStatus.ACCEPTED, ProposalStatus.HANDLING), ProposalStatus.HANDLING, "交办",
+               round=max(proposal.round, 1))
+    if reassigning:              # 重新交办 (a co-handler sent it back, or the committee changes the departments)
+        _supersede_pending(proposal.id)
     start_handling(proposal, member, fields.lead_department_id, fields.co_department_ids, deadline)
     return proposal
 
@@ -120,10 +125,14 @@ def _finish_part(assignment: Assignment, status: AssignmentStatus, **values) -> 
 
 
 def _supersede_others(assignment: Assignment) -> None:
+    _supersede_pending(assignment.proposal_id)
+
+
+def _supersede_pending(proposal_id: int) -> None:
+    """What no department owes any more: the round was answered, sent back by its lead, or reassigned."""
     db.session.execute(update(Assignment).where(
-        Assignment.proposal_id == assignment.proposal_id, Assignment.handling == assignment.handling,
-        Assignment.status == AssignmentStatus.PENDING).values(status=AssignmentStatus.SUPERSEDED)
-        .execution_options(synchronize_session=False))
+        Assignment.proposal_id == proposal_id, Assignment.status == AssignmentStatus.PENDING)
+        .values(status=AssignmentStatus.SUPERSEDED).execution_options(synchronize_session=False))
 
 
 # --- a department's part ----------------------------------------------------------------------------------------
@@ -219,7 +228,7 @@ def send_reminders(now: datetime) -> int:
     last_day = clock.local(now).date() - timedelta(days=min(offsets))
     owing = db.session.scalars(select(Assignment.id).join(Proposal, Proposal.id == Assignment.proposal_id).where(
         Proposal.status == ProposalStatus.HANDLING, Assignment.status == AssignmentStatus.PENDING,
-        Assignment.deadline <= last_day)).all()
+        Assignment.deadline <= last_day).order_by(Assignment.id)).all()
     return sum(_remind(assignment_id, offsets, now) for assignment_id in owing)
 
 

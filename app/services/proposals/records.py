@@ -64,9 +64,12 @@ def lock(proposal: Proposal) -> Proposal:
     return proposal
 
 
-def lock_session(session_id: int) -> CongressSession:
+def lock_session(session_id: int, shared: bool = False) -> CongressSession:
+    """The session's row locked and re-read: exclusive for its numbers; shared by filings, so that the window's
+    close waits for a filing in flight and then sees it."""
     return db.session.scalar(select(CongressSession).where(CongressSession.id == session_id)
-                             .options(lazyload("*")).with_for_update().execution_options(populate_existing=True))
+                             .options(lazyload("*")).with_for_update(read=shared)
+                             .execution_options(populate_existing=True))
 
 
 def not_allowed(status: ProposalStatus, action: str) -> Conflict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select, update
+from sqlalchemy import exists, insert, or_, select, update
 
 from app import clock
 from app.errors import Conflict
@@ -43,23 +43,28 @@ class ReasonFields(BaseModel):
 # --- the window's close (scheduler) --------------------------------------------------------------------------------
 
 def close_windows(now: datetime) -> int:
-    """Every session whose window has passed is closed once (whoever runs this first); returns proposals moved."""
-    due = db.session.scalars(select(CongressSession.id).where(CongressSession.closes_at <= now,
-                                                              CongressSession.window_closed_at.is_(None))).all()
+    """Every session whose window has passed is closed (whoever runs this first claims it) and its proposals still
+    collecting move on; a later run sweeps any a filing in flight left behind. Returns proposals moved."""
+    collecting = exists().where(Proposal.session_id == CongressSession.id, Proposal.status == ProposalStatus.SUBMITTED)
+    due = db.session.scalars(select(CongressSession.id).where(
+        CongressSession.closes_at <= now, or_(CongressSession.window_closed_at.is_(None), collecting))
+        .order_by(CongressSession.id)).all()
     return sum(_close_window(session_id, now) for session_id in due)
 
 
 def _close_window(session_id: int, now: datetime) -> int:
-    claimed = db.session.execute(update(CongressSession).where(
+    # Waits for filings in flight (they hold the session's row shared), then lists with a locking read, which sees
+    # them where a plain read (MariaDB) would keep an older snapshot.
+    db.session.execute(update(CongressSession).where(
         CongressSession.id == session_id, CongressSession.window_closed_at.is_(None))
         .values(window_closed_at=now).execution_options(synchronize_session=False))
-    if not claimed.rowcount:
-        return 0                                       # another scheduler closed it
+    collecting = db.session.scalars(select(Proposal.id).where(
+        Proposal.session_id == session_id, Proposal.status == ProposalStatus.SUBMITTED)
+        .order_by(Proposal.id).with_for_update()).all()
     minimum = settings().min_seconds
     moved = 0
-    for proposal in db.session.scalars(select(Proposal).where(Proposal.session_id == session_id,
-                                                              Proposal.status == ProposalStatus.SUBMITTED)).all():
-        lock(proposal)
+    for proposal_id in collecting:
+        proposal = lock(db.session.get(Proposal, proposal_id))
         if proposal.status is not ProposalStatus.SUBMITTED:
             continue
         if proposal.seconds >= minimum:
@@ -99,6 +104,8 @@ def accept(member: Staff, proposal_id: int) -> Proposal:
 def merge(member: Staff, proposal_id: int, fields: MergeFields) -> Proposal:
     proposal = _under_review(member, proposal_id)
     target = get_proposal(member, fields.into_id)
+    if target.id != proposal.id:
+        lock(target)             # merges into one target queue here: each reads the co-proposers the last added
     if target.id == proposal.id or target.session_id != proposal.session_id or target.status not in NUMBERED:
         raise Conflict("merge_target", "只能并入本次会议已立案的另一件提案")
     transition(proposal, REVIEWABLE, ProposalStatus.MERGED, "并案", merged_into_id=target.id,

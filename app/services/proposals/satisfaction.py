@@ -19,7 +19,7 @@ from app.services.proposals.records import (
     SATISFACTION_LABELS, get_proposal, record_step, settings, transition,
 )
 from app.validation import labelled
-from models import Proposal, ProposalComment, ProposalStatus, Satisfaction, Staff
+from models import AssignmentStatus, Proposal, ProposalComment, ProposalStatus, Satisfaction, Staff
 
 Rating = labelled(Satisfaction, {k: v for k, v in SATISFACTION_LABELS.items() if k is not Satisfaction.UNRATED})
 
@@ -58,7 +58,7 @@ def _another_round(staff: Staff, proposal: Proposal, comment: str | None) -> Non
                                        text=comment))
     record_step(proposal, "dissatisfied", staff, f"提案人对答复不满意，已退回承办部门进行第 {proposal.round} 轮办理。",
                 round=proposal.round)
-    answered = handling.current_assignments(proposal.id)
+    answered = [a for a in handling.current_assignments(proposal.id) if a.status is not AssignmentStatus.RETURNED]
     lead = next(a.department_id for a in answered if a.lead)
     deadline = calendar.months_after(clock.today(), settings().handling_months)
     handling.start_handling(proposal, None, lead, [a.department_id for a in answered if not a.lead], deadline)

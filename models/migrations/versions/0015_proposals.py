@@ -4,6 +4,8 @@ Revision ID: 0015
 Revises: 0014
 Create Date: 2026-11-30 14:47:25.313967
 """
+from datetime import datetime, timezone
+
 from alembic import op
 import sqlalchemy as sa
 import models.base
@@ -192,10 +194,11 @@ def upgrade() -> None:
         batch_op.create_foreign_key(batch_op.f('fk_staff_department_id_departments'), 'departments', ['department_id'], ['id'])
 
     # The roster's 部门 texts become departments, and each staff row points at its own.
-    op.execute("INSERT INTO departments (name, created_at) SELECT DISTINCT department, CURRENT_TIMESTAMP FROM staff "
-               "WHERE department <> ''")
-    op.execute("UPDATE staff SET department_id = (SELECT d.id FROM departments d WHERE d.name = staff.department) "
-               "WHERE department <> ''")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)          # stored as naive UTC (models.base.UTCDateTime)
+    op.get_bind().execute(sa.text("INSERT INTO departments (name, created_at) SELECT DISTINCT TRIM(department), :now "
+                                  "FROM staff WHERE TRIM(department) <> ''"), {"now": now})
+    op.execute("UPDATE staff SET department_id = (SELECT d.id FROM departments d WHERE d.name = TRIM(staff.department)) "
+               "WHERE TRIM(department) <> ''")
 
     # ### end Alembic commands ###
 
