@@ -203,6 +203,34 @@ def test_sync_followers_links_existing_followers(app, cli, wechat, fake_wechat, 
     assert "此前已绑定 1" in again.stdout and "新记录 0" in again.stdout
 
 
+def test_sync_asks_wechat_for_unionids_a_hundred_at_a_time(app, cli, fake_wechat, make_staff):
+    """250 followers: 120 of them bound in the mini-program (same unionid), one of those 离职, one already linked by
+    code; the rest unknown. WeChat's batch call takes 100 openids: three calls for the 249 unlinked, none one by one."""
+    from app.services import roster
+    from models import Staff, StaffStatus
+    with app.app_context(), unit_of_work():
+        for n in range(120):
+            staff, _ = roster.upsert_staff(f"B{n:04d}", roster.StaffFields(name=f"员工{n}"), actor_label="test")
+            db.session.add(WeChatIdentity(app=WeChatApp.MINI_PROGRAM, openid=f"mini-{n}", unionid=f"u-{n}",
+                                          staff_id=staff.id))
+        db.session.flush()
+        roster.set_status(roster.get_staff("B0007"), StaffStatus.LEFT, actor_label="test")
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="mp-0", unionid="u-0", following=False,
+                                      staff_id=db.session.scalar(select(Staff.id).where(Staff.employee_no == "B0000"))))
+    users = [{"openid": f"mp-{n}", **({"unionid": f"u-{n}"} if n < 120 else {})} for n in range(250)]
+    assert requests.post(f"{fake_wechat.url}_fake/users", json={"users": users}, timeout=10).ok
+    before = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
+    result = cli("mp", "sync-followers")
+    assert result.returncode == 0, result.stderr
+    assert "公众号关注者 250 人：新记录 249，本次按 unionid 绑定 118，此前已绑定 1，未绑定 131" in result.stdout
+    calls = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
+    assert calls.get("cgi-bin/user/info/batchget", 0) - before.get("cgi-bin/user/info/batchget", 0) == 3
+    assert calls.get("cgi-bin/user/info", 0) == before.get("cgi-bin/user/info", 0)
+    assert mp_identity(app, "mp-5").staff_id is not None and mp_identity(app, "mp-7").staff_id is None   # 离职
+    assert mp_identity(app, "mp-0").following is True
+    assert "新记录 0" in cli("mp", "sync-followers").stdout and "本次按 unionid 绑定 0" in cli("mp", "sync-followers").stdout
+
+
 def test_menu_push_reaches_wechat(cli, fake_wechat):
     result = cli("mp", "menu", "push")
     assert result.returncode == 0, result.stderr

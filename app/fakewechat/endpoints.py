@@ -148,6 +148,24 @@ def user_info(state: FakeState, call: Call) -> dict[str, Any]:
     openid = call.args.get("openid")
     if not openid:
         raise FakeWeChatError(40003, "invalid openid")
+    return _user_answer(state, openid)
+
+
+USER_BATCH_MAX = 100
+
+
+def user_info_batch(state: FakeState, call: Call) -> dict[str, Any]:
+    """`cgi-bin/user/info/batchget`: up to 100 openids in one call."""
+    wanted = call.body().get("user_list")
+    if not isinstance(wanted, list) or not 1 <= len(wanted) <= USER_BATCH_MAX:
+        raise FakeWeChatError(40032, "invalid openid list size")
+    openids = [item.get("openid") if isinstance(item, dict) else None for item in wanted]
+    if not all(isinstance(o, str) and o for o in openids):
+        raise FakeWeChatError(40003, "invalid openid")
+    return {"user_info_list": [_user_answer(state, openid) for openid in openids]}
+
+
+def _user_answer(state: FakeState, openid: str) -> dict[str, Any]:
     user = state.get_user(openid)
     answer: dict[str, Any] = {"subscribe": user.subscribe, "openid": user.openid}
     if user.subscribe:
@@ -213,6 +231,7 @@ ENDPOINTS: dict[str, tuple[str, str | None, Handler]] = {
     "cgi-bin/message/template/send": ("POST", "mp", template_send),
     "cgi-bin/message/custom/send": ("POST", "mp", custom_send),
     "cgi-bin/user/info": ("GET", "mp", user_info),
+    "cgi-bin/user/info/batchget": ("POST", "mp", user_info_batch),
     "cgi-bin/user/get": ("GET", "mp", user_list),
     "cgi-bin/media/get": ("GET", "mp", media_get),
     "cgi-bin/menu/create": ("POST", "mp", menu_create),

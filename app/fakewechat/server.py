@@ -7,7 +7,7 @@ Control endpoints live under /_fake/ and need no token:
   GET  /_fake/sent            every delivered message
   GET  /_fake/calls           {endpoint path: number of calls}, refused calls included
   POST /_fake/inject          {"endpoint", "errcode"?, "latency_ms"?, "times"? (default 1, -1 = until reset)}
-  POST /_fake/users           {"openid", "unionid"?, "subscribe"? (default 1)}
+  POST /_fake/users           {"openid", "unionid"?, "subscribe"? (default 1)}, or {"users": [such objects]}
   POST /_fake/expire_tokens   {"appid"?}: the app's (or every app's) tokens answer 42001 from now on
   GET  /_fake/menu            the last menu created (null when none)
   POST /_fake/reset           forget everything above
@@ -135,8 +135,8 @@ class FakeWeChatApp:
 
     def _put_user(self, request: Request) -> dict[str, Any]:
         body = self._json(request)
-        user = FakeUser(str(body["openid"]), body.get("unionid"), int(body.get("subscribe", 1)))
-        self.state.put_user(user)
+        for one in body["users"] if "users" in body else [body]:
+            self.state.put_user(FakeUser(str(one["openid"]), one.get("unionid"), int(one.get("subscribe", 1))))
         return {"errcode": 0, "errmsg": "ok"}
 
     def _expire_tokens(self, request: Request) -> dict[str, Any]:
