@@ -3,6 +3,7 @@
 Seeds N staff (default 100,000; a fifth keep lunar birthdays), then runs, each in a fresh process so its peak
 memory is its own: a bare `SELECT count(*) FROM staff` (the baseline), the birthday job for one day, the holiday
 job on a day a notice to everyone is due, and the sender's expansion of that notice into per-person rows.
+Then `mp sync-followers` for as many followers as staff, each linked by unionid (WeChat's calls counted).
 Prints seconds and peak RSS (MiB) per run, and each run's time as a multiple of the baseline.
 """
 
@@ -56,11 +57,21 @@ def seed_roster(count: int) -> None:
 
         for start in range(0, count, 5000):
             session.execute(insert(Staff), rows[start:start + 5000])
+    with app.app_context(), unit_of_work() as session:      # each bound in the mini-program (unionid u-<n>)
+        from models import WeChatIdentity
+
+        ids = session.execute(text("SELECT id, employee_no FROM staff")).all()
+        identities = [{"app": "mini", "openid": f"mini-{no}", "unionid": f"u-{no}", "staff_id": sid}
+                      for sid, no in ids]
+        for start in range(0, len(identities), 5000):
+            session.execute(insert(WeChatIdentity), identities[start:start + 5000])
     app.extensions["db.engine"].dispose()
 
 
 def run_one(what: str) -> dict:
     """Runs one measured step in this (fresh) process and returns its figures."""
+    if what == "followers":
+        return sync_followers()
     from app import create_app
     from app.unit_of_work import unit_of_work
     from app.services import delivery, greetings, holidays
@@ -90,6 +101,36 @@ def run_one(what: str) -> dict:
     return {"step": what, "result": result, "seconds": seconds, "peak_mib": _peak_mib(), "start_mib": before}
 
 
+def sync_followers() -> dict:
+    """`mp sync-followers` as the command runs it, for as many followers as staff (each with the unionid of a
+    staff member's mini-program identity), against the fake WeChat server: seconds and WeChat calls."""
+    from app import create_app
+    from app.config import load_config
+    from app.fakewechat.server import FakeWeChatServer
+    from app.fakewechat.state import FakeUser
+    from app.services import followers
+    from app.unit_of_work import unit_of_work
+
+    fake = FakeWeChatServer.from_config(load_config(environ={})).start()
+    app = create_app(load_config(environ={}, overrides=seed.settings(fake.url)))
+    with app.app_context(), unit_of_work() as session:
+        numbers = [no for (no,) in session.execute(text("SELECT employee_no FROM staff"))]
+    for no in numbers:
+        fake.state.put_user(FakeUser(f"mp-{no}", f"u-{no}", 1))
+    before = _peak_mib()
+    started = time.perf_counter()
+    report = followers.SyncReport()
+    with app.app_context():
+        for openids in followers.follower_pages():
+            with unit_of_work():
+                followers.sync_follower_page(openids, report)
+    seconds = time.perf_counter() - started
+    calls = fake.state.call_counts()
+    fake.stop()
+    return {"step": "followers", "result": report.linked, "seconds": seconds, "peak_mib": _peak_mib(),
+            "start_mib": before, "calls": {k: v for k, v in calls.items() if k.startswith("cgi-bin/user")}}
+
+
 def _peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -101,7 +142,8 @@ def measure(what: str) -> dict:
 
 
 LABELS = {"count": "SELECT count(*) FROM staff (基线)", "birthdays": "生日祝福任务 birthdays job (1 day)",
-          "holidays": "节日通知任务 holidays job (writes the fan-out)", "expand": "发送进程展开 fan-out → rows"}
+          "holidays": "节日通知任务 holidays job (writes the fan-out)", "expand": "发送进程展开 fan-out → rows",
+          "followers": "mp sync-followers (linked by unionid)"}
 
 
 def main() -> None:
@@ -121,6 +163,7 @@ def main() -> None:
         print(f"{LABELS[r['step']]:<48} {r['result']:>9,} {r['seconds']:>9.3f} {r['seconds'] / baseline:>11.1f}"
               f" {r['peak_mib']:>9.1f} {r['peak_mib'] - r['start_mib']:>6.1f}")
     print("\npeak MiB: the whole process; +MiB: what the step itself added to the peak after start-up.")
+    print("WeChat calls of mp sync-followers:", results[-1].get("calls"))
 
 
 if __name__ == "__main__":

@@ -347,15 +347,18 @@ def test_every_step_is_audited_with_its_date(app, api, in_the_window):
     assert [h["action"] for h in history][-1] == "answered" and all(h["at"] for h in history)
 
 
-def test_the_official_account_keyword_tells_a_member_their_proposals(app, api, in_the_window):
-    from app.services.proposals import records
-    from models import Staff
+def test_the_official_account_keyword_tells_a_member_their_proposals(app, api, client, in_the_window):
+    from models import WeChatApp, WeChatIdentity
+    from tests.wechat_client import WeChatPusher
     accepted(api, app, in_the_window)
-    with app.app_context():
-        text = records.status_text(db.session.get(Staff, api.cong.ids["seconder"]))
-        nothing = records.status_text(db.session.get(Staff, api.cong.ids["staff"]))
-    assert "2027-001《关于增设教职工子女暑期托管班的建议》：已立案，待交办" in text
-    assert "没有" in nothing
+    with app.app_context(), unit_of_work():
+        for who in ("seconder", "staff"):
+            db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=f"mp-{who}", following=True,
+                                          staff_id=api.cong.ids[who]))
+    wechat = WeChatPusher(client)
+    told_seconder = wechat.push(wechat.text("mp-seconder", "提案")).content
+    assert "2027-001《关于增设教职工子女暑期托管班的建议》：已立案，待交办" in told_seconder
+    assert "没有" in wechat.push(wechat.text("mp-staff", "提案")).content
 
 
 # --- files ---------------------------------------------------------------------------------------------------------
