@@ -475,3 +475,39 @@ def test_an_import_under_an_old_department_name_changes_nothing(app, api):
             [staff_import._Row(2, "L0001", {"department": "教务处"})], {"L0001": db.session.get(
                 Staff, api.cong.ids["jiaowu"])}, report := staff_import.ImportReport())
     assert plan == [] and report.unchanged == 1
+
+
+# --- lists ---------------------------------------------------------------------------------------------------------
+
+def test_the_lists_run_the_same_number_of_queries_for_two_proposals_or_eight(app, client, api, in_the_window,
+                                                                           count_queries):
+    """Members', the committee's, the liaison's and the overdue list: each a fixed number of statements."""
+    lists = {"author": "/api/v1/proposals", "staff": "/api/v1/proposals", "committee": "/api/v1/officer/proposals",
+             "jiaowu": "/api/v1/officer/proposals/assigned", "committee2": "/api/v1/officer/proposals/overdue"}
+
+    def counted() -> dict[str, int]:
+        found = {}
+        for who, path in lists.items():
+            headers = api.cong[who]
+            with count_queries() as queries:
+                assert client.get(path, headers=headers).status_code == 200
+            found[who] = queries.count
+        return found
+
+    def handled(n: int) -> None:
+        for _ in range(n):
+            assigned(api, app, in_the_window)
+            in_the_window.move_to(IN_THE_WINDOW)
+            with app.app_context(), unit_of_work():         # a window open again for the next ones
+                from models import CongressSession
+                db.session.get(CongressSession, api.cong.session_id).window_closed_at = None
+
+    handled(2)
+    in_the_window.move_to(IN_THE_WINDOW + timedelta(days=200))      # every deadline passed: the overdue list fills
+    few = counted()
+    in_the_window.move_to(IN_THE_WINDOW)
+    handled(6)
+    in_the_window.move_to(IN_THE_WINDOW + timedelta(days=200))
+    many = counted()
+    assert len(client.get(lists["committee2"], headers=api.cong["committee2"]).json["items"]) == 16
+    assert many == few
