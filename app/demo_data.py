@@ -220,9 +220,9 @@ def _proposals_at_each_stage(officer: Staff) -> None:
     now, today = clock.now(), clock.today()
     term = congress.create_term(officer, congress.TermFields(name="第二届", starts_on=date(today.year - 2, 3, 1),
                                                              ends_on=date(today.year + 3, 2, 28)))
-    members = [s.employee_no for s in db.session.scalars(select(Staff).where(
-        Staff.status == StaffStatus.ACTIVE, Staff.employee_no.not_in(
-            [OFFICER["employee_no"], SECOND_OFFICER["employee_no"], *LIAISONS])).order_by(Staff.employee_no)).all()[:13]]
+    others = [OFFICER["employee_no"], SECOND_OFFICER["employee_no"], *LIAISONS]
+    members = list(db.session.scalars(select(Staff.employee_no).where(
+        Staff.status == StaffStatus.ACTIVE, Staff.employee_no.not_in(others)).order_by(Staff.employee_no).limit(13)))
     # 李老师 (000002) is the first representative
     congress.add_representatives(officer, term.id, congress.PeopleFields(employee_nos=members))
     congress.set_committee_member(officer, SECOND_OFFICER["employee_no"], True)
@@ -240,9 +240,10 @@ def _proposals_at_each_stage(officer: Staff) -> None:
             closes_at=now + timedelta(days=closes_in_days)))
 
     def file(current: CongressSession, title: str, category: str, author: int, seconds: int) -> Proposal:
+        subject = title.removeprefix("关于").removesuffix("的建议")
         proposal = filing.file(reps[author], filing.ProposalFields(
-            session_id=current.id, title=title, category=category, reasons=f"{title.removeprefix('关于').removesuffix('的建议')}，"
-            "教职工反映强烈。", measures="建议学校有关部门研究解决，明确时间表并向教代会报告。"))
+            session_id=current.id, title=title, category=category, reasons=f"{subject}，教职工反映强烈。",
+            measures="建议学校有关部门研究解决，明确时间表并向教代会报告。"))
         for seconder in rng.sample([r for i, r in enumerate(reps) if i != author], seconds):
             filing.second(seconder, proposal.id)
         return proposal
@@ -263,9 +264,10 @@ def _proposals_at_each_stage(officer: Staff) -> None:
     for fate, lead in leads.items():
         handling.assign(committee, filed[fate].id, handling.AssignFields(
             lead_department_id=departments[lead], co_department_ids=[departments["教务处"]] if fate == "closed" else []))
+    liaison_of = {departments[d]: roster.get_staff(no) for no, (_, d) in LIAISONS.items()}
     for fate in ("closed", "answered", "unrated"):
         for part in sorted(handling.current_assignments(filed[fate].id), key=lambda a: a.lead):   # co first
-            liaison = roster.get_staff(next(no for no, (_, d) in LIAISONS.items() if departments[d] == part.department_id))
+            liaison = liaison_of[part.department_id]
             if part.lead:
                 handling.answer(liaison, filed[fate].id, part.id, handling.AnswerFields(
                     text="经研究，学校已将该事项列入本年度工作计划，由我部门牵头落实，预计下学期完成。", grade="A" if fate == "closed" else "B"))

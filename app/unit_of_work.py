@@ -12,6 +12,9 @@ wechat_handlers.push; jobs in jobs.scheduler; sender rounds in jobs.sender; comm
 A unit of work that wrote nothing — no flush with changes, no statement other than a SELECT — ends with a rollback,
 not a commit: one round trip less for every read-only request (the same locks released, nothing to keep).
 
+A unit of work the database chose as a deadlock's victim is worth running again: `retrying_deadlocks` does so once
+(InnoDB's own advice, and PostgreSQL's: the other transaction went on, so the second attempt meets its result).
+
 What must outlast a refusal is written outside the unit of work on purpose, in Redis, which no rollback touches:
 failed bind attempts (app.services.auth, app.services.followers) and rate limits. Nothing else is.
 """
@@ -19,14 +22,19 @@ failed bind attempts (app.services.auth, app.services.followers) and rate limits
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import logging
+from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.extensions import db
 
 WROTE = "unit_of_work.wrote"      # session.info: something was (or may have been) written
+DEADLOCK_ATTEMPTS = 2
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -60,3 +68,23 @@ def _note_statement(state: ORMExecuteState) -> None:
 def _note_flush(session: Session, _context, _instances) -> None:
     if session.new or session.dirty or session.deleted:
         session.info[WROTE] = True
+
+
+def retrying_deadlocks(work: Callable[[], T]) -> T:
+    """Runs `work` (which opens its own unit of work), once more when the database broke a deadlock by rolling it
+    back. Everything it did was rolled back with it, so running it again is safe."""
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            return work()
+        except DBAPIError as exc:
+            if attempt == DEADLOCK_ATTEMPTS or not is_deadlock(exc):
+                raise
+            log.warning("deadlock: the database rolled this unit of work back; running it again")
+    raise AssertionError("unreachable")
+
+
+def is_deadlock(exc: DBAPIError) -> bool:
+    """PostgreSQL's SQLSTATE 40P01; MariaDB's error 1213 (ER_LOCK_DEADLOCK)."""
+    original = exc.orig
+    return getattr(original, "sqlstate", None) == "40P01" or \
+        (bool(getattr(original, "args", None)) and original.args[0] == 1213)

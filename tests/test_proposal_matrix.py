@@ -183,6 +183,7 @@ HIDDEN = {"liaison": 404, "staff": 404, "officer": 404}       # a proposal still
 SUBMITTED, UNDER_REVIEW, ACCEPTED, ANSWERED = (ProposalStatus.SUBMITTED, ProposalStatus.UNDER_REVIEW,
                                                ProposalStatus.ACCEPTED, ProposalStatus.ANSWERED)
 REASON = {"reason": "不属于提案范围"}
+RETITLED = {"title": "改过的案由"}
 TERM = {"name": "第三届", "starts_on": "2029-03-01", "ends_on": "2034-02-28"}
 
 ROWS: dict[tuple[str, str], Row] = {
@@ -192,8 +193,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", f"{P}/<int:proposal_id>"): Row({"author": 200, "seconder": 200, "committee": 200},
                                            on(SUBMITTED, P + "/{}"), HIDDEN, missing(P + "/{}")),
     ("POST", P): Row({"author": 201, "seconder": 201}, lambda w: Req(P, {"session_id": w.session_id, **BODY})),
-    ("PATCH", f"{P}/<int:proposal_id>"): Row({"author": 200}, on(SUBMITTED, P + "/{}", {"title": "改过的案由"},
-                                                                  seconded=False), HIDDEN, missing(P + "/{}", {"title": "改过的案由"})),
+    ("PATCH", f"{P}/<int:proposal_id>"): Row({"author": 200}, on(SUBMITTED, P + "/{}", RETITLED, seconded=False),
+                                             HIDDEN, missing(P + "/{}", RETITLED)),
     ("POST", f"{P}/<int:proposal_id>/withdraw"): Row({"author": 200}, on(SUBMITTED, P + "/{}/withdraw",
                                                                           seconded=False), HIDDEN,
                                                      missing(P + "/{}/withdraw")),
@@ -250,7 +251,8 @@ ROWS: dict[tuple[str, str], Row] = {
     ("POST", f"{O}/terms"): Row({"committee": 201, "officer": 201}, req(f"{O}/terms", TERM)),
     ("POST", f"{O}/sessions"): Row({"committee": 201, "officer": 201}, lambda w: Req(f"{O}/sessions", {
         "term_id": w.term_id, "year": 2028, "name": "第二届教代会第五次会议", "meeting_on": "2028-03-20"}),
-        missing=lambda w: Req(f"{O}/sessions", {"term_id": MISSING, "year": 2028, "name": "x", "meeting_on": "2028-03-20"})),
+        missing=lambda w: Req(f"{O}/sessions", {"term_id": MISSING, "year": 2028, "name": "x",
+                                                "meeting_on": "2028-03-20"})),
     ("GET", f"{O}/terms/<int:term_id>/representatives"): Row(MANAGERS, terms_path(O + "/terms/{term}/representatives"),
                                                              missing=missing(O + "/terms/{}/representatives")),
     ("POST", f"{O}/terms/<int:term_id>/representatives"): Row(

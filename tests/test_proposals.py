@@ -511,3 +511,4 @@ def test_the_lists_run_the_same_number_of_queries_for_two_proposals_or_eight(app
     many = counted()
     assert len(client.get(lists["committee2"], headers=api.cong["committee2"]).json["items"]) == 16
     assert many == few
+

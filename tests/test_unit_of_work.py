@@ -4,8 +4,12 @@ error, not a success."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import event, func, select
+import time_machine
+from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
@@ -14,6 +18,7 @@ from app.services import roster
 from app.unit_of_work import unit_of_work
 from models import Notice, SubUnion
 from tests.helpers import bearer, error_code
+from tests.proposals_support import IN_THE_WINDOW, Api, cong  # noqa: F401 (fixture)
 from tests.wechat_client import WeChatPusher
 from wechat_handlers import router
 
@@ -97,3 +102,34 @@ def test_a_read_only_request_sends_no_commit_and_a_write_still_commits(app, clie
     with app.app_context():
         member = db.session.scalar(select(Staff).where(Staff.employee_no == "R0100"))
         assert (member.department, member.birthday_calendar.value) == ("图书馆", "lunar")
+
+
+@pytest.mark.postgresql_only
+def test_a_request_the_database_picks_as_a_deadlocks_victim_runs_again_and_succeeds(app, live_server, cong):
+    """A real deadlock: another transaction holds the seconder's row and then wants the proposal's, while the second
+    holds the proposal's and wants the seconder's (its foreign-key check). PostgreSQL rolls back whoever detects it
+    first: the other transaction waits longer before looking (deadlock_timeout), so that is the request, which then
+    runs again once the other commits. (PostgreSQL only: InnoDB picks its victim by size, not by who looks.)"""
+    with time_machine.travel(IN_THE_WINDOW, tick=False):      # the window is open for seconds
+        api = Api(live_server, cong)
+        pid = api.file()["id"]
+        headers = api.cong["seconder"]
+        engine = create_engine(app.extensions["db.engine"].url)     # its own connection, beside the app's pool
+        with engine.connect() as other:
+            other.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+            other.execute(text("SELECT id FROM staff WHERE id = :s FOR UPDATE"), {"s": api.cong.ids["seconder"]})
+            answer: list = []
+            request = threading.Thread(target=lambda: answer.append(api("POST", f"/proposals/{pid}/seconds", headers)))
+            request.start()
+            for _ in range(200):                         # until the request waits for the seconder's row
+                waiting = other.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                             "AND wait_event_type = 'Lock'")).scalar()
+                if waiting:
+                    break
+                time.sleep(0.05)
+            other.execute(text("UPDATE proposals SET updated_at = updated_at WHERE id = :p"), {"p": pid})
+            other.commit()
+            request.join(timeout=60)
+        engine.dispose()
+        assert answer[0].status_code == 201, answer[0].text
+        assert answer[0].json()["seconds"] == 1

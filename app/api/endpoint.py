@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import NotFound, Refusal, Unauthorized, UnsupportedMediaType
 from app.services import auth, policy
-from app.unit_of_work import unit_of_work
+from app.unit_of_work import retrying_deadlocks, unit_of_work
 from app.validation import check_text, has_bad_characters, parse_json, validate_model
 
 
@@ -57,24 +57,28 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
-            with unit_of_work():       # the request's one commit, after the answer is shaped from the objects
-                _check_path(kwargs)
-                _authenticate(spec.auth)
-                if spec.body is not None:
-                    kwargs["body"] = validate_model(spec.body, _json_body(spec.body))
-                if spec.query is not None:
-                    query = request.args.to_dict()
-                    check_text(query, "")
-                    kwargs["query"] = validate_model(spec.query, query)
-                result = view(*args, **kwargs)
-                if isinstance(result, BaseModel):
-                    return result.model_dump(mode="json"), spec.status
-                return result
+            return retrying_deadlocks(lambda: _run(view, spec, args, dict(kwargs)))
 
         wrapper.endpoint_spec = spec
         return wrapper
 
     return decorate
+
+
+def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]):
+    with unit_of_work():       # the request's one commit, after the answer is shaped from the objects
+        _check_path(kwargs)
+        _authenticate(spec.auth)
+        if spec.body is not None:
+            kwargs["body"] = validate_model(spec.body, _json_body(spec.body))
+        if spec.query is not None:
+            query = request.args.to_dict()
+            check_text(query, "")
+            kwargs["query"] = validate_model(spec.query, query)
+        result = view(*args, **kwargs)
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json"), spec.status
+        return result
 
 
 def _authenticate(level: AuthLevel) -> None:
@@ -196,4 +200,5 @@ def uploaded_file(field: str = "file") -> tuple[str, bytes]:
     sent = request.files.get(field)
     if sent is None:
         raise Refusal("file_missing", f"请以 multipart/form-data 上传，字段名为 {field}")
+    sent.stream.seek(0)            # read again when a deadlock's victim runs a second time
     return sent.filename or "", sent.read()
