@@ -22,7 +22,7 @@ from app.extensions import db
 from app.services import auth, departments, roster
 from app.services.proposals import congress, files, filing, handling
 from app.unit_of_work import unit_of_work
-from models import Assignment, AssignmentStatus, Proposal, ProposalStatus, Role, Staff, WeChatApp, WeChatIdentity
+from models import AssignmentStatus, ProposalStatus, Role, Staff, WeChatApp, WeChatIdentity
 from tests.helpers import bearer
 
 MISSING = 2**31 - 1

@@ -16,7 +16,6 @@ from app.extensions import db
 from app.services.proposals import review, satisfaction
 from app.unit_of_work import unit_of_work
 from models import AuditLog, Notice, Notification, ProposalStep, Second
-from tests.helpers import bearer
 from tests.proposals_support import AFTER_THE_WINDOW, IN_THE_WINDOW, Api, cong  # noqa: F401 (fixture)
 
 
@@ -43,15 +42,21 @@ def told(app, staff_id: int) -> list[str]:
             Notification.staff_id == staff_id, Notice.occasion.like("proposal%")).order_by(Notice.id)))
 
 
+def second_all(api, *proposal_ids: int) -> None:
+    """李代表 and 赵代表 second each: enough for review."""
+    for pid in proposal_ids:
+        for who in ("seconder", "second2"):
+            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+
+
 def close_the_window(app, traveller) -> int:
     traveller.move_to(AFTER_THE_WINDOW)
     return run_job(app, review.close_windows)
 
 
-def accepted(api, app, traveller, seconders=("seconder", "second2"), **changes) -> dict:
+def accepted(api, app, traveller, **changes) -> dict:
     proposal = api.file(**changes)
-    for who in seconders:
-        api("POST", f"/proposals/{proposal['id']}/seconds", who, expect=201)
+    second_all(api, proposal["id"])
     close_the_window(app, traveller)
     return api("POST", f"/officer/proposals/{proposal['id']}/accept", "committee", expect=200).json()
 
@@ -149,8 +154,7 @@ def test_twenty_seconds_at_once_are_twenty_and_one_person_twice_at_once_is_one(a
 
 def test_at_the_close_enough_seconds_go_to_review_and_too_few_close_below_the_minimum(app, api, in_the_window):
     backed = api.file()["id"]
-    for who in ("seconder", "second2"):
-        api("POST", f"/proposals/{backed}/seconds", who, expect=201)
+    second_all(api, backed)
     thin = api.file(title="关于食堂延长晚餐时间的建议")["id"]
     api("POST", f"/proposals/{thin}/seconds", "seconder", expect=201)
     assert close_the_window(app, in_the_window) == 2
@@ -167,9 +171,7 @@ def test_at_the_close_enough_seconds_go_to_review_and_too_few_close_below_the_mi
 def test_accepting_numbers_per_session_and_tells_author_and_seconders(app, api, in_the_window):
     first = api.file()["id"]
     second = api.file(title="关于改善教师停车条件的建议")["id"]
-    for pid in (first, second):
-        for who in ("seconder", "second2"):
-            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    second_all(api, first, second)
     close_the_window(app, in_the_window)
     numbers = [api("POST", f"/officer/proposals/{pid}/accept", "committee", expect=200).json()["number"]
                for pid in (second, first)]
@@ -184,8 +186,7 @@ def test_accepting_numbers_per_session_and_tells_author_and_seconders(app, api, 
 @pytest.mark.row_locks
 def test_two_committee_members_deciding_at_once_cannot_both_succeed(app, api, in_the_window):
     pid = api.file()["id"]
-    for who in ("seconder", "second2"):
-        api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    second_all(api, pid)
     close_the_window(app, in_the_window)
     answers = api.at_once([("POST", f"/officer/proposals/{pid}/accept", "committee", None),
                            ("POST", f"/officer/proposals/{pid}/reject", "committee2", {"reason": "不属于提案范围"})])
@@ -199,9 +200,7 @@ def test_two_committee_members_deciding_at_once_cannot_both_succeed(app, api, in
 def test_a_merge_makes_the_author_and_seconders_co_proposers_of_the_accepted_one(app, api, in_the_window):
     target = api.file()["id"]
     merged = api.file("rep3", title="关于暑期托管的建议")["id"]
-    for pid in (target, merged):
-        for who in ("seconder", "second2"):
-            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    second_all(api, target, merged)
     close_the_window(app, in_the_window)
     api("POST", f"/officer/proposals/{target}/accept", "committee", expect=200)
     done = api("POST", f"/officer/proposals/{merged}/merge", "committee", {"into_id": target}, 200).json()
@@ -216,9 +215,7 @@ def test_a_merge_makes_the_author_and_seconders_co_proposers_of_the_accepted_one
 
 def test_an_opinion_goes_to_the_department_and_a_rejection_gives_its_reason(app, api, in_the_window):
     opinion, rejected = api.file()["id"], api.file(title="关于发放购物卡的建议")["id"]
-    for pid in (opinion, rejected):
-        for who in ("seconder", "second2"):
-            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    second_all(api, opinion, rejected)
     close_the_window(app, in_the_window)
     api("POST", f"/officer/proposals/{opinion}/opinion", "committee",
         {"department_id": api.cong.departments["后勤处"], "reason": "属日常管理事项"}, 200)
@@ -443,9 +440,7 @@ def test_more_disallowed_transitions_are_refused(app, api, in_the_window):
 
 def test_merging_into_a_proposal_not_accepted_is_refused(app, api, in_the_window):
     first, second = api.file()["id"], api.file(title="另一件提案")["id"]
-    for pid in (first, second):
-        for who in ("seconder", "second2"):
-            api("POST", f"/proposals/{pid}/seconds", who, expect=201)
+    second_all(api, first, second)
     close_the_window(app, in_the_window)
     refused = api("POST", f"/officer/proposals/{first}/merge", "committee", {"into_id": second}, 409)
     assert refused.json()["error"]["code"] == "merge_target"

@@ -17,8 +17,9 @@ from app.services.departments import RenameFields
 from app.services.proposals import congress, documents, files, filing, handling, records, review, satisfaction
 from app.services.proposals.congress import PeopleFields, SessionFields, TermFields
 from app.services.proposals.filing import EditFields, ProposalFields
-from app.services.proposals.handling import AnswerFields, AssignFields, OpinionFields, ReasonFields
-from app.services.proposals.review import MergeFields, OpinionFields as ForwardFields, ReasonFields as DecisionFields
+from app.services.proposals.handling import AnswerFields, AssignFields, OpinionFields
+from app.services.proposals.records import ReasonFields
+from app.services.proposals.review import MergeFields, OpinionFields as ForwardFields
 from app.services.proposals.satisfaction import CommentFields, RateFields
 from app.validation import BeijingTime
 from models import (
@@ -311,14 +312,14 @@ def forward_as_opinion(proposal_id: int, body: ForwardFields):
 
 
 @bp.post("/officer/proposals/<int:proposal_id>/reject")
-@endpoint("不予立案（说明原因）", body=DecisionFields, response=ProposalDetail, tags=TAGS)
-def reject(proposal_id: int, body: DecisionFields):
+@endpoint("不予立案（说明原因）", body=ReasonFields, response=ProposalDetail, tags=TAGS)
+def reject(proposal_id: int, body: ReasonFields):
     return _detail(review.reject(g.staff, proposal_id, body))
 
 
 @bp.post("/officer/proposals/<int:proposal_id>/withdraw")
-@endpoint("应提案人申请撤回已有附议的提案（审查前）", body=DecisionFields, response=ProposalDetail, tags=TAGS)
-def withdraw_for_author(proposal_id: int, body: DecisionFields):
+@endpoint("应提案人申请撤回已有附议的提案（审查前）", body=ReasonFields, response=ProposalDetail, tags=TAGS)
+def withdraw_for_author(proposal_id: int, body: ReasonFields):
     return _detail(review.withdraw_for_author(g.staff, proposal_id, body))
 
 

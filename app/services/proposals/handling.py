@@ -15,8 +15,8 @@ from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import calendar, departments, notifications, policy
 from app.services.proposals.records import (
-    GRADE_LABELS, GradeChoice, committee_members, get_proposal, liaisons_of, lock, record_step, settings, tell,
-    transition,
+    GRADE_LABELS, GradeChoice, ReasonFields, committee_members, get_proposal, liaisons_of, lock, record_step,
+    settings, tell, transition,
 )
 from app.services.state_changes import move_status
 from app.validation import Day, Id
@@ -38,12 +38,6 @@ class AssignFields(BaseModel):
                 self.lead_department_id in self.co_department_ids:
             raise ValueError("主办和协办部门不能重复")
         return self
-
-
-class ReasonFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
-        {"reason": "该事项不属于本部门职责，建议交后勤管理处"}]})
-    reason: str = Field(min_length=1, max_length=500, description="退办原因")
 
 
 class OpinionFields(BaseModel):

@@ -4,6 +4,7 @@ and telling the people concerned."""
 from __future__ import annotations
 
 from flask import current_app
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import lazyload
 
@@ -37,6 +38,14 @@ SATISFACTION_LABELS = {Satisfaction.SATISFIED: "满意", Satisfaction.BASICALLY_
 CategoryChoice = labelled(ProposalCategory, CATEGORY_LABELS)
 GradeChoice = labelled(AnswerGrade, GRADE_LABELS)
 NUMBERED = policy.PUBLIC_PROPOSAL_STATES          # 立案: numbered, and read by every member
+
+
+class ReasonFields(BaseModel):
+    """Why: 不立案, a withdrawal for its author, 退办."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"reason": "不属于教代会提案范围"}]})
+    reason: str = Field(min_length=1, max_length=500, description="原因")
 
 
 def settings() -> ProposalsSection:

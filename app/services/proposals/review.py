@@ -14,7 +14,8 @@ from app.errors import Conflict
 from app.extensions import db
 from app.services import departments, policy
 from app.services.proposals.records import (
-    NUMBERED, backers, get_proposal, liaisons_of, lock, lock_session, record_step, settings, tell, transition,
+    NUMBERED, ReasonFields, backers, get_proposal, liaisons_of, lock, lock_session, record_step, settings, tell,
+    transition,
 )
 from app.validation import Id
 from models import CongressSession, CoProposer, Proposal, ProposalStatus, Staff
@@ -32,12 +33,6 @@ class OpinionFields(BaseModel):
         {"department_id": 3, "reason": "属日常管理事项，转有关部门研究办理"}]})
     department_id: Id = Field(description="转交的部门")
     reason: str | None = Field(default=None, min_length=1, max_length=500)
-
-
-class ReasonFields(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
-        {"reason": "不属于教代会提案范围"}]})
-    reason: str = Field(min_length=1, max_length=500, description="原因")
 
 
 # --- the window's close (scheduler) --------------------------------------------------------------------------------
