@@ -148,3 +148,58 @@ def test_files_follow_their_proposals_visibility(app, api, one_of_each):
 def _open_session() -> int:
     from models import CongressSession
     return db.session.scalar(select(CongressSession.id).where(CongressSession.year == 2028))
+
+
+def _outcome(app, who_id: int, action) -> str:
+    """What one action does, tried on the fixture's data and rolled back: "done", or the refusal's code."""
+    from app.errors import Conflict, Refusal
+    with app.app_context(), time_machine.travel(AFTER_THE_WINDOW, tick=False):
+        try:
+            action(db.session.get(Staff, who_id))
+            return "done"
+        except Conflict as refusal:
+            return refusal.code
+        except Refusal as refusal:
+            return f"{type(refusal).__name__}:{refusal.code}"
+        finally:
+            db.session.rollback()
+            db.remove_session()
+
+
+def test_every_action_in_every_state_is_done_only_where_the_state_allows_it(app, api, one_of_each):
+    """Each action by the one who may take it, on a proposal in each state: done where the state allows it,
+    otherwise refused as a conflict that names the state (or, where that person may not see the proposal, 404)."""
+    from app.services.proposals.records import ReasonFields
+    ids = one_of_each
+
+    def lead_part(pid: int) -> int:
+        return next((a.id for a in handling.current_assignments(pid) if a.lead and a.status.value == "pending"),
+                    10**6)
+
+    actions = {
+        "second": ("second2", lambda s, pid: filing.second(s, pid), {"submitted"}),
+        "withdraw_second": ("seconder", lambda s, pid: filing.withdraw_second(s, pid), {"submitted"}),
+        "accept": ("committee", lambda s, pid: review.accept(s, pid), {"under_review"}),
+        "reject": ("committee", lambda s, pid: review.reject(s, pid, ReasonFields(reason="x")), {"under_review"}),
+        "opinion": ("committee", lambda s, pid: review.forward_as_opinion(s, pid, review.OpinionFields(
+            department_id=api.cong.departments["后勤处"])), {"under_review"}),
+        "merge": ("committee", lambda s, pid: review.merge(s, pid, review.MergeFields(into_id=ids["handling"])),
+                  {"under_review"}),
+        "withdraw_for_author": ("committee", lambda s, pid: review.withdraw_for_author(
+            s, pid, ReasonFields(reason="x")), {"submitted", "under_review"}),
+        "assign": ("committee", lambda s, pid: handling.assign(s, pid, handling.AssignFields(
+            lead_department_id=api.cong.departments["后勤处"])), {"accepted", "handling"}),
+        "answer": ("jiaowu", lambda s, pid: handling.answer(s, pid, lead_part(pid), handling.AnswerFields(
+            text="已办", grade="A")), {"handling"}),
+        "rate": ("author", lambda s, pid: satisfaction.rate(s, pid, satisfaction.RateFields(satisfaction="满意")),
+                 {"answered"}),
+        "comment": ("author", lambda s, pid: satisfaction.comment(s, pid, satisfaction.CommentFields(text="谢谢")),
+                    {"answered", "closed"}),
+    }
+    allowed_refusals = {"proposal_state", "seconds_final", "assignment_state", "merge_target",
+                        "NotFound:proposal_not_found", "NotFound:assignment_not_found", "not_answered"}
+    for name, (who, act, allowed) in actions.items():
+        outcomes = {state: _outcome(app, api.cong.ids[who], lambda staff: act(staff, pid))
+                    for state, pid in ids.items()}
+        assert {state for state, outcome in outcomes.items() if outcome == "done"} == allowed, (name, outcomes)
+        assert {outcome for outcome in outcomes.values() if outcome != "done"} <= allowed_refusals, (name, outcomes)
