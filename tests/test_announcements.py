@@ -82,7 +82,7 @@ def test_pinned_first_then_newest_with_unread_flags(client, union):
     staff = union["tokens"]["man"]
     listing = client.get("/api/v1/announcements", headers=bearer(staff)).json
     assert [i["title"] for i in listing["items"]] == ["置顶通知", "新通知", "旧通知"]
-    assert listing["total"] == 3
+    assert (listing["total"], listing["total_exact"]) == (3, True)
     client.get(f"/api/v1/announcements/{listing['items'][1]['id']}", headers=bearer(staff))
     again = client.get("/api/v1/announcements", headers=bearer(staff)).json
     assert [i["read"] for i in again["items"]] == [False, True, False]
@@ -100,6 +100,27 @@ def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, un
         counts.append(queries.count)
     assert counts[0] == counts[1] == counts[2]
     assert counts[0] <= 5                # token check + list + count (+ commit bookkeeping)
+
+
+def test_the_total_counts_up_to_a_thousand_and_says_when_there_are_more(app, client, union):
+    """The count costs the same at 1,002 announcements as at 1,000: it stops there, and says so."""
+    from datetime import datetime, timezone
+    from sqlalchemy import insert
+    from app.services.announcements import COUNTED_UP_TO
+    from models import AnnouncementStatus
+    now = datetime.now(timezone.utc)
+
+    def published(n: int) -> None:
+        with app.app_context(), unit_of_work() as session:
+            session.execute(insert(Announcement), [{"title": f"通知{i}", "body": "正文", "published_at": now,
+                                                    "status": AnnouncementStatus.PUBLISHED} for i in range(n)])
+
+    published(COUNTED_UP_TO)
+    listing = client.get("/api/v1/announcements?page_size=5", headers=bearer(union["tokens"]["man"])).json
+    assert (listing["total"], listing["total_exact"], len(listing["items"])) == (1000, True, 5)
+    published(2)
+    listing = client.get("/api/v1/announcements?page_size=5", headers=bearer(union["tokens"]["man"])).json
+    assert (listing["total"], listing["total_exact"]) == (1000, False)
 
 
 def test_reading_is_recorded_and_statistics_show_who_has_not(client, union, app):

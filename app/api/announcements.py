@@ -59,7 +59,8 @@ class AnnouncementSummary(CategoryLabelled):
 
 class AnnouncementList(BaseModel):
     items: list[AnnouncementSummary]
-    total: int
+    total: int = Field(description="公告条数，最多数到 1000（total_exact 为 false 时表示“1000 条以上”）")
+    total_exact: bool = Field(description="total 是否为确切条数")
     page: int
 
 
@@ -129,9 +130,9 @@ def detail_out(announcement: Announcement) -> AnnouncementDetail:
 @bp.get("/announcements")
 @endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
 def list_mine(query: PageQuery):
-    rows, total = announcements.list_for_staff(g.staff, query.page, query.page_size)
+    rows, total, exact = announcements.list_for_staff(g.staff, query.page, query.page_size)
     items = [AnnouncementSummary.model_validate(Merged(a, read=read)) for a, read in rows]
-    return AnnouncementList(items=items, total=total, page=query.page)
+    return AnnouncementList(items=items, total=total, total_exact=exact, page=query.page)
 
 
 @bp.get("/announcements/<int:announcement_id>")

@@ -154,9 +154,13 @@ def _hold(announcement: Announcement, code: str, message: str) -> None:
 
 # --- staff: reading ------------------------------------------------------------------------------------------
 
-def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[Announcement, bool]], int]:
-    """Published announcements whose audience includes me: pinned first, newest first, with my read flag.
-    Two queries whatever the page size."""
+COUNTED_UP_TO = 1000     # the list's total counts this far and no further: its cost stays bounded at 100,000 staff
+
+
+def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[Announcement, bool]], int, bool]:
+    """Published announcements whose audience includes me: pinned first, newest first, with my read flag; and how
+    many there are, counted up to COUNTED_UP_TO (the flag says whether the count is exact). Two queries whatever
+    the page size, neither of which reads more than the page or the capped count."""
     where = (policy.announcement_visible_condition(staff),)
     read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
                           AnnouncementRead.staff_id == staff.id)
@@ -164,8 +168,10 @@ def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[
             .options(defer(Announcement.body), defer(Announcement.audience))   # the list shows neither
             .order_by(Announcement.pinned.desc(), Announcement.published_at.desc(), Announcement.id.desc())
             .limit(page_size).offset((page - 1) * page_size))
-    total = db.session.scalar(select(func.count()).select_from(Announcement).where(*where))
-    return [(row.Announcement, row.read) for row in db.session.execute(stmt)], total
+    counted = db.session.scalar(select(func.count()).select_from(
+        select(Announcement.id).where(*where).limit(COUNTED_UP_TO + 1).subquery()))
+    rows = [(row.Announcement, row.read) for row in db.session.execute(stmt)]
+    return rows, min(counted, COUNTED_UP_TO), counted <= COUNTED_UP_TO
 
 
 def get_for_staff(staff: Staff, announcement_id: int) -> Announcement:
