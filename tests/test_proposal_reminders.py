@@ -148,3 +148,33 @@ def _wait_for(predicate, attempts: int = 600, interval: float = 0.05) -> None:
             return
         time.sleep(interval)
     raise AssertionError("condition not reached")
+
+
+@pytest.mark.row_locks
+def test_the_window_closed_by_two_runs_at_once_moves_each_proposal_once(app, cong):
+    from models import ProposalStep
+    def person(who):
+        return db.session.get(Staff, cong.ids[who])
+    with time_machine.travel(IN_THE_WINDOW, tick=False), app.app_context(), unit_of_work():
+        for n in range(6):
+            proposal = filing.file(person("author"), filing.ProposalFields(
+                session_id=cong.session_id, **{**BODY, "title": f"提案{n}"}))
+            for who in ("seconder", "second2")[: n % 3]:
+                filing.second(person(who), proposal.id)
+    barrier = threading.Barrier(2)
+    moved: list[int] = []
+
+    def job():
+        with time_machine.travel(AFTER_THE_WINDOW, tick=False), app.app_context(), unit_of_work():
+            barrier.wait(timeout=10)
+            moved.append(review.close_windows(clock.now()))
+    threads = [threading.Thread(target=job) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sum(moved) == 6
+    with app.app_context():
+        steps = db.session.scalars(select(ProposalStep.action).where(
+            ProposalStep.action.in_(("to_review", "below_minimum")))).all()
+    assert sorted(steps) == ["below_minimum"] * 4 + ["to_review"] * 2
