@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer
+from sqlalchemy.orm import defer, selectinload
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
@@ -221,5 +221,6 @@ def list_for_officer(officer: Staff, status: AnnouncementStatus | None, page: in
     if status is not None:
         stmt = stmt.where(Announcement.status == status)
     total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.order_by(Announcement.id.desc()).limit(page_size).offset((page - 1) * page_size))
+    rows = db.session.scalars(stmt.options(selectinload(Announcement.attachments))     # one query for all of them
+                              .order_by(Announcement.id.desc()).limit(page_size).offset((page - 1) * page_size))
     return list(rows), total
