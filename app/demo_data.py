@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import click
@@ -32,6 +32,7 @@ DEMO_SHOP = "总店"
 def seed_demo_data(count: int = 50) -> None:
     with unit_of_work() as session:
         if session.scalar(select(func.count()).select_from(Staff)):
+            _areas_added_since(session)
             return
         rng = random.Random(2026)
         _add(OFFICER["employee_no"], OFFICER["name"], OFFICER["phone"], SUB_UNIONS[0], Gender.FEMALE, rng)
@@ -56,6 +57,14 @@ def seed_demo_data(count: int = 50) -> None:
         _caring_work(officer)
         _journeys(officer, rng)
         _proposals_at_each_stage(officer)
+
+
+def _areas_added_since(session) -> None:
+    """A demo database seeded by an earlier version gains the data of the areas added since (proposals)."""
+    from models import CongressTerm
+
+    if not session.scalar(select(func.count()).select_from(CongressTerm)):
+        _proposals_at_each_stage(roster.get_staff(OFFICER["employee_no"]))
 
 
 def demo_cashier_code() -> str:
@@ -233,11 +242,8 @@ def _proposals_at_each_stage(officer: Staff) -> None:
     reps = [roster.get_staff(no) for no in members]
     committee = roster.get_staff(SECOND_OFFICER["employee_no"])
 
-    def session(year: int, opens_days_ago: int, closes_in_days: int) -> CongressSession:
-        return congress.create_session(officer, congress.SessionFields(
-            term_id=term.id, year=year, name=f"第二届教代会第{'三四'[year - today.year]}次会议",
-            meeting_on=today + timedelta(days=closes_in_days + 15), opens_at=now - timedelta(days=opens_days_ago),
-            closes_at=now + timedelta(days=closes_in_days)))
+    def beijing(day: date) -> datetime:
+        return datetime.combine(day, time(), clock.zone())
 
     def file(current: CongressSession, title: str, category: str, author: int, seconds: int) -> Proposal:
         subject = title.removeprefix("关于").removesuffix("的建议")
@@ -248,11 +254,17 @@ def _proposals_at_each_stage(officer: Staff) -> None:
             filing.second(seconder, proposal.id)
         return proposal
 
-    this_year = session(today.year, 30, 1)
+    # This year's meeting was held in March; its proposals were filed in its window (opened now for the filing, then
+    # given its real dates) and are being handled since.
+    year = today.year if today > date(today.year, 3, 20) else today.year - 1
+    this_year = CongressSession(term_id=term.id, year=year, name="第二届教代会第三次会议", meeting_on=date(year, 3, 20),
+                                opens_at=now - timedelta(days=1), closes_at=now + timedelta(days=1))
+    db.session.add(this_year)
+    db.session.flush()
     filed = {fate: file(this_year, title, category, author, seconds)
              for title, category, author, seconds, fate in PROPOSALS}
-    db.session.execute(update(CongressSession).where(CongressSession.id == this_year.id)
-                       .values(closes_at=now - timedelta(seconds=1)))
+    db.session.execute(update(CongressSession).where(CongressSession.id == this_year.id).values(
+        opens_at=beijing(date(year, 2, 20)), closes_at=beijing(date(year, 3, 5))))
     review.close_windows(now)
     for fate in ("closed", "answered", "overdue", "handling", "accepted", "unrated"):
         review.accept(committee, filed[fate].id)
@@ -277,9 +289,11 @@ def _proposals_at_each_stage(officer: Staff) -> None:
     db.session.execute(update(Proposal).where(Proposal.id == filed["unrated"].id)
                        .values(answered_at=now - timedelta(days=60)))
     satisfaction.close_unrated(now)
-    db.session.execute(update(Assignment).where(Assignment.proposal_id == filed["overdue"].id)
-                       .values(deadline=today - timedelta(days=3)))       # 督办: past its deadline
-    next_year = session(today.year + 1, 1, 20)
+    db.session.execute(update(Assignment).where(Assignment.proposal_id == filed["overdue"].id).values(
+        deadline=today - timedelta(days=3), assigned_at=now - timedelta(days=95)))     # 督办: past its deadline
+    next_year = congress.create_session(officer, congress.SessionFields(
+        term_id=term.id, year=year + 1, name="第二届教代会第四次会议", meeting_on=date(year + 1, 3, 20),
+        opens_at=now - timedelta(days=1), closes_at=now + timedelta(days=20)))
     file(next_year, "关于增加教职工运动场馆开放时段的建议", "welfare", 0, 2)
     file(next_year, "关于规范学院会议时间的建议", "other", 5, 0)
 

@@ -163,13 +163,16 @@ def validate_model(model: type[M], data: Any) -> M:
         validated = model.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "请求"
+        field = ".".join(str(p) for p in err["loc"])
         reason = FIELD_LABELS_CN.get(err["type"], "格式不正确")
         if err["type"] == "value_error":   # our validators word their reasons in Chinese
             reason = str(err["ctx"]["error"])
         elif err["type"] in ("enum", "literal_error"):
             reason += "，可选：" + err["ctx"]["expected"].replace(" or ", ", ")
-        raise Invalid("invalid_request", f"参数 {field} {reason}",
+        elif err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length", 1) > 1:
+            reason = f"太短（至少 {err['ctx']['min_length']} 个字）"
+        message = f"参数 {field} {reason}" if field else reason      # a rule over the whole request: its words only
+        raise Invalid("invalid_request", message,
                       fields=[".".join(str(p) for p in e["loc"]) for e in exc.errors()]) from None
     _check_integers(validated, "")
     return validated

@@ -253,6 +253,8 @@ ROWS: dict[tuple[str, str], Row] = {
         "term_id": w.term_id, "year": 2028, "name": "第二届教代会第五次会议", "meeting_on": "2028-03-20"}),
         missing=lambda w: Req(f"{O}/sessions", {"term_id": MISSING, "year": 2028, "name": "x",
                                                 "meeting_on": "2028-03-20"})),
+    ("PATCH", f"{O}/sessions/<int:session_id>"): Row(MANAGERS, terms_path(O + "/sessions/{session}", {"name": "第四次会议"}),
+                                                     missing=missing(O + "/sessions/{}", {"name": "第四次会议"})),
     ("GET", f"{O}/terms/<int:term_id>/representatives"): Row(MANAGERS, terms_path(O + "/terms/{term}/representatives"),
                                                              missing=missing(O + "/terms/{}/representatives")),
     ("POST", f"{O}/terms/<int:term_id>/representatives"): Row(

@@ -507,3 +507,50 @@ def test_the_lists_run_the_same_number_of_queries_for_two_proposals_or_eight(app
     assert len(client.get(lists["committee2"], headers=api.cong["committee2"]).json["items"]) == 16
     assert many == few
 
+
+
+def test_the_lead_answers_once_the_co_handlers_opinions_are_in(app, api, in_the_window):
+    proposal, lead, co = assigned(api, app, in_the_window)
+    early = api("POST", f"/officer/proposals/{proposal['id']}/assignments/{lead['id']}/answer", "jiaowu",
+                {"text": "已解决", "grade": "A"}, 409).json()["error"]
+    assert early["code"] == "opinions_pending" and "后勤处" in early["message"]
+    api("POST", f"/officer/proposals/{proposal['id']}/assignments/{co['id']}/opinion", "houqin", {"text": "同意"}, 200)
+    assert answer(api, proposal, lead)["status"] == "answered"
+
+
+def test_nothing_is_handed_to_a_department_nobody_answers_for(app, api, make_staff, in_the_window):
+    make_staff("A0001", "档案员", department="档案馆")
+    with app.app_context():
+        from models import Department
+        archive = db.session.scalar(select(Department.id).where(Department.name == "档案馆"))
+    proposal = accepted(api, app, in_the_window)
+    refused = api("POST", f"/officer/proposals/{proposal['id']}/assign", "committee",
+                  {"lead_department_id": archive}, 409).json()["error"]
+    assert refused["code"] == "no_liaison" and "档案馆" in refused["message"]
+
+
+def test_a_session_stays_in_its_year_and_term_and_its_window_can_move_until_it_closes(app, api, in_the_window):
+    body = {"term_id": api.cong.term_id, "year": 2031, "name": "第六次会议", "meeting_on": "2031-03-20"}
+    assert api("POST", "/officer/proposals/sessions", "officer", body, 422).json()["error"]["code"] == "outside_term"
+    other_year = {**body, "year": 2028, "meeting_on": "2027-12-20"}
+    assert api("POST", "/officer/proposals/sessions", "officer", other_year, 422).json()["error"][
+        "message"] == "会议日期须在该年度内"
+    moved = api("PATCH", f"/officer/proposals/sessions/{api.cong.session_id}", "committee",
+                {"closes_at": "2027-03-08T18:00:00+08:00"}, 200).json()
+    assert moved["closes_at"] == "2027-03-08T18:00:00+08:00"
+    late = api("PATCH", f"/officer/proposals/sessions/{api.cong.session_id}", "committee",
+               {"closes_at": "2027-03-25T18:00:00+08:00"}, 422).json()["error"]
+    assert late["code"] == "invalid_window"                             # after the meeting
+    in_the_window.move_to(AFTER_THE_WINDOW.replace(day=9))
+    run_job(app, review.close_windows)
+    closed = api("PATCH", f"/officer/proposals/sessions/{api.cong.session_id}", "committee", {"name": "改名"}, 409)
+    assert closed.json()["error"]["code"] == "window_closed"
+
+
+def test_an_edit_names_what_it_changes(app, api):
+    pid = api.file()["id"]
+    assert api("PATCH", f"/proposals/{pid}", "author", {}, 422).json()["error"]["message"] == "请至少修改一项"
+    assert api("PATCH", f"/proposals/{pid}", "author", {"title": None}, 422).json()["error"]["message"] == \
+        "修改的内容不能为空"
+    assert api("PATCH", f"/proposals/{pid}", "author", {"title": "x"}, 422).json()["error"]["message"] == \
+        "参数 title 太短（至少 2 个字）"

@@ -12,10 +12,11 @@ from pydantic import AliasPath, BaseModel, Field, SerializeAsAny, computed_field
 from app.api.endpoint import (
     READS_RECORDS, XLSX, Merged, ascii_or, endpoint, file_download, uploaded_file,
 )
+from app import clock
 from app.services import departments, policy
 from app.services.departments import RenameFields
 from app.services.proposals import congress, documents, files, filing, handling, records, review, satisfaction
-from app.services.proposals.congress import PeopleFields, SessionFields, TermFields
+from app.services.proposals.congress import PeopleFields, SessionEditFields, SessionFields, TermFields
 from app.services.proposals.filing import EditFields, ProposalFields
 from app.services.proposals.handling import AnswerFields, AssignFields, OpinionFields
 from app.services.proposals.records import ReasonFields
@@ -334,6 +335,12 @@ class AssignmentRow(HandlingOut):
     number: str | None = Field(default=None, validation_alias=AliasPath("proposal", "number"))
     title: str = Field(validation_alias=AliasPath("proposal", "title"))
 
+    @computed_field(description="超过办理期限的天数（尚未办理时）")
+    @property
+    def days_overdue(self) -> int:
+        late = (clock.today() - self.deadline).days
+        return late if self.status is AssignmentStatus.PENDING and late > 0 else 0
+
 
 class AssignmentList(BaseModel):
     items: list[AssignmentRow]
@@ -427,6 +434,12 @@ def create_term(body: TermFields):
           status=201, tags=TAGS)
 def create_session(body: SessionFields):
     return SessionOut.model_validate(congress.create_session(g.staff, body))
+
+
+@bp.patch("/officer/proposals/sessions/<int:session_id>")
+@endpoint("修改会议名称、日期或征集期（征集结束前）", body=SessionEditFields, response=SessionOut, tags=TAGS)
+def edit_session(session_id: int, body: SessionEditFields):
+    return SessionOut.model_validate(congress.edit_session(g.staff, session_id, body))
 
 
 @bp.get("/officer/proposals/terms/<int:term_id>/representatives")

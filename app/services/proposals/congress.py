@@ -12,6 +12,7 @@ from app import clock
 from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, departments, policy, roster
+from app.services.proposals.records import lock_session
 from app.validation import Day, Id, Moment
 from models import CongressSession, CongressTerm, Role, RoleAssignment, Staff
 
@@ -45,8 +46,25 @@ class SessionFields(BaseModel):
 
     @model_validator(mode="after")
     def _window(self):
+        if self.meeting_on.year != self.year:
+            raise ValueError("会议日期须在该年度内")
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
             raise ValueError("征集截止时间必须晚于开始时间")
+        return self
+
+
+class SessionEditFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
+        {"closes_at": "2027-03-08T18:00:00+08:00"}]})
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    meeting_on: Day | None = None
+    opens_at: Moment | None = None
+    closes_at: Moment | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if not self.model_fields_set or any(getattr(self, n) is None for n in self.model_fields_set):
+            raise ValueError("请填写要修改的内容")
         return self
 
 
@@ -99,14 +117,36 @@ def create_session(officer: Staff, fields: SessionFields) -> CongressSession:
     opens_at = fields.opens_at or clock.now()
     closes_at = fields.closes_at or datetime.combine(
         fields.meeting_on - timedelta(days=COLLECTION_DAYS_BEFORE_MEETING), time(), clock.zone())
-    if closes_at <= opens_at:
-        raise Invalid("invalid_window", "征集截止时间必须晚于开始时间（默认为会议前 15 天）")
     session = CongressSession(term_id=fields.term_id, year=fields.year, name=fields.name,
                               meeting_on=fields.meeting_on, opens_at=opens_at, closes_at=closes_at)
+    _check_dates(session)
     db.session.add(session)
     db.session.flush()
     audit.record(officer, "congress.session_create", "congress_session", session.id, name=session.name)
     return session
+
+
+def edit_session(officer: Staff, session_id: int, fields: SessionEditFields) -> CongressSession:
+    """Its name, meeting day or window, until the window has closed (then its seconds are final)."""
+    policy.ensure_manages_congress(officer)
+    session = lock_session(get_session(session_id).id)
+    if session.window_closed_at is not None:
+        raise Conflict("window_closed", "提案征集已结束，不能再修改会议和征集期")
+    for name, value in fields.model_dump(exclude_unset=True).items():
+        setattr(session, name, value)
+    _check_dates(session)
+    audit.record(officer, "congress.session_edit", "congress_session", session.id, fields=sorted(fields.model_fields_set))
+    return session
+
+
+def _check_dates(session: CongressSession) -> None:
+    """The meeting falls in its year and its term; the window closes after it opens and before the meeting."""
+    term = get_term(session.term_id)
+    if session.meeting_on.year != session.year or not term.starts_on <= session.meeting_on <= term.ends_on:
+        raise Invalid("outside_term", f"会议日期须在 {session.year} 年内，并在{term.name}届期"
+                                      f"（{term.starts_on} 至 {term.ends_on}）之内")
+    if not session.opens_at < session.closes_at <= datetime.combine(session.meeting_on, time(), clock.zone()):
+        raise Invalid("invalid_window", "征集期须先开始后截止，并在会议日之前截止（默认为会议前 15 天）")
 
 
 def window_open(session: CongressSession, now: datetime | None = None) -> bool:

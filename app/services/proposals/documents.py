@@ -34,8 +34,12 @@ class Entry:
 
     @property
     def satisfaction(self) -> str:
-        found = self.proposal.satisfaction
-        return SATISFACTION_LABELS[found] if found else STATUS_LABELS[self.proposal.status]
+        """The rating; before it, the state (a later round after 不满意 says so)."""
+        found, proposal = self.proposal.satisfaction, self.proposal
+        if found:
+            return SATISFACTION_LABELS[found]
+        later_round = f"（不满意，第 {proposal.round} 轮办理）" if proposal.round > 1 else ""
+        return STATUS_LABELS[proposal.status] + later_round
 
 
 def entries(officer: Staff, session_id: int) -> tuple[CongressSession, list[Entry]]:

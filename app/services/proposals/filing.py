@@ -48,6 +48,8 @@ class EditFields(BaseModel):
     def _something(self):
         if not self.model_fields_set:
             raise ValueError("请至少修改一项")
+        if any(getattr(self, name) is None for name in self.model_fields_set):
+            raise ValueError("修改的内容不能为空")
         return self
 
 
@@ -67,7 +69,7 @@ def edit(staff: Staff, proposal_id: int, fields: EditFields) -> Proposal:
     proposal = lock(get_proposal(staff, proposal_id))
     policy.ensure_author(staff, proposal)
     ensure_editable(proposal, "修改")
-    changed = {k: v for k, v in fields.model_dump(exclude_unset=True).items() if v is not None}
+    changed = fields.model_dump(exclude_unset=True)
     for name, value in changed.items():
         setattr(proposal, name, value)
     record_step(proposal, "edited", staff, fields=sorted(changed))
@@ -94,7 +96,8 @@ def _ensure_unseconded(proposal: Proposal, action: str) -> None:
     if proposal.status is not ProposalStatus.SUBMITTED:
         raise Conflict("proposal_state", f"该提案当前为“{STATUS_LABELS[proposal.status]}”，不能{action}")
     if proposal.first_seconded_at is not None:
-        raise Conflict("proposal_locked", f"已有代表附议，提案内容已锁定，不能{action}；如需撤回请联系提案工作委员会")
+        raise Conflict("proposal_locked", f"已有代表附议过，提案内容已锁定（附议的是这一版本），不能{action}；"
+                                          "如需撤回请联系提案工作委员会")
 
 
 def second(staff: Staff, proposal_id: int) -> Proposal:

@@ -15,7 +15,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import calendar, departments, notifications, policy
 from app.services.proposals.records import (
-    GRADE_LABELS, GradeChoice, ReasonFields, committee_members, get_proposal, liaisons_of, lock, record_step,
+    GRADE_LABELS, GradeChoice, ReasonFields, committee_members, ensure_has_liaison, get_proposal, liaisons_of, lock, record_step,
     settings, tell, transition,
 )
 from app.services.state_changes import move_status
@@ -62,18 +62,25 @@ def assign(member: Staff, proposal_id: int, fields: AssignFields) -> Proposal:
     if deadline <= clock.today():
         raise Invalid("deadline_passed", "办理期限必须晚于今天")
     for department_id in (fields.lead_department_id, *fields.co_department_ids):
-        departments.get_department(department_id)
-    reassigning = proposal.status is ProposalStatus.HANDLING
+        ensure_has_liaison(departments.get_department(department_id))
+    reassigning = proposal.status is ProposalStatus.HANDLING or _handled_before(proposal.id)
     transition(proposal, (ProposalStatus.ACCEPTED, ProposalStatus.HANDLING), ProposalStatus.HANDLING, "交办",
                round=max(proposal.round, 1))
-    if reassigning:              # 重新交办 (a co-handler sent it back, or the committee changes the departments)
+    if reassigning:              # 重新交办 (a department sent it back, or the committee changes the departments)
         _supersede_pending(proposal.id)
-    start_handling(proposal, member, fields.lead_department_id, fields.co_department_ids, deadline)
+    start_handling(proposal, member, fields.lead_department_id, fields.co_department_ids, deadline,
+                   again=reassigning)
     return proposal
 
 
-def start_handling(proposal: Proposal, actor: Staff | None, lead_id: int, co_ids: list[int], deadline: date) -> None:
-    """One 交办 of the proposal's current round: a row per department, each told to its liaisons."""
+def _handled_before(proposal_id: int) -> bool:
+    return db.session.scalar(select(Assignment.id).where(Assignment.proposal_id == proposal_id).limit(1)) is not None
+
+
+def start_handling(proposal: Proposal, actor: Staff | None, lead_id: int, co_ids: list[int], deadline: date,
+                   again: bool = False) -> None:
+    """One 交办 of the proposal's current round: a row per department, each told to its liaisons. `again`: it
+    replaces an earlier one (重新交办), and the people told hear so."""
     handling = (db.session.scalar(select(func.max(Assignment.handling)).where(
         Assignment.proposal_id == proposal.id)) or 0) + 1
     rows = [Assignment(proposal_id=proposal.id, handling=handling, round=proposal.round, department_id=did,
@@ -86,7 +93,8 @@ def start_handling(proposal: Proposal, actor: Staff | None, lead_id: int, co_ids
         part = "主办" if row.lead else f"协办（主办：{lead.name}）"
         tell(f"proposal-assignment:{row.id}", liaisons_of(row.department_id), proposal,
              f"交贵部门{part}，办理期限 {deadline:%Y-%m-%d}。", title="提案交办通知")
-    record_step(proposal, "assigned", actor, f"已交{lead.name}主办，办理期限 {deadline:%Y-%m-%d}。",
+    record_step(proposal, "assigned", actor, f"{'已重新交办，' if again else '已'}交{lead.name}主办，"
+                f"办理期限 {deadline:%Y-%m-%d}。",
                 round=proposal.round, handling=handling, lead=lead_id, co=list(co_ids), deadline=deadline.isoformat())
 
 
@@ -169,6 +177,11 @@ def answer(liaison: Staff, proposal_id: int, assignment_id: int, fields: AnswerF
     proposal, assignment = part_of(liaison, proposal_id, assignment_id)
     if not assignment.lead:
         raise Conflict("co_gives_opinion", "协办部门请提交协办意见，由主办部门答复")
+    waiting = [a.department.name for a in current_assignments(proposal.id)
+               if not a.lead and a.status is AssignmentStatus.PENDING]
+    if waiting:
+        raise Conflict("opinions_pending", f"协办部门（{'、'.join(waiting)}）尚未提交协办意见，请收到意见后再答复；"
+                                           "如协办部门无法办理，请其退办或请提案工作委员会重新交办")
     _finish_part(assignment, AssignmentStatus.DONE, text=fields.text, grade=fields.grade, done_at=clock.now(),
                  done_by_id=liaison.id)
     transition(proposal, (ProposalStatus.HANDLING,), ProposalStatus.ANSWERED, "答复", answered_at=clock.now())

@@ -107,6 +107,13 @@ def committee_members() -> set[int]:
         RoleAssignment.role == Role.PROPOSAL_COMMITTEE)))
 
 
+def ensure_has_liaison(department) -> None:
+    """Handing a proposal to a department nobody answers for would leave it unanswered and its reminders unread."""
+    if not db.session.scalar(select(RoleAssignment.id).where(
+            RoleAssignment.role == Role.DEPARTMENT_LIAISON, RoleAssignment.department_id == department.id).limit(1)):
+        raise Conflict("no_liaison", f"{department.name}尚未指定提案联络人，请校工会先指定联络人再交办")
+
+
 def liaisons_of(department_id: int) -> set[int]:
     """Whoever answers for a department; where it has none yet, the committee hears instead, so nothing is lost."""
     liaisons = set(db.session.scalars(select(RoleAssignment.staff_id).where(
@@ -134,11 +141,15 @@ def tell(occasion: str, staff_ids: set[int], proposal: Proposal, text: str, titl
         data={"summary": text[:20], "proposal_id": proposal.id}, page=PAGE.format(proposal_id=proposal.id))
 
 
+STATUS_LINES = 10        # a chat reply stays short
+
+
 def status_text(staff: Staff) -> str:
     """The official account's answer to "提案": each proposal the member backs, with its status (newest first)."""
-    mine = visible(staff, None, mine=True)[:10]
+    mine = visible(staff, None, mine=True)
     if not mine:
         return "您目前没有提出或附议的提案。代表可在小程序“教代会提案”中提交和附议提案。"
-    lines = [f"{p.number or f'（编号{p.id}）'}《{p.title}》：{STATUS_LABELS[p.status]}"
-             + (f"，{SATISFACTION_LABELS[p.satisfaction]}" if p.satisfaction else "") for p in mine]
-    return "您提出或附议的提案：\n" + "\n".join(lines) + "\n详情请在小程序“教代会提案”中查看。"
+    lines = [f"{p.number or '（未立案）'}《{p.title}》：{STATUS_LABELS[p.status]}"
+             + (f"，{SATISFACTION_LABELS[p.satisfaction]}" if p.satisfaction else "") for p in mine[:STATUS_LINES]]
+    more = f"\n另有 {len(mine) - STATUS_LINES} 件" if len(mine) > STATUS_LINES else ""
+    return "您提出或附议的提案（最新在前）：\n" + "\n".join(lines) + more + "\n详情请在小程序“教代会提案”中查看。"

@@ -14,7 +14,7 @@ from app.errors import Conflict
 from app.extensions import db
 from app.services import departments, policy
 from app.services.proposals.records import (
-    NUMBERED, ReasonFields, backers, get_proposal, liaisons_of, lock, lock_session, record_step, settings, tell,
+    NUMBERED, ReasonFields, backers, ensure_has_liaison, get_proposal, liaisons_of, lock, lock_session, record_step, settings, tell,
     transition,
 )
 from app.validation import Id
@@ -111,7 +111,8 @@ def merge(member: Staff, proposal_id: int, fields: MergeFields) -> Proposal:
         db.session.execute(insert(CoProposer), [{"proposal_id": target.id, "staff_id": sid,
                                                  "via_proposal_id": proposal.id, "created_at": clock.now()}
                                                 for sid in sorted(joining - have)])
-    record_step(proposal, "merged", member, f"已并入提案 {target.number}《{target.title}》，您成为该提案的共同提案人。",
+    record_step(proposal, "merged", member, f"已并入提案 {target.number}《{target.title}》，原提案的提案人和附议人"
+                "成为该提案的共同提案人。",
                 into=target.id, number=target.number)
     record_step(target, "merged_in", member, from_proposal=proposal.id, co_proposers=len(joining - have))
     return proposal
@@ -120,6 +121,7 @@ def merge(member: Staff, proposal_id: int, fields: MergeFields) -> Proposal:
 def forward_as_opinion(member: Staff, proposal_id: int, fields: OpinionFields) -> Proposal:
     proposal = _under_review(member, proposal_id)
     department = departments.get_department(fields.department_id)
+    ensure_has_liaison(department)
     transition(proposal, REVIEWABLE, ProposalStatus.OPINION, "转为意见建议", opinion_department_id=department.id,
                decision_reason=fields.reason, decided_by_id=member.id, decided_at=clock.now(),
                closed_at=clock.now())
@@ -132,7 +134,7 @@ def forward_as_opinion(member: Staff, proposal_id: int, fields: OpinionFields) -
 
 def reject(member: Staff, proposal_id: int, fields: ReasonFields) -> Proposal:
     proposal = _under_review(member, proposal_id)
-    transition(proposal, REVIEWABLE, ProposalStatus.REJECTED, "不予立案", decision_reason=fields.reason,
+    transition(proposal, REVIEWABLE, ProposalStatus.REJECTED, "决定不予立案", decision_reason=fields.reason,
                decided_by_id=member.id, decided_at=clock.now(), closed_at=clock.now())
     record_step(proposal, "rejected", member, f"不予立案。原因：{fields.reason}", reason=fields.reason)
     return proposal
@@ -143,8 +145,8 @@ def withdraw_for_author(member: Staff, proposal_id: int, fields: ReasonFields) -
     policy.ensure_on_committee(member)
     proposal = get_proposal(member, proposal_id)
     transition(proposal, (ProposalStatus.SUBMITTED, ProposalStatus.UNDER_REVIEW), ProposalStatus.WITHDRAWN, "撤回",
-               closed_at=clock.now())
-    record_step(proposal, "withdrawn", member, f"应提案人申请，由提案工作委员会撤回。{fields.reason}",
+               decision_reason=fields.reason, decided_by_id=member.id, decided_at=clock.now(), closed_at=clock.now())
+    record_step(proposal, "withdrawn", member, f"应提案人申请，由提案工作委员会撤回。原因：{fields.reason}",
                 reason=fields.reason)
     return proposal
 
