@@ -58,10 +58,11 @@ def world(app) -> World:
         roster.grant_role(staff["officer"], Role.UNION_OFFICER, actor_label="matrix")
         officer = staff["officer"]
         term = congress.create_term(officer, congress.TermFields(name="第二届", starts_on="2024-03-01",
-                                                                 ends_on="2029-02-28"))
+                                                                 ends_on="2099-12-31"))
         now = clock.now()
+        meeting_on = (now + timedelta(days=40)).date()
         session = congress.create_session(officer, congress.SessionFields(
-            term_id=term.id, year=2027, name="第二届教代会第四次会议", meeting_on=(now + timedelta(days=40)).date(),
+            term_id=term.id, year=meeting_on.year, name="第二届教代会第四次会议", meeting_on=meeting_on,
             opens_at=now - timedelta(days=1), closes_at=now + timedelta(days=20)))
         congress.add_representatives(officer, term.id, congress.PeopleFields(employee_nos=["R0001", "R0002"]))
         congress.set_committee_member(officer, "C0001", True)
@@ -250,7 +251,7 @@ ROWS: dict[tuple[str, str], Row] = {
     ("GET", f"{O}/terms"): Row(MANAGERS, req(f"{O}/terms")),
     ("POST", f"{O}/terms"): Row({"committee": 201, "officer": 201}, req(f"{O}/terms", TERM)),
     ("POST", f"{O}/sessions"): Row({"committee": 201, "officer": 201}, lambda w: Req(f"{O}/sessions", {
-        "term_id": w.term_id, "year": 2028, "name": "第二届教代会第五次会议", "meeting_on": "2028-03-20"}),
+        "term_id": w.term_id, "year": 2099, "name": "第二届教代会第五次会议", "meeting_on": "2099-03-20"}),
         missing=lambda w: Req(f"{O}/sessions", {"term_id": MISSING, "year": 2028, "name": "x",
                                                 "meeting_on": "2028-03-20"})),
     ("PATCH", f"{O}/sessions/<int:session_id>"): Row(MANAGERS, terms_path(O + "/sessions/{session}", {"name": "第四次会议"}),
