@@ -71,6 +71,23 @@ def run(app, moment: datetime) -> int:
         return handling.send_reminders(clock.now())
 
 
+def twice_at_once(app, moment: datetime, job) -> list[int]:
+    """The job run by two threads at once, each in its own unit of work, without the scheduler's leader lock."""
+    barrier = threading.Barrier(2)
+    done: list[int] = []
+
+    def run():
+        with time_machine.travel(moment, tick=False), app.app_context(), unit_of_work():
+            barrier.wait(timeout=10)
+            done.append(job(clock.now()))
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return done
+
+
 def test_each_offset_once_per_department_still_owing(app, cong):
     parts = handling_proposal(app, cong)
     assert run(app, at(date(2027, 6, 23), 8, 59)) == 0                      # −7 days, before 09:00
@@ -106,19 +123,7 @@ def test_an_offset_that_fell_before_the_assignment_is_never_sent(app, cong):
 @pytest.mark.row_locks
 def test_the_job_run_twice_at_once_without_the_leader_lock_reminds_once(app, cong):
     parts = handling_proposal(app, cong)
-    barrier = threading.Barrier(2)
-    sent: list[int] = []
-
-    def job():
-        with time_machine.travel(at(DEADLINE, 10), tick=False), app.app_context(), unit_of_work():
-            barrier.wait(timeout=10)
-            sent.append(handling.send_reminders(clock.now()))
-    threads = [threading.Thread(target=job) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sorted(sent) == [0, 2]
+    assert sorted(twice_at_once(app, at(DEADLINE, 10), handling.send_reminders)) == [0, 2]
     assert reminders(app) == occasions(parts, ("教务处", 0), ("后勤处", 0))
 
 
@@ -161,19 +166,7 @@ def test_the_window_closed_by_two_runs_at_once_moves_each_proposal_once(app, con
                 session_id=cong.session_id, **{**BODY, "title": f"提案{n}"}))
             for who in ("seconder", "second2")[: n % 3]:
                 filing.second(person(who), proposal.id)
-    barrier = threading.Barrier(2)
-    moved: list[int] = []
-
-    def job():
-        with time_machine.travel(AFTER_THE_WINDOW, tick=False), app.app_context(), unit_of_work():
-            barrier.wait(timeout=10)
-            moved.append(review.close_windows(clock.now()))
-    threads = [threading.Thread(target=job) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert sum(moved) == 6
+    assert sum(twice_at_once(app, AFTER_THE_WINDOW, review.close_windows)) == 6
     with app.app_context():
         steps = db.session.scalars(select(ProposalStep.action).where(
             ProposalStep.action.in_(("to_review", "below_minimum")))).all()
