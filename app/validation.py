@@ -90,6 +90,17 @@ def _day_within_union_years(value: date) -> date:
 Day = Annotated[date, AfterValidator(_day_within_union_years)]      # a calendar day the union plans with
 
 
+def _one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("不能包含换行")
+    return value
+
+
+def line(min_length: int = 1, max_length: int = 100) -> Any:
+    """A title or a name: text of that length on one line (it is shown in lists, notices and file names)."""
+    return Annotated[str, Field(min_length=min_length, max_length=max_length), AfterValidator(_one_line)]
+
+
 def _in_beijing(value: datetime) -> str:
     aware = value if value.tzinfo else value.replace(tzinfo=timezone.utc)     # stored times are UTC
     return aware.astimezone(UNION_ZONE).isoformat()

@@ -554,3 +554,5 @@ def test_an_edit_names_what_it_changes(app, api):
         "修改的内容不能为空"
     assert api("PATCH", f"/proposals/{pid}", "author", {"title": "x"}, 422).json()["error"]["message"] == \
         "参数 title 太短（至少 2 个字）"
+    assert api("PATCH", f"/proposals/{pid}", "author", {"title": "案由\r\n伪造的第二行"}, 422).json()["error"][
+        "message"] == "参数 title 不能包含换行"

@@ -9,6 +9,7 @@ from sqlalchemy import delete, event, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.validation import line
 from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.services import audit, policy
@@ -25,7 +26,7 @@ def _forget_on_rollback(session: Session, previous_transaction) -> None:
 class RenameFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True,
                               json_schema_extra={"examples": [{"name": "教务部"}]})
-    name: str = Field(min_length=1, max_length=128, description="新名称（旧名称保留为别名）")
+    name: line(1, 128) = Field(description="新名称（旧名称保留为别名）")
 
 
 def resolve(name: str) -> tuple[str, int | None]:

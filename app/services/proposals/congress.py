@@ -13,7 +13,7 @@ from app.errors import Conflict, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, departments, policy, roster
 from app.services.proposals.records import lock_session
-from app.validation import Day, Id, Moment
+from app.validation import Day, Id, Moment, line
 from models import CongressSession, CongressTerm, Role, RoleAssignment, Staff
 
 COLLECTION_DAYS_BEFORE_MEETING = 15
@@ -22,7 +22,7 @@ COLLECTION_DAYS_BEFORE_MEETING = 15
 class TermFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
         {"name": "第二届", "starts_on": "2024-03-01", "ends_on": "2029-02-28"}]})
-    name: str = Field(min_length=1, max_length=32, description="届次，如 第二届")
+    name: line(1, 32) = Field(description="届次，如 第二届")
     starts_on: Day
     ends_on: Day
 
@@ -39,7 +39,7 @@ class SessionFields(BaseModel):
          "opens_at": "2027-02-20T08:00:00+08:00", "closes_at": "2027-03-05T18:00:00+08:00"}]})
     term_id: Id
     year: int = Field(ge=2000, le=2100)
-    name: str = Field(min_length=1, max_length=64, description="如 第二届教代会第四次会议")
+    name: line(1, 64) = Field(description="如 第二届教代会第四次会议")
     meeting_on: Day
     opens_at: Moment | None = Field(default=None, description="征集开始；不填为现在")
     closes_at: Moment | None = Field(default=None, description="征集截止；不填为会议前 15 天")
@@ -56,7 +56,7 @@ class SessionFields(BaseModel):
 class SessionEditFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
         {"closes_at": "2027-03-08T18:00:00+08:00"}]})
-    name: str | None = Field(default=None, min_length=1, max_length=64)
+    name: line(1, 64) | None = None
     meeting_on: Day | None = None
     opens_at: Moment | None = None
     closes_at: Moment | None = None

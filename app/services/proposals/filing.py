@@ -16,13 +16,16 @@ from app.services.proposals import congress
 from app.services.proposals.records import (
     STATUS_LABELS, CategoryChoice, get_proposal, lock, lock_session, record_step, tell, transition,
 )
-from app.validation import Id
+from app.validation import Id, line
 from models import Proposal, ProposalStatus, Second, Staff
+
+
+Title = line(2, 100)
 
 
 class ProposalText(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    title: str = Field(min_length=2, max_length=100, description="案由")
+    title: Title = Field(description="案由")
     reasons: str = Field(min_length=1, max_length=5000, description="理由")
     measures: str = Field(min_length=1, max_length=5000, description="建议（具体措施）")
     category: CategoryChoice = Field(description="teaching 教学科研 / talent 人才队伍 / logistics 后勤保障 / "
@@ -39,7 +42,7 @@ class ProposalFields(ProposalText):
 class EditFields(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra={"examples": [
         {"measures": "由工会牵头，利用附属小学场地开设暑期托管班，按成本收费"}]})
-    title: str | None = Field(default=None, min_length=2, max_length=100)
+    title: Title | None = None
     reasons: str | None = Field(default=None, min_length=1, max_length=5000)
     measures: str | None = Field(default=None, min_length=1, max_length=5000)
     category: CategoryChoice | None = None
