@@ -126,10 +126,6 @@ def _finish_part(assignment: Assignment, status: AssignmentStatus, **values) -> 
         raise Conflict("assignment_state", "该交办已由他人办理或退办")
 
 
-def _supersede_others(assignment: Assignment) -> None:
-    _supersede_pending(assignment.proposal_id)
-
-
 def _supersede_pending(proposal_id: int) -> None:
     """What no department owes any more: the round was answered, sent back by its lead, or reassigned."""
     db.session.execute(update(Assignment).where(
@@ -151,7 +147,7 @@ def send_back(liaison: Staff, proposal_id: int, assignment_id: int, fields: Reas
     name = assignment.department.name
     if assignment.lead:
         transition(proposal, (ProposalStatus.HANDLING,), ProposalStatus.ACCEPTED, "退办")
-        _supersede_others(assignment)
+        _supersede_pending(assignment.proposal_id)
         step = record_step(proposal, "returned", liaison, f"{name}退办，提案工作委员会将重新交办。",
                            department=name, reason=fields.reason)
     else:
@@ -185,7 +181,7 @@ def answer(liaison: Staff, proposal_id: int, assignment_id: int, fields: AnswerF
     _finish_part(assignment, AssignmentStatus.DONE, text=fields.text, grade=fields.grade, done_at=clock.now(),
                  done_by_id=liaison.id)
     transition(proposal, (ProposalStatus.HANDLING,), ProposalStatus.ANSWERED, "答复", answered_at=clock.now())
-    _supersede_others(assignment)
+    _supersede_pending(assignment.proposal_id)
     record_step(proposal, "answered", liaison,
                 f"{assignment.department.name}已答复（{GRADE_LABELS[fields.grade]}）。请提案人在 "
                 f"{settings().rate_within_days} 天内评价是否满意。", department=assignment.department.name,
