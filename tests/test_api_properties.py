@@ -12,6 +12,7 @@ which tries every boundary of every field, is the test marked `api_coverage`: it
 
 from __future__ import annotations
 
+import itertools
 import os
 from datetime import timedelta
 import re
@@ -214,6 +215,7 @@ PROPOSAL_STATE = {   # the state a path's proposal is seeded in
     "/assign": "accepted", "/rating": "answered", "/comments": "answered", "/answer": "handling_lead",
     "/return": "handling_lead",
 }
+TERM_NUMBERS = itertools.count(3)
 EMPLOYEE_FOR = {"/representatives/": "R0002", "/committee/": "C0001", "/liaisons/": "L0002"}
 
 
@@ -265,6 +267,8 @@ def _proposal_seeded(case, seeds: dict) -> None:
             case.body.update(year=2099, meeting_on="2099-03-20")
         if case.method == "PATCH" and "/sessions/" in case.path and not case.body:
             case.body["name"] = "第二届教代会第四次会议"
+        if case.path.endswith("/officer/proposals/terms"):            # a term of its own, after the world's
+            case.body.update(name=f"第{next(TERM_NUMBERS)}届", starts_on="2090-03-01", ends_on="2095-02-28")
 
 
 @pytest.mark.parametrize("caller", PROPOSAL_CALLERS)
