@@ -204,8 +204,9 @@ def test_sync_followers_links_existing_followers(app, cli, wechat, fake_wechat, 
 
 
 def test_sync_asks_wechat_for_unionids_a_hundred_at_a_time(app, cli, fake_wechat, make_staff):
-    """250 followers: 120 of them bound in the mini-program (same unionid), one of those 离职, one already linked by
-    code; the rest unknown. WeChat's batch call takes 100 openids: three calls for the 249 unlinked, none one by one."""
+    """250 followers: 120 of them bound in the mini-program (same unionid), one of those 离职, one already linked,
+    one whose staff member linked another WeChat account by code; the rest unknown. WeChat's batch call takes 100
+    openids: three calls for the 249 unlinked, none one by one."""
     from app.services import roster
     from models import Staff, StaffStatus
     with app.app_context(), unit_of_work():
@@ -217,16 +218,19 @@ def test_sync_asks_wechat_for_unionids_a_hundred_at_a_time(app, cli, fake_wechat
         roster.set_status(roster.get_staff("B0007"), StaffStatus.LEFT, actor_label="test")
         db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="mp-0", unionid="u-0", following=False,
                                       staff_id=db.session.scalar(select(Staff.id).where(Staff.employee_no == "B0000"))))
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="by-code-1", following=True,
+                                      staff_id=db.session.scalar(select(Staff.id).where(Staff.employee_no == "B0001"))))
     users = [{"openid": f"mp-{n}", **({"unionid": f"u-{n}"} if n < 120 else {})} for n in range(250)]
     assert requests.post(f"{fake_wechat.url}_fake/users", json={"users": users}, timeout=10).ok
     before = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
     result = cli("mp", "sync-followers")
     assert result.returncode == 0, result.stderr
-    assert "公众号关注者 250 人：新记录 249，本次按 unionid 绑定 118，此前已绑定 1，未绑定 131" in result.stdout
+    assert "公众号关注者 250 人：新记录 249，本次按 unionid 绑定 117，此前已绑定 1，未绑定 132" in result.stdout
     calls = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
     assert calls.get("cgi-bin/user/info/batchget", 0) - before.get("cgi-bin/user/info/batchget", 0) == 3
     assert calls.get("cgi-bin/user/info", 0) == before.get("cgi-bin/user/info", 0)
     assert mp_identity(app, "mp-5").staff_id is not None and mp_identity(app, "mp-7").staff_id is None   # 离职
+    assert mp_identity(app, "mp-1").staff_id is None            # B0001 keeps the account linked by code
     assert mp_identity(app, "mp-0").following is True
     assert "新记录 0" in cli("mp", "sync-followers").stdout and "本次按 unionid 绑定 0" in cli("mp", "sync-followers").stdout
 
