@@ -35,7 +35,7 @@ from pathlib import Path
 import requests
 from sqlalchemy import delete, func, insert, select, text, update
 
-from bench import seed
+from bench import profile, seed
 from bench.harness import RESULTS_DIR, ROOT, clean_env, free_port
 from bench.report import render_rows
 
@@ -47,6 +47,7 @@ SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 TEMPLATE_SEND = "cgi-bin/message/template/send"
 SUBSCRIBE_SEND = "cgi-bin/message/subscribe/send"
 POLL_SECONDS = 0.5
+PROFILE_SECONDS = 10     # py-spy on the senders from the first claim (--profile)
 
 
 @dataclass
@@ -282,6 +283,7 @@ def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> 
         last_report = last_progress = written
         last_moved = -1
         stalled = False
+        samplers: list = []
         while time.monotonic() < deadline:
             senders.check()
             state = outbox_state(engine)
@@ -289,6 +291,7 @@ def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> 
             moved = sum(n for s, n in state.items() if s not in ("pending", "fanning_out"))
             if first_claim is None and moved:
                 first_claim = now
+                samplers = profile.start(f"senders {run}", [p.pid for p in senders.procs], PROFILE_SECONDS)
             if (first_claim is not None and not state["fanning_out"] and not state.get("pending")
                     and not state.get("sending")):
                 complete = True
@@ -306,6 +309,9 @@ def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> 
                 last_report = now
             time.sleep(POLL_SECONDS)
         end = time.monotonic()
+        printed = profile.finish(f"senders {run}", samplers)
+        if printed:
+            print(printed, flush=True)
         peak = senders.peak_rss_kib()
         cpu = [b - a for a, b in zip(cpu_before, senders.cpu())]
     finally:

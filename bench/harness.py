@@ -116,6 +116,7 @@ class Gunicorn:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
+        SERVERS[self.url] = self.proc.pid
         deadline = time.monotonic() + timeout
         while not self._answers(self.ready_path):
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -201,12 +202,23 @@ def loadgen_name(spec: LoadSpec) -> str:
     return "wrk" if shutil.which("wrk") else "python"
 
 
+SERVERS: dict[str, int] = {}          # base URL -> gunicorn master pid, for the profiler
+
+
 def run_load(base_url: str, target: Target, spec: LoadSpec) -> Figures:
+    from bench import profile
+
     probe(base_url, target)
     runner = _wrk if loadgen_name(spec) == "wrk" else _pyload
     if spec.warmup:
         runner(base_url, target, spec, spec.warmup)      # warm-up, discarded
-    return runner(base_url, target, spec, spec.duration)
+    samplers = profile.start(target.name, [SERVERS[base_url]] if base_url in SERVERS else [], spec.duration)
+    figures = runner(base_url, target, spec, spec.duration)
+    printed = profile.finish(target.name, samplers)
+    if printed:
+        print(printed, flush=True)
+        figures.detail["profile"] = printed
+    return figures
 
 
 # ---- wrk ------------------------------------------------------------------------------------------------------
