@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from flask.ctx import _AppCtxGlobals
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -18,6 +19,20 @@ class DatabaseIntConverter(IntegerConverter):
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
+
+
+class RequestGlobals(_AppCtxGlobals):
+    """Flask's `g`, where `g.staff` is the caller's staff row, read from the database only when a view asks for
+    it, and `g.member` the caller's cached card (app.services.principals), which reads like the row for every
+    check and query that only reads: most member requests need nothing more."""
+
+    @property
+    def staff(self):
+        return self.principal.staff
+
+    @property
+    def member(self):
+        return self.principal.card
 
 
 def _follow_requests(app: Flask, trust_request_id: bool) -> None:
@@ -53,6 +68,7 @@ request_log = logging.getLogger("app.requests")
 def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     cfg = config or load_config(overrides=overrides)
     app = Flask(__name__, instance_relative_config=False)
+    app.app_ctx_globals_class = RequestGlobals
     app.config["SU"] = cfg
     app.config["SECRET_KEY"] = cfg.app.secret_key
     app.config["MAX_CONTENT_LENGTH"] = cfg.app.max_request_bytes

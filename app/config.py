@@ -206,6 +206,9 @@ class NotificationsSection(Section):
     # A row left "sending" this long is taken back: a template message is resent (WeChat drops the repeat by
     # client_msg_id within 10 minutes, so this must stay well below 600), a subscribe message becomes "unknown".
     lease_seconds: int = Field(default=120, ge=5, le=480)
+    # Outcomes are written in one transaction per round, or sooner once the oldest has waited this long; a sender
+    # that dies loses at most these (their rows come back after the lease), so it stays well under the lease.
+    outcome_max_age_seconds: float = Field(default=2.0, gt=0, le=60)
     poll_seconds: float = Field(default=1.0, gt=0)
     stuck_after_seconds: int = Field(default=600, ge=60)   # /readyz says "outbox: stuck" past this
     template: ChannelLimits = ChannelLimits(daily_quota=100_000)
@@ -217,6 +220,12 @@ class NotificationsSection(Section):
     @classmethod
     def _keep_default_kinds(cls, value: dict) -> dict:
         return {**DEFAULT_NOTICE_KINDS, **value}
+
+    @model_validator(mode="after")
+    def _outcomes_well_within_the_lease(self):
+        if self.outcome_max_age_seconds * 2 > self.lease_seconds:
+            raise ValueError("outcome_max_age_seconds 不能超过 lease_seconds 的一半")
+        return self
 
 
 class VouchersSection(Section):

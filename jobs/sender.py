@@ -1,7 +1,10 @@
 """`smart-union sender`: drains the outbox. Run as many as needed; row locks keep them from sending twice.
 
 Each loop: take back rows whose lease ran out, expand one fan-out batch, claim due rows (one short transaction),
-send them with up to `notifications.in_flight` sends at once, and record each outcome in its own transaction.
+send them with up to `notifications.in_flight` sends at once, and record their outcomes together: one transaction
+at the end of the round, or sooner when the oldest outcome has waited `outcome_max_age_seconds` (a slow WeChat
+must not hold finished rows in "sending" for long). A sender that dies loses only outcomes not yet written: their
+rows come back after the lease, when WeChat still drops a repeated template message by its client_msg_id.
 """
 
 from __future__ import annotations
@@ -9,12 +12,14 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 from flask import Flask
 
 from app import logs, metrics
-from app.unit_of_work import unit_of_work
+from app.unit_of_work import retrying_deadlocks, unit_of_work
 from app.services import channels, delivery
 
 log = logging.getLogger(__name__)
@@ -49,7 +54,11 @@ class Sender:
                 expanded = delivery.expand_one_fanout_batch()
             with unit_of_work():
                 claimed, handled = delivery.claim_due(self.settings.claim_batch)
-        list(self.pool.map(self._send_one, claimed))
+        outcomes = Outcomes(self.app, self.settings.outcome_max_age_seconds)
+        try:
+            list(self.pool.map(lambda c: self._send_one(c, outcomes), claimed))
+        finally:
+            outcomes.write()
         return expanded + handled
 
     def drain(self, max_rounds: int = 100_000) -> None:
@@ -58,7 +67,7 @@ class Sender:
             if not self.run_once():
                 return
 
-    def _send_one(self, claimed: delivery.Claimed) -> None:
+    def _send_one(self, claimed: delivery.Claimed, outcomes: Outcomes) -> None:
         with self.app.app_context(), logs.request_id_scope(claimed.request_id or "-"):
             try:
                 outcome = channels.send(claimed.channel, claimed.id, claimed.openid, claimed.message)
@@ -66,14 +75,46 @@ class Sender:
                 log.exception("sending notification %s failed unexpectedly", claimed.id)
                 metrics.SENDS.labels(claimed.channel.value, "error").inc()
                 return
-            with unit_of_work():
-                delivery.record_outcome(claimed, outcome)
-            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
-            log.info("notification %s by %s: %s%s", claimed.id, claimed.channel.value, outcome.kind,
-                     f" ({outcome.reason})" if outcome.reason else "")
+            outcomes.add(claimed, outcome)
 
     def stop(self, *_args) -> None:
         self.stopping.set()
+
+
+class Outcomes:
+    """The outcomes of one round's sends, written together (see the module's docstring)."""
+
+    def __init__(self, app: Flask, max_age_seconds: float, monotonic: Callable[[], float] = time.monotonic):
+        self.app, self.max_age, self.monotonic = app, max_age_seconds, monotonic
+        self.lock = threading.Lock()
+        self.waiting: list[tuple[delivery.Claimed, channels.Outcome]] = []
+        self.oldest: float | None = None
+
+    def add(self, claimed: delivery.Claimed, outcome: channels.Outcome) -> None:
+        with self.lock:
+            self.waiting.append((claimed, outcome))
+            self.oldest = self.oldest if self.oldest is not None else self.monotonic()
+            due = self.monotonic() - self.oldest >= self.max_age
+        if due:
+            self.write()
+
+    def write(self) -> None:
+        with self.lock:
+            batch, self.waiting, self.oldest = self.waiting, [], None
+        if not batch:
+            return
+        with self.app.app_context():
+            retrying_deadlocks(lambda: self._record(batch))
+        for claimed, outcome in batch:
+            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
+            with logs.request_id_scope(claimed.request_id or "-"):
+                log.info("notification %s by %s: %s%s", claimed.id, claimed.channel.value, outcome.kind,
+                         f" ({outcome.reason})" if outcome.reason else "")
+
+    @staticmethod
+    def _record(batch: list[tuple[delivery.Claimed, channels.Outcome]]) -> None:
+        with unit_of_work():
+            delivery.record_outcomes(batch)
 
 
 def run_sender_process(app: Flask) -> None:

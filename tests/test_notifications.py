@@ -414,3 +414,61 @@ def test_a_template_that_may_have_arrived_is_not_resent_after_wechats_dedup_wind
     row = row_of(app, staff)
     assert row.status is DeliveryStatus.UNKNOWN         # a resend now could reach the person twice
     assert sent(fake_wechat) == []
+
+
+def _claimed_for(app, wechat_user, make_staff, people: int):
+    from app.services import delivery
+
+    staff = [make_staff() for _ in range(people)]
+    for staff_id in staff:
+        wechat_user(staff_id, follows=True)
+    notify(app, "service", staff)
+    with app.app_context(), unit_of_work():
+        claimed, _ = delivery.claim_due(10)
+    return staff, claimed
+
+
+def test_a_rounds_outcomes_are_written_together_once_the_oldest_has_waited_its_bound(app, make_staff, wechat_user):
+    """Outcomes wait for the end of the round, but never longer than outcome_max_age_seconds: a slow WeChat must not
+    keep finished rows in "sending" until the lease brings them back."""
+    from app.services.channels import Outcome
+    from jobs.sender import Outcomes
+
+    staff, claimed = _claimed_for(app, wechat_user, make_staff, 3)
+    now = [100.0]
+    outcomes = Outcomes(app, max_age_seconds=2.0, monotonic=lambda: now[0])
+    outcomes.add(claimed[0], Outcome("sent"))
+    now[0] = 101.5
+    outcomes.add(claimed[1], Outcome("retry", "微信响应超时"))
+    assert {row_of(app, s).status for s in staff} == {DeliveryStatus.SENDING}
+    now[0] = 102.0                                   # the first outcome has waited 2 s: the batch goes now
+    outcomes.add(claimed[2], Outcome("sent"))
+    statuses = {s: row_of(app, s).status for s in staff}
+    assert statuses == {staff[0]: DeliveryStatus.SENT, staff[1]: DeliveryStatus.PENDING,
+                        staff[2]: DeliveryStatus.SENT}
+    outcomes.write()                                 # the round's end finds nothing left to write
+
+
+def test_an_outcome_arriving_after_its_lease_leaves_the_taken_back_row_alone(app, make_staff, wechat_user):
+    from app.services import delivery
+    from app.services.channels import Outcome
+    from jobs.sender import Outcomes
+
+    staff, claimed = _claimed_for(app, wechat_user, make_staff, 2)
+    with time_machine.travel(datetime.now(timezone.utc) + timedelta(minutes=3)):
+        with app.app_context(), unit_of_work():
+            delivery.reap_expired_leases()
+    outcomes = Outcomes(app, max_age_seconds=2.0)
+    for item in claimed:
+        outcomes.add(item, Outcome("sent"))
+    outcomes.write()
+    assert {row_of(app, s).status for s in staff} == {DeliveryStatus.PENDING}   # queued again, not marked sent
+
+
+def test_outcomes_may_not_wait_a_large_part_of_the_lease(settings):
+    from app.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(environ={}, overrides={**settings, "notifications.lease_seconds": 10,
+                                           "notifications.outcome_max_age_seconds": 6})
+    assert "outcome_max_age_seconds" in str(refused.value)

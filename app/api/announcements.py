@@ -130,7 +130,7 @@ def detail_out(announcement: Announcement) -> AnnouncementDetail:
 @bp.get("/announcements")
 @endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
 def list_mine(query: PageQuery):
-    rows, total, exact = announcements.list_for_staff(g.staff, query.page, query.page_size)
+    rows, total, exact = announcements.list_for_staff(g.member, query.page, query.page_size)
     items = [AnnouncementSummary.model_validate(Merged(a, read=read)) for a, read in rows]
     return AnnouncementList(items=items, total=total, total_exact=exact, page=query.page)
 
@@ -138,15 +138,15 @@ def list_mine(query: PageQuery):
 @bp.get("/announcements/<int:announcement_id>")
 @endpoint("公告详情（记为已读）", response=AnnouncementDetail, tags=("announcements",))
 def show(announcement_id: int):
-    announcement = announcements.get_for_staff(g.staff, announcement_id)
-    announcements.record_read(g.staff, announcement)
+    announcement = announcements.get_for_staff(g.member, announcement_id)
+    announcements.record_read(g.member, announcement)
     return detail_out(announcement)
 
 
 @bp.get("/announcements/<int:announcement_id>/attachments/<int:attachment_id>")
 @endpoint("下载公告附件", tags=("announcements",))
 def download(announcement_id: int, attachment_id: int):
-    announcement = announcements.get_for_staff(g.staff, announcement_id)
+    announcement = announcements.get_for_staff(g.member, announcement_id)
     return _send(announcement, attachment_id)
 
 

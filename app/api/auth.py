@@ -9,6 +9,7 @@ from pydantic import AliasPath, BaseModel, ConfigDict, Field, model_validator
 
 from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, endpoint
 from app.services import auth, policy, roster
+from app.services.principals import StaffCard
 from models import BirthdayCalendar, Staff
 
 bp = Blueprint("auth", __name__)
@@ -63,7 +64,7 @@ def mask_phone(phone: str | None) -> str | None:
     return f"{phone[:3]}****{phone[-4:]}" if phone and len(phone) >= 7 else phone
 
 
-def me_out(staff: Staff) -> MeOut:
+def me_out(staff: Staff | StaffCard) -> MeOut:
     return MeOut.model_validate(Merged(
         staff, gender=roster.GENDER_LABELS.get(staff.gender), status=roster.STATUS_LABELS[staff.status],
         phone=mask_phone(staff.phone), roles=sorted({r.role.value for r in staff.roles}),
@@ -90,7 +91,7 @@ def bind(body: BindIn):
 @bp.get("/me")
 @endpoint("我的资料", response=MeOut, tags=("me",))
 def get_me():
-    return me_out(g.staff)
+    return me_out(g.member)
 
 
 @bp.patch("/me")

@@ -88,18 +88,17 @@ def _authenticate(level: AuthLevel) -> None:
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise Unauthorized("login_required", "请先登录")
     principal = auth.authenticate(header[7:].strip())
-    g.principal = principal
-    g.staff = principal.staff
+    g.principal = principal          # g.staff reads the row when first asked for (app.RequestGlobals)
     g.cashier = principal.cashier
     if level is AuthLevel.WECHAT:
         return
     policy.ensure_caller_kind(principal, cashier_route=level is AuthLevel.CASHIER)
     if level is AuthLevel.CASHIER:
         return
-    if principal.staff is None:
+    if principal.card is None:
         raise Unauthorized("not_bound", "请先绑定教职工身份")
     if level is AuthLevel.OFFICER:
-        policy.ensure_officer(principal.staff)
+        policy.ensure_officer(principal.card)
 
 
 def body_is_optional(model: type[BaseModel]) -> bool:

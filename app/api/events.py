@@ -106,33 +106,33 @@ def card_out(card: cards.EventCard, model: type[EventCardOut] = EventCardOut) ->
 @endpoint("可报名的活动（面向我的、尚未结束的活动，含我的报名状态与剩余名额）", response=EventCardList,
           tags=("events",))
 def list_events():
-    return EventCardList(items=[card_out(c) for c in cards.events_for(g.staff)])
+    return EventCardList(items=[card_out(c) for c in cards.events_for(g.member)])
 
 
 @bp.get("/events/mine")
 @endpoint("我的报名（含已取消的）", response=EventCardList, tags=("events",))
 def my_events():
-    return EventCardList(items=[card_out(c) for c in cards.my_signups(g.staff)])
+    return EventCardList(items=[card_out(c) for c in cards.my_signups(g.member)])
 
 
 @bp.get("/events/<int:event_id>")
 @endpoint("活动详情", response=EventDetailOut, tags=("events",))
 def event_detail(event_id: int):
-    return card_out(cards.event_for(g.staff, event_id), EventDetailOut)
+    return card_out(cards.event_for(g.member, event_id), EventDetailOut)
 
 
 @bp.post("/events/<int:event_id>/signup")
 @endpoint("报名（重复提交仍是同一个报名；名额满时进入候补）", body=SignupIn, response=MySignupOut,
           tags=("events",))
 def sign_up(event_id: int, body: SignupIn):
-    placed = seats.sign_up(event_id, g.staff, body.answers)
+    placed = seats.sign_up(event_id, g.member, body.answers)
     return my_signup_out(placed.signup, placed.position)
 
 
 @bp.post("/events/<int:event_id>/cancel")
 @endpoint("取消报名（取消截止时间前）；空出的名额立即由第一位候补递补", response=MySignupOut, tags=("events",))
 def cancel(event_id: int):
-    return my_signup_out(seats.cancel_signup(event_id, g.staff), None)
+    return my_signup_out(seats.cancel_signup(event_id, g.member), None)
 
 
 # --- officers ----------------------------------------------------------------------------------------------------

@@ -8,18 +8,20 @@ once; 离职 staff are refused whatever their token says.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
 from app.errors import Conflict, Refusal, Unauthorized, WeChatUnavailable
 from app.extensions import db
-from app.services import rate_limits, roster
+from app.services import principals, rate_limits, roster
+from app.services.principals import StaffCard
 from app.wechat import mini_client
 from models import Cashier, Staff, StaffStatus, WeChatApp, WeChatIdentity
 
@@ -31,12 +33,19 @@ BIND_MISMATCH = ("bind_mismatch", "工号、姓名与手机号（或绑定码）
 
 @dataclass
 class Principal:
-    """Who is calling: always a WeChat identity; `staff` once bound as a member, or `cashier` once bound to a
-    merchant (never both)."""
+    """Who is calling: always a WeChat identity; `card` once bound as a member (app.services.principals, no query),
+    or `cashier` once bound to a merchant (never both). `staff` is the member's row, read on first use."""
 
     identity_id: int
-    staff: Staff | None
+    card: StaffCard | None
     cashier: Cashier | None = None
+    _staff: Staff | None = field(default=None, repr=False)
+
+    @property
+    def staff(self) -> Staff | None:
+        if self.card is not None and self._staff is None:
+            self._staff = db.session.get(Staff, self.card.id, options=[joinedload(Staff.roles)])   # one query
+        return self._staff
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -63,15 +72,15 @@ def authenticate(token: str) -> Principal:
     except BadSignature:
         raise Unauthorized("invalid_token", "登录凭证无效，请重新登录") from None
     if "c" in payload:
-        return Principal(identity_id=payload["i"], staff=None, cashier=_cashier_of(payload))
+        return Principal(identity_id=payload["i"], card=None, cashier=_cashier_of(payload))
     if "s" not in payload:
-        return Principal(identity_id=payload["i"], staff=None)
-    staff = roster.load_staff_for_auth(payload["s"])
-    if staff is None or staff.auth_version != payload["v"]:
+        return Principal(identity_id=payload["i"], card=None)
+    card = principals.staff_card(payload["s"])
+    if card is None or card.auth_version != payload["v"]:
         raise Unauthorized("token_revoked", "您的登录状态已变更，请重新登录")
-    if staff.status is StaffStatus.LEFT or staff.died_on is not None:
+    if card.status is StaffStatus.LEFT or card.died_on is not None:
         raise Unauthorized("staff_left", "您已不在会员名册中，无法继续使用")
-    return Principal(identity_id=payload["i"], staff=staff)
+    return Principal(identity_id=payload["i"], card=card)
 
 
 def _cashier_of(payload: dict) -> Cashier:

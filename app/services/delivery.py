@@ -127,16 +127,26 @@ def _finish(row: Notification, status: DeliveryStatus, reason: str | None = None
 
 # --- outcomes ------------------------------------------------------------------------------------------------
 
-def record_outcome(claimed: Claimed, outcome: channels.Outcome) -> None:
-    """Applies one send's result, unless the lease already ran out and the row was taken back."""
-    row = db.session.scalar(select(Notification).where(
-        Notification.id == claimed.id, Notification.status == DeliveryStatus.SENDING,
-        Notification.channel == claimed.channel)
-        .options(lazyload(Notification.notice))   # lock the row only, not its notice (shared by the fan-out)
-        .with_for_update())
-    if row is None:
+def record_outcomes(results: list[tuple[Claimed, channels.Outcome]]) -> int:
+    """Applies a batch of sends' results in one transaction (rows locked in id order, so two senders never
+    deadlock); a row whose lease ran out meanwhile was taken back and is left alone. Returns the rows updated."""
+    by_id = {claimed.id: (claimed, outcome) for claimed, outcome in results}
+    rows = db.session.scalars(select(Notification).where(
+        Notification.id.in_(by_id), Notification.status == DeliveryStatus.SENDING)
+        .options(lazyload(Notification.notice))   # lock the rows only, not their notice (shared by the fan-out)
+        .order_by(Notification.id).with_for_update()).all()
+    applied = 0
+    for row in rows:
+        claimed, outcome = by_id.pop(row.id)
+        if row.channel is claimed.channel:
+            _apply_outcome(row, claimed, outcome)
+            applied += 1
+    for claimed, outcome in by_id.values():
         log.warning("notification %s finished after its lease; outcome %s dropped", claimed.id, outcome.kind)
-        return
+    return applied
+
+
+def _apply_outcome(row: Notification, claimed: Claimed, outcome: channels.Outcome) -> None:
     settings = _settings()
     if outcome.kind == "sent":
         _finish(row, DeliveryStatus.SENT)

@@ -70,12 +70,12 @@ def caller_of(principal: Principal | None) -> Caller:
         return Caller.ANONYMOUS
     if principal.cashier is not None:
         return Caller.CASHIER
-    if principal.staff is None:
+    if principal.card is None:
         return Caller.WECHAT
-    top = max((r.role for r in principal.staff.roles if r.role in RANKS), key=RANKS.get, default=None)
+    top = max((r.role for r in principal.card.roles if r.role in RANKS), key=RANKS.get, default=None)
     if top is not None:
         return CALLER_OF_ROLE[top]
-    held = {r.role for r in principal.staff.roles}
+    held = {r.role for r in principal.card.roles}
     return next((caller for role, caller in PROPOSAL_CALLERS.items() if role in held), Caller.STAFF)
 
 

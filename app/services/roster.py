@@ -11,7 +11,6 @@ from typing import Annotated
 from flask import current_app
 from pydantic import AfterValidator, BeforeValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
-from sqlalchemy.orm import joinedload
 
 from app import clock
 from app.errors import Refusal, Conflict, NotFound
@@ -112,10 +111,6 @@ def get_staff(employee_no: str) -> Staff:
     if staff is None:
         raise NotFound("找不到该工号的教职工", code="staff_not_found")
     return staff
-
-
-def load_staff_for_auth(staff_id: int) -> Staff | None:
-    return db.session.scalars(select(Staff).where(Staff.id == staff_id).options(joinedload(Staff.roles))).unique().first()
 
 
 def ensure_sub_union(name: str) -> tuple[SubUnion, bool]:

@@ -1,0 +1,240 @@
+"""The signed-in staff member, cached in Redis: what every request needs to know about its caller, without a query.
+
+A `StaffCard` holds the staff row's columns, the sub-union's name and the roles, read once and kept under
+`principal:<staff id>`. A request whose token names that staff member reads the card (one round trip to Redis)
+and checks the token's `auth_version` against it, so a revoked token is refused exactly as before.
+
+Keeping it right is the unit of work's business, not each service's: any write to a staff row, a role or a
+sub-union — ORM or Core — marks the cards it touches, and
+
+- **at the flush**, before the commit, each touched card is dropped and its key marked *pending*: while a change is
+  on its way to the database nobody may store a card for that person (a reader of the old row cannot put it back);
+- **after the commit** (or the rollback), the mark becomes a fresh generation and caching resumes. A card is stored
+  only if the generation it saw before reading the database is still the one in Redis (a Lua compare-and-set).
+
+So a request that starts after the commit either finds no card (and reads the committed row) or a card stored
+from a read that began after the change was marked. A write that touches staff in bulk (a Core UPDATE, a
+sub-union renamed) marks every card at once through a single `epoch` key. A pending mark expires after
+`PENDING_SECONDS`, so a process that died between flush and commit stops caching only for a while; a card expires
+after `CARD_SECONDS` whatever happens. When Redis cannot be reached, authentication reads the database as before,
+and a write fails (its unit of work rolls back) rather than leave a card that no longer holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import secrets
+from dataclasses import dataclass
+from datetime import date
+from typing import Iterable
+
+from flask import has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy import event, select
+from sqlalchemy.orm import ORMExecuteState, Session, joinedload
+
+from app.extensions import db, get_redis, redis_key
+from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
+
+log = logging.getLogger(__name__)
+
+CARD_SECONDS = 3600
+PENDING_SECONDS = 900           # longer than any unit of work that writes staff (a 100,000-row import included)
+PENDING = b"pending"
+CARDED_TABLES = frozenset({Staff.__tablename__, RoleAssignment.__tablename__, SubUnion.__tablename__})
+CHANGED = "principals.changed"   # session.info: staff ids whose cards this unit of work has marked; ALL = everyone
+ALL = "*"
+
+
+@dataclass(frozen=True)
+class RoleCard:
+    role: Role
+    sub_union_id: int | None
+    term_id: int | None
+    department_id: int | None
+
+
+@dataclass(frozen=True)
+class SubUnionName:
+    name: str
+
+
+@dataclass(frozen=True)
+class StaffCard:
+    """A staff member as policy and the profile read them (the same attribute names as `Staff`), detached from any
+    session. Services that write, or need a relationship, load the row (`g.staff`)."""
+
+    id: int
+    employee_no: str
+    name: str
+    gender: Gender | None
+    birthday: date | None
+    birthday_calendar: BirthdayCalendar
+    department: str
+    department_id: int | None
+    sub_union_id: int | None
+    sub_union: SubUnionName | None
+    phone: str | None
+    status: StaffStatus
+    member_since: date | None
+    died_on: date | None
+    auth_version: int
+    roles: tuple[RoleCard, ...]
+    epoch: bytes = b""
+
+
+def card_of(staff: Staff, epoch: bytes = b"") -> StaffCard:
+    return StaffCard(
+        id=staff.id, employee_no=staff.employee_no, name=staff.name, gender=staff.gender, birthday=staff.birthday,
+        birthday_calendar=staff.birthday_calendar, department=staff.department, department_id=staff.department_id,
+        sub_union_id=staff.sub_union_id, sub_union=SubUnionName(staff.sub_union.name) if staff.sub_union else None,
+        phone=staff.phone, status=staff.status, member_since=staff.member_since, died_on=staff.died_on,
+        auth_version=staff.auth_version,
+        roles=tuple(RoleCard(r.role, r.sub_union_id, r.term_id, r.department_id) for r in staff.roles),
+        epoch=epoch)
+
+
+def staff_card(staff_id: int) -> StaffCard | None:
+    """The card of that staff member: from Redis when one is there and current, else from the database (and then
+    stored for the next request, unless a change came in between). None when there is no such staff member."""
+    try:
+        card, seen = _cached(staff_id)
+    except RedisError as exc:
+        log.warning("principal cache unavailable (%s); reading the staff row", type(exc).__name__)
+        return _load(staff_id, b"")
+    if card is not None:
+        return card
+    card = _load(staff_id, seen[1])
+    if card is not None:
+        _store(card, seen)
+    return card
+
+
+def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hmget(_key(staff_id), "card", "gen")
+    pipe.get(_epoch_key())
+    (raw, gen), epoch = pipe.execute()
+    seen = (gen or b"", epoch or b"")
+    if raw is not None:
+        card = pickle.loads(raw)
+        if card.epoch == seen[1]:
+            return card, seen
+    return None, seen
+
+
+def _load(staff_id: int, epoch: bytes) -> StaffCard | None:
+    staff = db.session.scalars(select(Staff).where(Staff.id == staff_id)
+                               .options(joinedload(Staff.roles))).unique().first()
+    return card_of(staff, epoch) if staff is not None else None
+
+
+_STORE = """
+local gen = redis.call('HGET', KEYS[1], 'gen') or ''
+local epoch = redis.call('GET', KEYS[2]) or ''
+if gen ~= ARGV[1] or epoch ~= ARGV[2] or string.sub(gen, 1, 7) == 'pending' or redis.call('EXISTS', KEYS[3]) == 1
+then return 0 end
+redis.call('HSET', KEYS[1], 'card', ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+def _store(card: StaffCard, seen: tuple[bytes, bytes]) -> None:
+    """Stores the card only if no change was marked since `seen` was read (else the card may hold the old row)."""
+    try:
+        get_redis().eval(_STORE, 3, _key(card.id), _epoch_key(), _epoch_key(PENDING.decode()), seen[0], seen[1],
+                         pickle.dumps(card, protocol=pickle.HIGHEST_PROTOCOL), CARD_SECONDS)
+    except RedisError as exc:
+        log.warning("principal cache unavailable (%s); card not stored", type(exc).__name__)
+
+
+# --- marking changes (called by the unit of work's session events, app.unit_of_work) ---------------------------
+
+def mark_pending(staff_ids: Iterable[int] | str) -> None:
+    """Before the commit: drop the cards and forbid storing them until `release`. Raises when Redis fails, so the
+    change is rolled back instead of committed behind a card that would outlive it."""
+    _set_generation(staff_ids, PENDING + b":" + secrets.token_hex(8).encode(), PENDING_SECONDS)
+
+
+def release(staff_ids: Iterable[int] | str) -> None:
+    """After the commit or rollback: a new generation, so cards read from now on may be stored again. A failure
+    is only logged: the pending mark then expires by itself, and until then the staff row is read."""
+    try:
+        _set_generation(staff_ids, secrets.token_hex(8).encode(), CARD_SECONDS)
+    except RedisError as exc:
+        log.warning("principal cache: could not release marks (%s); they expire in %ss", type(exc).__name__,
+                    PENDING_SECONDS)
+
+
+def _set_generation(staff_ids: Iterable[int] | str, generation: bytes, seconds: int) -> None:
+    """Every mark is a new random value, never an earlier one: a card stored before a mark can never match again.
+    The epoch itself never expires (an expiry would bring back the value old cards carry); its pending flag does."""
+    pipe = get_redis().pipeline(transaction=True)
+    if staff_ids == ALL:
+        pipe.set(_epoch_key(), secrets.token_hex(8))
+        if generation.startswith(PENDING):
+            pipe.set(_epoch_key(PENDING.decode()), 1, ex=seconds)
+        else:
+            pipe.delete(_epoch_key(PENDING.decode()))
+    else:
+        for staff_id in staff_ids:
+            key = _key(staff_id)
+            pipe.hset(key, "gen", generation)
+            pipe.hdel(key, "card")
+            pipe.expire(key, seconds)
+    pipe.execute()
+
+
+def _key(staff_id: int) -> str:
+    return redis_key("principal", staff_id)
+
+
+def _epoch_key(*suffix: str) -> str:
+    return redis_key("principal", "epoch", *suffix)
+
+
+# --- the unit of work's session events -------------------------------------------------------------------------
+
+@event.listens_for(Session, "after_flush")
+def _mark_flushed(session: Session, _context) -> None:
+    touched: set[int] = set()
+    everyone = False
+    for obj in (*session.new, *session.dirty, *session.deleted):    # as flushed: history is still there
+        if isinstance(obj, Staff) and obj not in session.new and session.is_modified(obj, include_collections=False):
+            touched.add(obj.id)
+        elif isinstance(obj, RoleAssignment):
+            touched.add(obj.staff_id)
+        elif isinstance(obj, SubUnion) and obj not in session.new:
+            everyone = True                      # a renamed sub-union: every member's card shows the name
+    _mark(session, ALL if everyone else touched)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _mark_bulk_write(state: ORMExecuteState) -> None:
+    """A Core INSERT, UPDATE or DELETE of staff, roles or sub-unions may touch anyone: every card is marked."""
+    if state.is_select or not has_app_context():
+        return
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None) in CARDED_TABLES and not (state.is_insert and table.name != "role_assignments"):
+        _mark(state.session, ALL)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _release_marks(session: Session, transaction) -> None:
+    if transaction.parent is None and CHANGED in session.info and has_app_context():
+        changed = session.info.pop(CHANGED)
+        release(ALL if ALL in changed else changed)
+
+
+def _mark(session: Session, staff_ids: set[int] | str) -> None:
+    if not staff_ids or not has_app_context():
+        return
+    marked = session.info.setdefault(CHANGED, set())
+    if ALL in marked:
+        return
+    new = {ALL} if staff_ids == ALL else set(staff_ids) - marked
+    if new:
+        mark_pending(ALL if ALL in new else new)
+        marked.update(new)
