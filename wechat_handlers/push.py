@@ -4,8 +4,8 @@
 - WeChat retries a push it got no answer to within 5 s (3 tries in all). Each push is claimed in Redis by MsgId
   (events: FromUserName + CreateTime + Event), so only one delivery runs the handler; a duplicate that arrives
   meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply. The
-  push's signed (timestamp, nonce) is bound to that identity (app.wechat.mp_push.bind_nonce): another body under
-  the same signature is refused. Replies are kept for longer than any timestamp the endpoint accepts.
+  push's signed (timestamp, nonce) is bound to that identity in the same round trip to Redis as the claim
+  (app.wechat.mp_push.bind_nonce_and_claim): another body under the same signature is refused. Replies are kept for longer than any timestamp the endpoint accepts.
 - With Redis down nothing can be de-duplicated: the push is answered "success" without acting (WeChat's retries
   would otherwise run it several times).
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
@@ -57,8 +57,8 @@ def handle_push(push: mp_push.OpenedPush) -> str:
         return SUCCESS
     key = _dedup_key(message)
     try:
-        mp_push.bind_nonce(_settings(), push, key)
-        return _once(key, lambda: _answer(message))
+        first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS)
+        return _once(key, first, lambda: _answer(message))
     except RedisError:
         log.error("Redis unavailable: push answered success without acting")
         return SUCCESS
@@ -124,20 +124,21 @@ def _dedup_key(message: BaseMessage) -> str:
     return redis_key("mp-push", hashlib.sha1(identity.encode("utf-8")).hexdigest())
 
 
-def _once(key: str, produce: Callable[[], str]) -> str:
-    """Runs `produce` for the first delivery of a push; duplicates get its stored reply (bounded wait)."""
+def _once(key: str, stored: bytes | None, produce: Callable[[], str]) -> str:
+    """Runs `produce` for the first delivery of a push (`stored` is CLAIMED); duplicates get its stored reply,
+    waiting a bounded time while the first one is still at work (its claim still pending)."""
     r = get_redis()
     deadline = time.monotonic() + DUPLICATE_WAIT_SECONDS
     while True:
-        if r.set(key, PENDING, nx=True, ex=CLAIM_SECONDS):
+        if stored == mp_push.CLAIMED:
             return _produce_claimed(key, produce)
-        stored = r.get(key)
         if stored is not None and stored.startswith(DONE):
             return stored[len(DONE):].decode("utf-8")
         if time.monotonic() >= deadline:
             log.warning("duplicate push still being handled after %.0f s; answered success", DUPLICATE_WAIT_SECONDS)
             return SUCCESS
         time.sleep(POLL_SECONDS)
+        stored = mp_push.CLAIMED if r.set(key, PENDING, nx=True, ex=CLAIM_SECONDS) else r.get(key)
 
 
 def _produce_claimed(key: str, produce: Callable[[], str]) -> str:

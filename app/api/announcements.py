@@ -131,7 +131,7 @@ def detail_out(announcement: Announcement) -> AnnouncementDetail:
 @endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
 def list_mine(query: PageQuery):
     rows, total, exact = announcements.list_for_staff(g.member, query.page, query.page_size)
-    items = [AnnouncementSummary.model_validate(Merged(a, read=read)) for a, read in rows]
+    items = [AnnouncementSummary.model_validate(row) for row in rows]
     return AnnouncementList(items=items, total=total, total_exact=exact, page=query.page)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import Row, exists, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import defer, selectinload
+from sqlalchemy.orm import selectinload
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
@@ -157,20 +157,23 @@ def _hold(announcement: Announcement, code: str, message: str) -> None:
 COUNTED_UP_TO = 1000     # the list's total counts this far and no further: its cost stays bounded at 100,000 staff
 
 
-def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[tuple[Announcement, bool]], int, bool]:
-    """Published announcements whose audience includes me: pinned first, newest first, with my read flag; and how
-    many there are, counted up to COUNTED_UP_TO (the flag says whether the count is exact). Two queries whatever
-    the page size, neither of which reads more than the page or the capped count."""
+LISTED = (Announcement.id, Announcement.title, Announcement.category, Announcement.pinned, Announcement.published_at)
+
+
+def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Row], int, bool]:
+    """Published announcements whose audience includes me: pinned first, newest first, as rows of the listed
+    columns and my `read` flag; and how many there are, counted up to COUNTED_UP_TO (the flag says whether the
+    count is exact). Two Core queries whatever the page size, neither of which reads more than the page or the
+    capped count."""
     where = (policy.announcement_visible_condition(staff),)
     read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
                           AnnouncementRead.staff_id == staff.id)
-    stmt = (select(Announcement, read.label("read")).where(*where)
-            .options(defer(Announcement.body), defer(Announcement.audience))   # the list shows neither
+    stmt = (select(*LISTED, read.label("read")).where(*where)
             .order_by(Announcement.pinned.desc(), Announcement.published_at.desc(), Announcement.id.desc())
             .limit(page_size).offset((page - 1) * page_size))
     counted = db.session.scalar(select(func.count()).select_from(
         select(Announcement.id).where(*where).limit(COUNTED_UP_TO + 1).subquery()))
-    rows = [(row.Announcement, row.read) for row in db.session.execute(stmt)]
+    rows = db.session.execute(stmt).all()
     return rows, min(counted, COUNTED_UP_TO), counted <= COUNTED_UP_TO
 
 
@@ -195,8 +198,8 @@ def record_read(staff: Staff, announcement: Announcement) -> None:
     notifications.mark_read_by_occasion(staff, occasion_of(announcement))
 
 
-def latest_for_staff(staff: Staff, limit: int = 5) -> list[Announcement]:
-    return [a for a, _read in list_for_staff(staff, 1, limit)[0]]
+def latest_for_staff(staff: Staff, limit: int = 5) -> list[Row]:
+    return list_for_staff(staff, 1, limit)[0]
 
 
 # --- officers: statistics ------------------------------------------------------------------------------------

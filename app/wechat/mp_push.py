@@ -5,7 +5,7 @@ WeChat signs a plaintext push with `signature` = sha1(sorted token, timestamp, n
 signed query string copied from a log would let anyone post as anyone. Hence:
 - a timestamp further than `timestamp_tolerance_seconds` from our clock is refused;
 - a (timestamp, nonce) is bound to the first push that used it: WeChat's retry of the same push (same MsgId or event
-  key) passes and gets the stored reply, any other body is refused (`bind_nonce`);
+  key) passes and gets the stored reply, any other body is refused (`bind_nonce_and_claim`);
 - handled pushes and bound nonces are remembered for twice the tolerance, so a captured push never runs again;
 - in compatible and safe mode only an encrypted push (`encrypt_type=aes`) with a valid `msg_signature`, which also
   covers the <Encrypt> payload, is read, and only its decrypted XML; the reply is encrypted and signed the same way.
@@ -84,16 +84,32 @@ def open_push(cfg: OfficialAccountSection, args: Mapping[str, str], body: bytes)
     return OpenedPush(xml, True, timestamp, nonce)
 
 
-def bind_nonce(cfg: OfficialAccountSection, push: OpenedPush, push_identity: str) -> None:
-    """Binds the push's (timestamp, nonce) to the push it signed; a different push reusing them is refused."""
-    key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
-    r = get_redis()
-    if r.set(key, push_identity, nx=True, ex=remember_seconds(cfg)):
-        return
-    bound = r.get(key)
-    if bound is not None and bound.decode("utf-8") != push_identity:
+CLAIMED = b"claimed"
+
+# One round trip for the two checks every push needs: KEYS[1] the signed (timestamp, nonce), bound to the push's
+# identity ARGV[1] (another push under them is refused); KEYS[2] the push's claim, taken as ARGV[2] when free.
+_BIND_AND_CLAIM = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[3]) then
+  local bound = redis.call('GET', KEYS[1])
+  if bound and bound ~= ARGV[1] then return {'replayed', false} end
+end
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[4]) then return {'claimed', false} end
+return {'held', redis.call('GET', KEYS[2])}
+"""
+
+
+def bind_nonce_and_claim(cfg: OfficialAccountSection, push: OpenedPush, push_key: str, pending: bytes,
+                         claim_seconds: int) -> bytes | None:
+    """Binds the push's (timestamp, nonce) to the push it signed — a different push reusing them is refused
+    (PushRefused) — and claims the push under `push_key`. Returns CLAIMED when this delivery is the first, else
+    what the first one stored there (None when that just expired)."""
+    nonce_key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
+    outcome, stored = get_redis().eval(_BIND_AND_CLAIM, 2, nonce_key, push_key, push_key, pending,
+                                       remember_seconds(cfg), claim_seconds)
+    if outcome == b"replayed":
         log.warning("a signed (timestamp, nonce) was reused for another push; refused")
         raise PushRefused(*REPLAYED)
+    return CLAIMED if outcome == b"claimed" else stored
 
 
 def remember_seconds(cfg: OfficialAccountSection) -> int:
