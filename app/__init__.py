@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from flask.ctx import _AppCtxGlobals
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
@@ -33,6 +34,16 @@ class RequestGlobals(_AppCtxGlobals):
     @property
     def member(self):
         return self.principal.card
+
+
+class NoCookieSessions(SessionInterface):
+    """The API signs its own bearer tokens and keeps no cookie session: none is opened or saved per request."""
+
+    def open_session(self, app, request):
+        return self.make_null_session(app)
+
+    def save_session(self, app, session, response) -> None:
+        return None
 
 
 def _follow_requests(app: Flask, trust_request_id: bool) -> None:
@@ -69,6 +80,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     cfg = config or load_config(overrides=overrides)
     app = Flask(__name__, instance_relative_config=False)
     app.app_ctx_globals_class = RequestGlobals
+    app.session_interface = NoCookieSessions()
     app.config["SU"] = cfg
     app.config["SECRET_KEY"] = cfg.app.secret_key
     app.config["MAX_CONTENT_LENGTH"] = cfg.app.max_request_bytes

@@ -49,7 +49,12 @@ class Principal:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SU"].app.secret_key, salt="smart-union.token")
+    """One per app: building it derives its signer's settings, which every request would pay again."""
+    found = current_app.extensions.get("auth.serializer")
+    if found is None:
+        found = current_app.extensions["auth.serializer"] = URLSafeTimedSerializer(
+            current_app.config["SU"].app.secret_key, salt="smart-union.token")
+    return found
 
 
 def issue_token(identity: WeChatIdentity, staff: Staff | None) -> str:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Iterable
 
-from flask import has_app_context
+from flask import current_app, has_app_context
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session, joinedload
@@ -111,11 +112,14 @@ def staff_card(staff_id: int) -> StaffCard | None:
     return card
 
 
+_LOOKUP = """
+local found = redis.call('HMGET', KEYS[1], 'card', 'gen')
+return {found[1], found[2], redis.call('GET', KEYS[2])}
+"""
+
+
 def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
-    pipe = get_redis().pipeline(transaction=False)
-    pipe.hmget(_key(staff_id), "card", "gen")
-    pipe.get(_epoch_key())
-    (raw, gen), epoch = pipe.execute()
+    raw, gen, epoch = _script("lookup", _LOOKUP)(keys=[_key(staff_id), _epoch_key()])
     seen = (gen or b"", epoch or b"")
     if raw is not None:
         card = pickle.loads(raw)
@@ -144,8 +148,9 @@ return 1
 def _store(card: StaffCard, seen: tuple[bytes, bytes]) -> None:
     """Stores the card only if no change was marked since `seen` was read (else the card may hold the old row)."""
     try:
-        get_redis().eval(_STORE, 3, _key(card.id), _epoch_key(), _epoch_key(PENDING.decode()), seen[0], seen[1],
-                         pickle.dumps(card, protocol=pickle.HIGHEST_PROTOCOL), CARD_SECONDS)
+        _script("store", _STORE)(keys=[_key(card.id), _epoch_key(), _epoch_key(PENDING.decode())],
+                                 args=[seen[0], seen[1], pickle.dumps(card, protocol=pickle.HIGHEST_PROTOCOL),
+                                       CARD_SECONDS])
     except RedisError as exc:
         log.warning("principal cache unavailable (%s); card not stored", type(exc).__name__)
 
@@ -185,6 +190,14 @@ def _set_generation(staff_ids: Iterable[int] | str, generation: bytes, seconds: 
             pipe.hdel(key, "card")
             pipe.expire(key, seconds)
     pipe.execute()
+
+
+def _script(name: str, text: str) -> Script:
+    """A Lua script registered once per app (then called by its SHA: one short command a request)."""
+    scripts = current_app.extensions.setdefault("principals.scripts", {})
+    if name not in scripts:
+        scripts[name] = get_redis().register_script(text)
+    return scripts[name]
 
 
 def _key(staff_id: int) -> str:
