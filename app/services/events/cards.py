@@ -67,9 +67,8 @@ def open_events_for(staff: Staff) -> list[EventCard]:
 
 
 def event_for(staff: Staff, event_id: int) -> EventCard:
-    policy.ensure_sees_event(staff, event_id)
-    event = records.get_event(event_id)
-    card = _card(event, staff, records.find_signup(event.id, staff.id), clock.now())
+    event, signup = records.visible_event(staff, event_id)
+    card = _card(event, staff, signup, clock.now())
     if card.signup is not None:
         card.position = seats.waitlist_positions([card.signup]).get(card.signup.id)
     return card

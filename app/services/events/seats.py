@@ -23,7 +23,9 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
-from app.services.events.records import ACTIVE, clean_answers, find_signup, get_event, lock_event, lock_quotas
+from app.services.events.records import (
+    ACTIVE, clean_answers, lock_event, lock_quotas, visible_event,
+)
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
 
@@ -71,11 +73,9 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     """Signs a person up: confirmed while seats are left, else waitlisted (or refused when the waiting list is
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
-    policy.ensure_sees_event(staff, event_id)
-    event = get_event(event_id)
+    event, earlier = visible_event(staff, event_id)
     check_may_sign_up(event, staff)
     clean = clean_answers(event.questions, answers)
-    earlier = find_signup(event.id, staff.id)
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
     event = lock_event(event_id)
