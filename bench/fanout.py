@@ -20,28 +20,23 @@ those keys are deleted). Figures go to bench/results/fanout-<time>.json; sender 
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import platform
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import requests
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, select, update
 
-from bench import profile, seed
-from bench.harness import RESULTS_DIR, ROOT, clean_env, free_port
-from bench.report import render_rows
+from bench import harness, profile, report, seed
+from bench.harness import (
+    RESULTS_DIR, answers, clean_env, cpu_seconds, free_port, proc_status, spawn, stop, wait_ready,
+)
+from bench.load import LoadSpec, Target, load_once, loadgen_name
 
 DB_NAME = "smart_union_bench_fanout"
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/12"
 REDIS_PREFIX = "subenchfan:"
 SMART_UNION = str(Path(sys.executable).parent / "smart-union")
 TEMPLATE_SEND = "cgi-bin/message/template/send"
@@ -66,49 +61,6 @@ class Row:
 
 # --- setup -----------------------------------------------------------------------------------------------------
 
-def overrides(fake_url: str, database: str) -> dict[str, object]:
-    return {**seed.settings(fake_url), "database.url": f"{PG_SERVER}/{database}", "redis.url": REDIS_URL,
-            "redis.key_prefix": REDIS_PREFIX}
-
-
-def env_for(settings: dict[str, object]) -> dict[str, str]:
-    return clean_env({f"SMART_UNION__{'__'.join(k.upper() for k in key.split('.'))}": str(value)
-                      for key, value in settings.items()})
-
-
-def recreate_database(cfg, database: str) -> None:
-    seed.reset_database(cfg, database)
-
-
-def reset_redis() -> None:
-    seed.reset_redis(REDIS_PREFIX)
-
-
-def seed_roster(app, staff: int, chunk: int = 10_000) -> dict[str, int]:
-    """Bulk inserts: even staff follow the official account, odd ones have a mini-program openid and a consent."""
-    from app.extensions import db
-    from app.unit_of_work import unit_of_work
-    from models import Staff, SubscriptionConsent, WeChatApp, WeChatIdentity
-
-    counts = {"template": 0, "subscribe": 0}
-    for start in range(0, staff, chunk):
-        with app.app_context(), unit_of_work():
-            numbers = range(start, min(staff, start + chunk))
-            db.session.execute(insert(Staff), [{"employee_no": f"F{n:06d}", "name": f"会员{n}"} for n in numbers])
-            ids = db.session.scalars(select(Staff.id).where(
-                Staff.employee_no.between(f"F{numbers[0]:06d}", f"F{numbers[-1]:06d}")).order_by(Staff.id)).all()
-            followers, others = ids[0::2], ids[1::2]
-            db.session.execute(insert(WeChatIdentity), [
-                *({"app": WeChatApp.OFFICIAL_ACCOUNT, "openid": f"mp-{i}", "staff_id": i, "following": True}
-                  for i in followers),
-                *({"app": WeChatApp.MINI_PROGRAM, "openid": f"mini-{i}", "staff_id": i} for i in others)])
-            db.session.execute(insert(SubscriptionConsent), [
-                {"staff_id": i, "template_id": "TPL-MINI-SERVICE", "remaining": 1} for i in others])
-            counts["template"] += len(followers)
-            counts["subscribe"] += len(others)
-    return counts
-
-
 def reset_outbox(app) -> None:
     """Between runs: no notices or rows, every consent back to one, tables vacuumed."""
     from app.extensions import db
@@ -119,14 +71,13 @@ def reset_outbox(app) -> None:
         db.session.execute(delete(Notification))
         db.session.execute(delete(Notice))
         db.session.execute(update(SubscriptionConsent).values(remaining=1))
-    with app.extensions["db.engine"].connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE notifications, notices, subscription_consents"))
+    seed.vacuum_analyze(app.config["SU"], "notifications, notices, subscription_consents")
 
 
 def write_notice(app, occasion: str) -> None:
-    from app.unit_of_work import unit_of_work
     from app.services import notifications
     from app.services.audiences import Audience
+    from app.unit_of_work import unit_of_work
 
     with app.app_context(), unit_of_work():
         notifications.notify_audience("service", occasion, Audience(), "工会会员信息核对",
@@ -139,21 +90,12 @@ class FakeWeChat:
     """`smart-union fake-wechat` in its own process, so its CPU is not the driver's."""
 
     def __init__(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = (RESULTS_DIR / "fanout-fake-wechat.log").open("w")
-        self.proc = subprocess.Popen([SMART_UNION, "fake-wechat", "--port", str(self.port)], cwd=ROOT,
-                                     env=clean_env(), stdout=self.log, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(self.url + "_fake/calls", timeout=2).raise_for_status()
-                return
-            except requests.RequestException:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the fake WeChat server did not start; see bench/results/fanout-fake-wechat.log")
-                time.sleep(0.2)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}/"
+        self.proc = spawn([SMART_UNION, "fake-wechat", "--port", str(port)], RESULTS_DIR / "fanout-fake-wechat.log",
+                          clean_env())
+        wait_ready(self.proc, lambda: answers(self.url + "_fake/calls"), 60,
+                   "the fake WeChat server; see bench/results/fanout-fake-wechat.log")
 
     def reset(self, latency_ms: int) -> None:
         requests.post(self.url + "_fake/reset", timeout=30).raise_for_status()
@@ -175,43 +117,14 @@ class FakeWeChat:
             "grant_type": "client_credential", "appid": mp.appid, "secret": mp.secret}).json()
         return answer["access_token"]
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
-def proc_status(pid: int, key: str) -> int | None:
-    """A field of /proc/<pid>/status in kB (VmHWM, VmRSS)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
+    def vmhwm_mib(self) -> float:
+        return (proc_status(self.proc.pid, "VmHWM") or 0) / 1024
 
 
 class Senders:
     def __init__(self, count: int, env: dict[str, str], run: str):
-        self.procs: list[subprocess.Popen] = []
-        for i in range(count):
-            with (RESULTS_DIR / f"fanout-{run}-sender-{i}.log").open("w") as log:
-                self.procs.append(subprocess.Popen([SMART_UNION, "sender"], cwd=ROOT, env=env, stdout=log,
-                                                   stderr=subprocess.STDOUT, start_new_session=True))
+        self.procs = [spawn([SMART_UNION, "sender"], RESULTS_DIR / f"fanout-{run}-sender-{i}.log", env)
+                      for i in range(count)]
 
     def check(self) -> None:
         dead = [p for p in self.procs if p.poll() is not None]
@@ -224,7 +137,7 @@ class Senders:
         last = None
         while time.monotonic() < deadline:
             self.check()
-            now = [cpu_seconds(p.pid) for p in self.procs]
+            now = self.cpu()
             if last is not None and all(b - a < 0.1 for a, b in zip(last, now)):
                 return
             last = now
@@ -236,18 +149,6 @@ class Senders:
 
     def cpu(self) -> list[float]:
         return [cpu_seconds(p.pid) for p in self.procs]
-
-    def stop(self, timeout: float = 60) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        for p in self.procs:
-            try:
-                p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
 
 
 # --- one sender run ------------------------------------------------------------------------------------------
@@ -263,28 +164,17 @@ def outbox_state(engine) -> dict[str, int]:
     return counts
 
 
-def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> Row:
-    run = f"{processes}x{args.in_flight}"
-    reset_outbox(app)
-    reset_redis()
-    fake.reset(args.latency_ms)
-    env = env_for({**settings, "notifications.in_flight": args.in_flight})
-    senders = Senders(processes, env, run)
+def drain(engine, senders: Senders, run: str, args) -> tuple[float, bool, bool]:
+    """Polls the outbox until the notice is sent out (or --max-seconds, or no progress for --stall-seconds), py-spy
+    on the senders from the first claim (--profile); returns (the seconds from the first claim, or from the start
+    when none, to the end; complete; stalled)."""
+    written = time.monotonic()
+    first_claim, samplers = None, []
+    last_report = last_progress = written
+    last_moved = -1
+    complete = stalled = False
     try:
-        senders.wait_idle()
-        cpu_before = senders.cpu()
-        engine = app.extensions["db.engine"]
-        write_notice(app, f"bench:fanout:{run}:{time.time_ns()}")
-        written = time.monotonic()
-        first_claim = None
-        deadline = written + args.max_seconds
-        complete = False
-        state: dict[str, int] = {}
-        last_report = last_progress = written
-        last_moved = -1
-        stalled = False
-        samplers: list = []
-        while time.monotonic() < deadline:
+        while time.monotonic() < written + args.max_seconds:
             senders.check()
             state = outbox_state(engine)
             now = time.monotonic()
@@ -308,20 +198,35 @@ def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> 
                       flush=True)
                 last_report = now
             time.sleep(POLL_SECONDS)
-        end = time.monotonic()
+        return time.monotonic() - (first_claim or written), complete, stalled
+    finally:
         printed = profile.finish(f"senders {run}", samplers)
         if printed:
             print(printed, flush=True)
+
+
+def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> Row:
+    from models import Notification
+
+    run = f"{processes}x{args.in_flight}"
+    reset_outbox(app)
+    seed.reset_redis(REDIS_PREFIX)
+    fake.reset(args.latency_ms)
+    senders = Senders(processes, clean_env(seed.env_for({**settings, "notifications.in_flight": args.in_flight})),
+                      run)
+    engine = app.extensions["db.engine"]
+    try:
+        senders.wait_idle()
+        cpu_before = senders.cpu()
+        write_notice(app, f"bench:fanout:{run}:{time.time_ns()}")
+        seconds, complete, stalled = drain(engine, senders, run, args)
         peak = senders.peak_rss_kib()
         cpu = [b - a for a, b in zip(cpu_before, senders.cpu())]
     finally:
-        senders.stop()
+        stop(senders.procs, timeout=60)
     state = outbox_state(engine)
     sent = state.get("sent", 0)
-    seconds = end - (first_claim or written)
     with engine.connect() as conn:
-        from models import Notification
-
         first_sent, last_sent = conn.execute(select(func.min(Notification.sent_at),
                                                     func.max(Notification.sent_at))).one()
     span = (last_sent - first_sent).total_seconds() if first_sent and last_sent else None
@@ -332,17 +237,10 @@ def run_senders(app, fake: FakeWeChat, settings: dict, processes: int, args) -> 
                detail={"states": state, "stalled": stalled, "peak_rss_mib_each": peaks, "cpu_seconds_each": cpu,
                        "cpu_ms_per_send": 1000 * sum(cpu) / sent if sent else None,
                        "sent_at_span_seconds": span, "fake_calls": fake.calls(),
-                       "fake_delivered": fake.sent_count(),
-                       "fake_wechat_vmhwm_mib": (proc_status(fake.proc.pid, "VmHWM") or 0) / 1024})
+                       "fake_delivered": fake.sent_count(), "fake_wechat_vmhwm_mib": fake.vmhwm_mib()})
 
 
 # --- the fake server's ceiling -------------------------------------------------------------------------------
-
-WRK_SCRIPT = """wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = [==[BODY]==]
-"""
-
 
 def template_body() -> str:
     return json.dumps({"touser": "mp-ceiling", "template_id": "TPL-MP-SERVICE", "data": {
@@ -351,48 +249,22 @@ def template_body() -> str:
 
 
 def ceiling(fake: FakeWeChat, requests_wanted: int, concurrency: int, args) -> Row:
-    """`requests_wanted` plain template sends at `concurrency`, same latency, from a separate load process."""
+    """`requests_wanted` plain template sends at `concurrency`, same latency, from a separate load process (wrk
+    stopped once the server has seen them all, or the Python load generator bounded by their count)."""
     fake.reset(args.latency_ms)
-    url = f"{fake.url}{TEMPLATE_SEND}?access_token={fake.token()}"
+    target = Target("ceiling", f"/{TEMPLATE_SEND}?access_token={fake.token()}", method="POST",
+                    headers={"Content-Type": "application/json"}, body=template_body())
+    loadgen = loadgen_name(LoadSpec(loadgen=args.loadgen))
+    spec = LoadSpec(connections=concurrency, threads=min(2 if loadgen == "wrk" else 4, concurrency),
+                    max_requests=requests_wanted, loadgen=loadgen)
     before = fake.calls().get(TEMPLATE_SEND, 0)
-    if args.loadgen == "wrk":
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(WRK_SCRIPT.replace("BODY", template_body()))
-        threads = min(2, concurrency)
-        cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{args.max_seconds}s", "--timeout", "10s", "--latency",
-               "-s", script.name, url]
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        try:   # wrk is bounded by time only: stop it (SIGINT makes it report) once the server saw enough calls
-            while proc.poll() is None and fake.calls().get(TEMPLATE_SEND, 0) - before < requests_wanted:
-                time.sleep(0.2)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            out = proc.communicate(timeout=60)[0]
-        finally:
-            os.unlink(script.name)
-        from bench.harness import parse_wrk
-
-        figures = parse_wrk("ceiling", out)
-        done, seconds, errors = figures.requests, figures.seconds, figures.errors
-        detail = {"loadgen": "wrk", "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms, "errors": errors}
-    else:
-        procs = min(4, concurrency)
-        per = [concurrency // procs + (i < concurrency % procs) for i in range(procs)]
-        children = [subprocess.Popen(
-            [sys.executable, "-m", "bench.pyload", "--url", url, "--method", "POST", "--body", template_body(),
-             "--header", "Content-Type: application/json", "--connections", str(n),
-             "--seconds", str(args.max_seconds), "--max-requests", str(-(-requests_wanted // procs))],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True) for n in per]
-        parts = [json.loads(c.communicate(timeout=args.max_seconds + 120)[0]) for c in children]
-        done = sum(len(p["latencies_ms"]) for p in parts)
-        seconds = max(p["seconds"] for p in parts)
-        errors = sum(p["socket_errors"] for p in parts) + sum(
-            n for code, n in (kv for p in parts for kv in p["statuses"].items()) if code != "200")
-        detail = {"loadgen": "python", "errors": errors}
-    delivered = fake.sent_count()
-    detail.update(delivered=delivered, fake_wechat_vmhwm_mib=(proc_status(fake.proc.pid, "VmHWM") or 0) / 1024)
-    return Row(run=f"ceiling c={concurrency}", processes=0, in_flight=concurrency, sent=delivered, seconds=seconds,
-               rate=done / seconds if seconds else 0.0, complete=done >= requests_wanted, detail=detail)
+    figures = load_once(fake.url.rstrip("/"), target, spec, args.max_seconds,
+                        stop_when=lambda: fake.calls().get(TEMPLATE_SEND, 0) - before >= requests_wanted)
+    done, seconds = figures.requests, figures.seconds
+    return Row(run=f"ceiling c={concurrency}", processes=0, in_flight=concurrency, sent=fake.sent_count(),
+               seconds=seconds, rate=done / seconds if seconds else 0.0, complete=done >= requests_wanted,
+               detail={"loadgen": loadgen, "p50_ms": figures.p50_ms, "p99_ms": figures.p99_ms,
+                       "errors": figures.errors, "fake_wechat_vmhwm_mib": fake.vmhwm_mib()})
 
 
 # --- the table -----------------------------------------------------------------------------------------------
@@ -410,11 +282,11 @@ def table(rows: list[Row]) -> str:
                       "-" if r.peak_rss_mib is None else f"{r.peak_rss_mib:.0f}",
                       "(ceiling)" if is_ceiling else
                       (f"{r.rate / r.ceiling_rate:.2f}x" if r.ceiling_rate else "-")])
-    return render_rows(cells)
+    return report.render_rows(cells)
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description="Notification fan-out bench (通知群发压测)")
+def parse_args(argv: list[str] | None):
+    p = harness.parser("bench/run.sh fanout", "Notification fan-out bench (通知群发压测)", http=False)
     p.add_argument("--staff", type=int, default=100_000, help="audience size (default 100,000)")
     p.add_argument("--processes", default="1,4", help="sender process counts, one run each (default 1,4)")
     p.add_argument("--in-flight", type=int, default=8, help="notifications.in_flight per sender (default 8)")
@@ -423,68 +295,46 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--stall-seconds", type=int, default=60,
                    help="stop a run when no row has moved for this long (e.g. senders failing; see their logs)")
     p.add_argument("--database", default=DB_NAME, help=f"PostgreSQL database, recreated (default {DB_NAME})")
-    p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
-                   help="load generator of the ceiling: wrk when on PATH, else Python threads")
     p.add_argument("--no-ceiling", action="store_true", help="skip the fake server's ceiling")
-    args = p.parse_args()
-    if args.loadgen == "auto":
-        from shutil import which
-
-        args.loadgen = "wrk" if which("wrk") else "python"
+    args = p.parse_args(argv)
     args.process_counts = [int(x) for x in args.processes.split(",") if x.strip()]
     return args
 
 
-def main() -> None:
-    args = parse_args()
-    from app import create_app
-    from app.config import load_config
-
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parse_args(argv)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    load_at_start = os.getloadavg()[0]
-    if load_at_start > 1:
-        print(f"bench: note: load average {load_at_start:.1f} before starting; other work on this machine "
-              "will skew the figures", flush=True)
+    load_at_start = report.note_load()
     fake = FakeWeChat()
     rows: list[Row] = []
     try:
-        settings = overrides(fake.url, args.database)
-        cfg = load_config(environ={}, overrides=settings)
+        settings = seed.settings(args.database, wechat_url=fake.url, redis_prefix=REDIS_PREFIX)
         print(f"bench: recreating {args.database}, seeding {args.staff:,} staff ...", flush=True)
-        recreate_database(cfg, args.database)
-        reset_redis()
-        app = create_app(cfg)
-        started = time.monotonic()
-        audience = seed_roster(app, args.staff)
-        print(f"bench: seeded in {time.monotonic() - started:.0f}s: {audience['template']:,} followers (template), "
-              f"{audience['subscribe']:,} with one subscribe consent; {args.latency_ms} ms latency per send; "
-              f"ceiling by {args.loadgen}", flush=True)
-        for processes in args.process_counts:
-            print(f"bench: {processes} sender(s) x in_flight {args.in_flight} ...", flush=True)
-            row = run_senders(app, fake, settings, processes, args)
-            print(f"bench:   {row.sent:,} sent in {row.seconds:.1f}s = {row.rate:,.0f}/s", flush=True)
-            if not args.no_ceiling:
-                base = ceiling(fake, row.sent or args.staff, processes * args.in_flight, args)
-                print(f"bench:   ceiling at {processes * args.in_flight} connections: {base.rate:,.0f} req/s",
-                      flush=True)
-                row.ceiling_rate = base.rate
-                rows += [row, base]
-            else:
+        with seed.fresh_app(seed.config(settings)) as app:
+            started = time.monotonic()
+            audience = seed.fanout_roster(app, args.staff)
+            print(f"bench: seeded in {time.monotonic() - started:.0f}s: {audience['template']:,} followers "
+                  f"(template), {audience['subscribe']:,} with one subscribe consent; {args.latency_ms} ms latency "
+                  f"per send; ceiling by {loadgen_name(LoadSpec(loadgen=args.loadgen))}", flush=True)
+            for processes in args.process_counts:
+                print(f"bench: {processes} sender(s) x in_flight {args.in_flight} ...", flush=True)
+                row = run_senders(app, fake, settings, processes, args)
+                print(f"bench:   {row.sent:,} sent in {row.seconds:.1f}s = {row.rate:,.0f}/s", flush=True)
                 rows.append(row)
-        app.extensions["db.engine"].dispose()
+                if not args.no_ceiling:
+                    base = ceiling(fake, row.sent or args.staff, processes * args.in_flight, args)
+                    print(f"bench:   ceiling at {processes * args.in_flight} connections: {base.rate:,.0f} req/s",
+                          flush=True)
+                    row.ceiling_rate = base.rate
+                    rows.append(base)
     finally:
-        fake.stop()
+        stop([fake.proc], signal.SIGINT, timeout=10)
 
     print()
     print(table(rows))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = RESULTS_DIR / f"fanout-{stamp}.json"
-    path.write_text(json.dumps({
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "settings": {k: v for k, v in vars(args).items()}, "loadavg_at_start": load_at_start,
-        "rows": [asdict(r) for r in rows]}, ensure_ascii=False, indent=2, default=str))
-    print(f"\nbench: figures written to {path.relative_to(ROOT)}")
+    report.write_json("fanout", {"settings": vars(args), "loadavg_at_start": load_at_start,
+                                 "rows": [asdict(r) for r in rows]})
+    return rows
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The printed table (bilingual headers) and the JSON written under bench/results/."""
+"""The printed tables (bilingual headers) and the JSON written under bench/results/."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import time
 import unicodedata
 from pathlib import Path
 
-from bench.harness import RESULTS_DIR, ROOT, Figures
+from bench.harness import RESULTS_DIR, ROOT
+from bench.load import Figures
 
 HEADERS = ["endpoint 接口", "req/s 吞吐", "p50 ms", "p99 ms", "errors 错误", "req/s ÷ bare", "p99 ÷ bare"]
 
@@ -39,34 +40,6 @@ def table(rows: list[Figures], baseline: Figures) -> str:
     return render_rows(cells)
 
 
-def _git_revision() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-    except OSError:
-        return ""
-
-
-def write_json(rows: list[Figures], baseline: Figures, settings: dict) -> Path:
-    """bench/results/bench-<time>.json and a copy as latest.json; returns the first path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    doc = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "git": _git_revision(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "settings": settings,
-        "baseline": dataclasses.asdict(baseline),
-        "results": [dict(dataclasses.asdict(f), rps_ratio=f.rps / baseline.rps if baseline.rps else None,
-                         p99_ratio=f.p99_ms / baseline.p99_ms if baseline.p99_ms else None) for f in rows],
-    }
-    text = json.dumps(doc, ensure_ascii=False, indent=2)
-    path = RESULTS_DIR / f"bench-{stamp}.json"
-    path.write_text(text)
-    (RESULTS_DIR / "latest.json").write_text(text)
-    return path
-
-
 def render_rows(cells: list[list[str]]) -> str:
     """Aligned columns, the first left-aligned, a rule under the header row."""
     widths = [max(_width(row[i]) for row in cells) for i in range(len(cells[0]))]
@@ -76,3 +49,50 @@ def render_rows(cells: list[list[str]]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def comparison(rows: list[Figures], baseline: Figures) -> dict:
+    """A table as JSON: the baseline and each row with its ratios to it."""
+    return {"baseline": dataclasses.asdict(baseline),
+            "results": [dict(dataclasses.asdict(f), rps_ratio=f.rps / baseline.rps if baseline.rps else None,
+                             p99_ratio=f.p99_ms / baseline.p99_ms if baseline.p99_ms else None) for f in rows]}
+
+
+def note_load() -> float:
+    """The 1-minute load average now, with a note when other work on the machine will skew the figures."""
+    load = os.getloadavg()[0]
+    if load > 1:
+        print(f"bench: note: load average {load:.1f} before starting; other work on this machine "
+              "will skew the absolute figures (compare the ratios)", flush=True)
+    return load
+
+
+def _git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+    except OSError:
+        return ""
+
+
+def write_json(prefix: str, doc: dict, latest: str | None = None) -> Path:
+    """bench/results/<prefix>-<time>.json (and a copy named `latest`) with the time, revision and machine first;
+    prints and returns the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    doc = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "git": _git_revision(),
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+           **doc}
+    text = json.dumps(doc, ensure_ascii=False, indent=2, default=str)
+    path = RESULTS_DIR / f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(text)
+    if latest:
+        (RESULTS_DIR / latest).write_text(text)
+    also = f" (and bench/results/{latest})" if latest else ""
+    print(f"\nbench: figures written to {path.relative_to(ROOT)}{also}", flush=True)
+    return path
+
+
+def exit_on_failure(result: dict) -> None:
+    """A bench run from the command line exits non-zero when its checks failed (`result["failed"]`)."""
+    if result.get("failed"):
+        raise SystemExit(f"bench: {result['failed']}")
