@@ -35,6 +35,8 @@ def parser(prog: str, description: str, *, connections: int = 32, http: bool = T
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                    help="auto: wrk when on PATH, else the Python load generator")
+    p.add_argument("--profile", nargs=0, action=_Profile,
+                   help="sample the servers (or senders) under the measured load with py-spy (bench/profile.py)")
     if http:
         p.add_argument("--duration", type=int, default=10, help="measured seconds per row (default 10)")
         p.add_argument("--warmup", type=int, default=2, help="warm-up seconds per row (default 2)")
@@ -46,6 +48,11 @@ def parser(prog: str, description: str, *, connections: int = 32, http: bool = T
         p.add_argument("--no-recycle", action="store_true",
                        help="run gunicorn with --max-requests 0 (no worker recycling during the load)")
     return p
+
+
+class _Profile(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        os.environ["SMART_UNION_BENCH_PROFILE"] = "1"        # read by bench/profile.py
 
 
 def free_port() -> int:

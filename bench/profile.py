@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.harness import RESULTS_DIR
 
-ENABLED = os.environ.get("SMART_UNION_BENCH_PROFILE") == "1"
+ENV = "SMART_UNION_BENCH_PROFILE"
 TOP = 14
 OURS = ("app/", "models/", "jobs/", "wechat_handlers/")
 
@@ -30,7 +30,7 @@ def py_spy() -> str | None:
 def start(name: str, pids: list[int], seconds: int) -> list[subprocess.Popen]:
     """One py-spy per pid (with its subprocesses), sampling for `seconds`; collect with `finish`."""
     exe = py_spy()
-    if not (ENABLED and exe):
+    if not (os.environ.get(ENV) == "1" and exe):
         return []
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     procs = []

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command: install the project, make sure PostgreSQL and Redis are up, install wrk if it is missing
 # (falling back to the Python load generator when apt is unavailable), then run the benchmarks.
-# Extra arguments go to the driver, e.g. `bash bench/run.sh --duration 5 --workers 2`; see --help.
+# `bash bench/run.sh all` runs every bench (bench/suite.py); `bash bench/run.sh <bench>` one of them, plain
+# `bash bench/run.sh` the GET /api/v1/me bench. Further arguments go to the bench, e.g. `--duration 5 --profile`;
+# see --help.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh"
@@ -19,6 +21,7 @@ fi
 
 cd "$ROOT"
 case "${1:-}" in
+  all) shift; exec "$ROOT/.venv/bin/python" -m bench.suite "$@" ;;   # bench/suite.py: every bench, one table
   signup) shift; exec "$ROOT/.venv/bin/python" -m bench.signup "$@" ;;   # bench/signup.py: 报名 under contention
   fanout) shift; exec "$ROOT/.venv/bin/python" -m bench.fanout "$@" ;;   # bench/fanout.py: 通知群发 via senders
   mp) shift; exec "$ROOT/.venv/bin/python" -m bench.mp "$@" ;;   # bench/mp.py: /wechat/mp push + 公告列表
