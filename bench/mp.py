@@ -39,11 +39,6 @@ EXPLAIN_RUNS = 7
 
 # Candidate indexes for the list, each tried inside a transaction that is rolled back (the models are not changed).
 CANDIDATE_INDEXES = {
-    "ix_announcements_listing + INCLUDE audience columns": [
-        "DROP INDEX ix_announcements_listing",
-        "CREATE INDEX ix_announcements_listing ON announcements (status, pinned, published_at) "
-        "INCLUDE (audience_status_mask, audience_gender_mask, audience_role_mask, audience_sub_unions)",
-    ],
     "partial index WHERE status = 'published', INCLUDE audience columns": [
         "CREATE INDEX ix_try_announcements_published ON announcements (pinned DESC, published_at DESC, id DESC) "
         "INCLUDE (audience_status_mask, audience_gender_mask, audience_role_mask, audience_sub_unions) "
