@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     try:
         settings = seed.settings(args.database, wechat_url=fake.url, redis_prefix=REDIS_PREFIX)
         print(f"bench: recreating {args.database}, seeding {args.staff:,} staff ...", flush=True)
-        with seed.fresh_app(seed.config(settings)) as app:
+        with seed.open_app(seed.config(settings), fresh=True) as app:
             started = time.monotonic()
             audience = seed.fanout_roster(app, args.staff)
             print(f"bench: seeded in {time.monotonic() - started:.0f}s: {audience['template']:,} followers "

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(json.dumps(run_one(args.one)))
         return []
     print(f"seeding {args.staff:,} staff …", flush=True)
-    with seed.fresh_app(seed.config(seed.settings())) as app:
+    with seed.open_app(seed.config(seed.settings()), fresh=True) as app:
         seed.jobs_roster(app, args.staff)
     results = []
     for step in ["count", *(s for s in args.steps.split(",") if s in LABELS and s != "count")]:

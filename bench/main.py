@@ -19,7 +19,7 @@ BARE_TARGET = Target("GET /bare (bare Flask 基线)", "/bare")
 
 def prepare(cfg, staff_count: int) -> str:
     """Seeds the staff; returns the bearer token of the first."""
-    with seed.fresh_app(cfg) as app:
+    with seed.open_app(cfg, fresh=True) as app:
         return seed.bind_token(app, seed.roster_staff(app, staff_count)[0])
 
 

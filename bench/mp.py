@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = seed.config(overrides)
     print(f"bench: seeding {args.staff:,} staff and {args.announcements:,} published announcements into "
           f"{seed.DB_NAME} (bulk INSERTs) ...", flush=True)
-    with seed.fresh_app(cfg) as app:
+    with seed.open_app(cfg, fresh=True) as app:
         seeded = seed.announcements(app, args.staff, args.announcements)
     print(f"bench: seeded in {seeded.seconds:.1f}s: {seeded.announcements} announcements ({seeded.pinned} pinned), "
           f"audiences {json.dumps(seeded.audiences, ensure_ascii=False)}; the bench's staff member "
@@ -261,14 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     claims = claimed_pushes() if "push" in figures else None
     plans = None
     if "list" in figures:
-        from app import create_app
-
-        app = create_app(cfg)
-        try:
+        with seed.open_app(cfg) as app:
             plans = explain_list(app, seeded.reader_id)
-        finally:
-            app.extensions["db.engine"].dispose()
-            app.extensions["redis"].close()
 
     if "echo" in figures:
         push_rows = [figures[k] for k in ("push", "retry") if k in figures]

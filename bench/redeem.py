@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
                                               "limits.redeem_guesses_per_merchant": "100000/day"})
     cfg = seed.config(overrides)
     print(f"bench: seeding {args.vouchers:,} vouchers and {args.connections} cashiers into {DB_NAME} ...", flush=True)
-    with seed.fresh_app(cfg) as app:
+    with seed.open_app(cfg, fresh=True) as app:
         vouchers, cashier_tokens = seed.vouchers(app, args.vouchers, args.connections, MERCHANT)
     tokens_file = lines_file(cashier_tokens, ".tokens")
     codes = [secrets.token_hex(10) for _ in range(args.vouchers)]

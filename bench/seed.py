@@ -1,9 +1,9 @@
 """Every bench's database, Redis space and data.
 
 Each bench has a PostgreSQL database of its own (`smart_union_bench*`, created when missing, every table dropped
-then migrated afresh by `fresh_app`) and a Redis key prefix in DB 12 (only those keys are deleted). Large data goes
-in with bulk INSERTs (`bulk`, no services, so 100,000 staff take seconds); the /api/v1/me bench seeds its 1,000 staff
-through the roster service.
+then migrated afresh by `open_app(cfg, fresh=True)`) and a Redis key prefix in DB 12 (only those keys are
+deleted). Large data goes in with bulk INSERTs (`bulk`, no services, so 100,000 staff take seconds); the
+/api/v1/me bench seeds its 1,000 staff through the roster service.
 """
 
 from __future__ import annotations
@@ -94,12 +94,14 @@ def reset_redis(prefix: str = REDIS_PREFIX) -> None:
 
 
 @contextlib.contextmanager
-def fresh_app(cfg):
-    """The app on a recreated database and an emptied Redis prefix; its engine and Redis closed afterwards."""
+def open_app(cfg, fresh: bool = False):
+    """The app on `cfg`, on a recreated database and an emptied Redis prefix when `fresh`; its engine and Redis
+    closed afterwards."""
     from app import create_app
 
-    reset_database(cfg)
-    reset_redis(cfg.redis.key_prefix)
+    if fresh:
+        reset_database(cfg)
+        reset_redis(cfg.redis.key_prefix)
     app = create_app(cfg)
     try:
         yield app

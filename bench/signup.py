@@ -38,7 +38,7 @@ def seats_taken(cfg, kind: str, event_id: int) -> int:
 def prepare(cfg, staff: int, seats: int) -> tuple[str, list[int], list[int]]:
     """Fresh database: staff (their tokens written to a file), two app events and two floor events of `seats`
     seats each (one to warm up on, one measured). Returns (tokens file, app events, floor events)."""
-    with seed.fresh_app(cfg) as app:
+    with seed.open_app(cfg, fresh=True) as app:
         tokens = seed.signup_staff(app, staff)
         app_events = seed.signup_events(app, 2, seats)
     tokens_file = lines_file(tokens, ".tokens")
