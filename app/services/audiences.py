@@ -7,6 +7,8 @@ Staff who have left (离职) or died are never in any audience.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -125,13 +127,21 @@ def audience_columns(audience: Audience) -> dict:
 
 def visible_to(model, staff: Staff) -> ColumnElement[bool]:
     """WHERE clause: the rows of a TargetsAudience model whose audience includes this staff member."""
-    status_bit = STATUS_BITS.get(staff.status, 0)
-    gender_bit = GENDER_BITS.get(staff.gender, 0)
-    role_bits = sum(ROLE_BITS[role] for role in {r.role for r in staff.roles})   # a role held in two scopes: once
-    conditions = [
+    roles = frozenset(r.role for r in staff.roles)          # a role held in two scopes: once
+    return _visible_to(model, STATUS_BITS.get(staff.status, 0), GENDER_BITS.get(staff.gender, 0),
+                       sum(ROLE_BITS[role] for role in roles), staff.sub_union_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _visible_to(model, status_bit: int, gender_bit: int, role_bits: int,
+                sub_union_id: int | None) -> ColumnElement[bool]:
+    """Built once per kind of member (the clause depends on nothing else, and building it costs more than the
+    query it goes into); the values in it are bound parameters, so every kind shares one compiled statement."""
+    if not status_bit:
+        return false()
+    return and_(
         or_(model.audience_status_mask == 0, model.audience_status_mask.op("&")(status_bit) != 0),
         or_(model.audience_gender_mask == 0, model.audience_gender_mask.op("&")(gender_bit) != 0),
         or_(model.audience_role_mask == 0, model.audience_role_mask.op("&")(role_bits) != 0),
-        or_(model.audience_sub_unions == "", model.audience_sub_unions.contains(f",{staff.sub_union_id},")),
-    ]
-    return and_(*conditions) if status_bit else false()
+        or_(model.audience_sub_unions == "", model.audience_sub_unions.contains(f",{sub_union_id},")),
+    )

@@ -161,9 +161,12 @@ def get_event(event_id: int) -> Event:
     return event
 
 
+MY_SIGNUP = aliased(Signup, name="my_signup")   # not the Signup the visibility condition's EXISTS names
+
+
 def visible_event(staff: Staff, event_id: int) -> tuple[Event, Signup | None]:
     """The event if this person may see it (app.services.policy), with its quotas and their signup: one query."""
-    mine = aliased(Signup)           # not the Signup the visibility condition's EXISTS names
+    mine = MY_SIGNUP
     found = db.session.execute(
         select(Event, mine).outerjoin(mine, and_(mine.event_id == Event.id, mine.staff_id == staff.id))
         .where(Event.id == event_id, policy.event_visible_condition(staff))
