@@ -42,7 +42,7 @@ def settings(database: str = DB_NAME, wechat_url: str = NO_WECHAT, redis_prefix:
         "app.secret_key": "bench-secret-key-not-for-production",
         "privacy.keys.b1": "YmVuY2gtb25seS1rZXktMDEyMzQ1Njc4OWFiY2RlZjA=",
         "privacy.current_key": "b1",
-        "app.log_level": "WARNING",
+        "app.log_level": "INFO",          # as deployed: one log line per request, into the gunicorn log
         **(extra or {}),
     }
 
