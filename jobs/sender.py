@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Callable
 
 from flask import Flask
@@ -55,10 +55,8 @@ class Sender:
             with unit_of_work():
                 claimed, handled = delivery.claim_due(self.settings.claim_batch)
         outcomes = Outcomes(self.app, self.settings.outcome_max_age_seconds)
-        try:
-            list(self.pool.map(lambda c: self._send_one(c, outcomes), claimed))
-        finally:
-            outcomes.write()
+        wait([self.pool.submit(self._send_one, c, outcomes) for c in claimed])   # every send over, then written
+        outcomes.write()
         return expanded + handled
 
     def drain(self, max_rounds: int = 100_000) -> None:
@@ -75,6 +73,9 @@ class Sender:
                 log.exception("sending notification %s failed unexpectedly", claimed.id)
                 metrics.SENDS.labels(claimed.channel.value, "error").inc()
                 return
+            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
+            log.info("notification %s by %s: %s%s", claimed.id, claimed.channel.value, outcome.kind,
+                     f" ({outcome.reason})" if outcome.reason else "")
             outcomes.add(claimed, outcome)
 
     def stop(self, *_args) -> None:
@@ -96,20 +97,25 @@ class Outcomes:
             self.oldest = self.oldest if self.oldest is not None else self.monotonic()
             due = self.monotonic() - self.oldest >= self.max_age
         if due:
-            self.write()
+            try:
+                self.write()
+            except Exception:    # kept for the round's own write; a send thread must not die of it
+                log.exception("writing send outcomes failed; trying again at the end of the round")
 
     def write(self) -> None:
+        """Writes what waits, in one transaction; on failure the outcomes wait again (and the error is raised)."""
         with self.lock:
             batch, self.waiting, self.oldest = self.waiting, [], None
         if not batch:
             return
-        with self.app.app_context():
-            retrying_deadlocks(lambda: self._record(batch))
-        for claimed, outcome in batch:
-            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
-            with logs.request_id_scope(claimed.request_id or "-"):
-                log.info("notification %s by %s: %s%s", claimed.id, claimed.channel.value, outcome.kind,
-                         f" ({outcome.reason})" if outcome.reason else "")
+        try:
+            with self.app.app_context():
+                retrying_deadlocks(lambda: self._record(batch))
+        except Exception:
+            with self.lock:
+                self.waiting[:0] = batch
+                self.oldest = self.monotonic() if self.oldest is None else self.oldest
+            raise
 
     @staticmethod
     def _record(batch: list[tuple[delivery.Claimed, channels.Outcome]]) -> None:

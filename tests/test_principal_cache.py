@@ -35,7 +35,7 @@ def people(app, make_staff, grant, token_for):
 
 def cached_card(app, staff_id: int) -> bytes | None:
     """Read without an app context of its own (whose teardown would end the caller's unit of work)."""
-    return app.extensions["redis"].hget(app.config["SU"].redis.key_prefix + f"principal:{staff_id}", "card")
+    return app.extensions["redis"].hget(app.config["SU"].redis.key_prefix + f"principal:{principals.CARD_VERSION}:{staff_id}", "card")
 
 
 def warm(client, app, people) -> None:
@@ -206,3 +206,26 @@ def test_a_change_rolled_back_lets_the_card_be_cached_again(app, client, people)
         db.session.flush()
         raise RuntimeError("refused later in the same request")
     warm(client, app, people)
+
+
+def test_one_writers_release_does_not_lift_another_writers_mark(app, people):
+    """Two changes to one person overlap (the second waited on the first's row lock): the first's release must not
+    let a card read before the second commits be stored."""
+    staff_id = people["member"]
+    with app.app_context():
+        principals.mark_pending("first", {staff_id})
+        principals.mark_pending("second", {staff_id})
+        principals.release("first", {staff_id})
+        _, seen = principals._cached(staff_id)
+        principals._store(principals._load(staff_id, seen[1]), seen)
+        assert principals._cached(staff_id)[0] is None, "stored while the second change was still on its way"
+        principals.release("second", {staff_id})
+        assert principals.staff_card(staff_id) is not None
+        assert principals._cached(staff_id)[0] is not None, "cached again once every writer has released"
+
+
+def test_a_card_of_another_version_is_read_again_from_the_database(app, client, people):
+    warm(client, app, people)
+    key = app.config["SU"].redis.key_prefix + f"principal:{principals.CARD_VERSION}:{people['member']}"
+    app.extensions["redis"].hset(key, "card", b"not a card of this version")
+    assert client.get(ME, headers=bearer(people["member_token"])).get_json()["employee_no"] == "M0001"

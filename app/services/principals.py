@@ -7,10 +7,12 @@ and checks the token's `auth_version` against it, so a revoked token is refused 
 Keeping it right is the unit of work's business, not each service's: any write to a staff row, a role or a
 sub-union — ORM or Core — marks the cards it touches, and
 
-- **at the flush**, before the commit, each touched card is dropped and its key marked *pending*: while a change is
-  on its way to the database nobody may store a card for that person (a reader of the old row cannot put it back);
-- **after the commit** (or the rollback), the mark becomes a fresh generation and caching resumes. A card is stored
-  only if the generation it saw before reading the database is still the one in Redis (a Lua compare-and-set).
+- **at the flush**, before the commit, each touched card is dropped and the writer's own *pending* mark put on its
+  key: while a change is on its way to the database nobody may store a card for that person (a reader of the old
+  row cannot put it back), and each writer lifts only its own mark, so overlapping changes keep each other's;
+- **after the commit** (or the rollback), the writer's mark is lifted with a fresh generation and caching resumes.
+  A card is stored only if the generation it saw before reading the database is still the one in Redis and no
+  mark is pending (a Lua compare-and-set).
 
 So a request that starts after the commit either finds no card (and reads the committed row) or a card stored
 from a read that began after the change was marked. A write that touches staff in bulk (a Core UPDATE, a
@@ -25,14 +27,15 @@ from __future__ import annotations
 import logging
 import pickle
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Iterable
 
 from flask import current_app, has_app_context
 from redis.commands.core import Script
 from redis.exceptions import RedisError
-from sqlalchemy import event, select
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session, joinedload
 
 from app.extensions import db, get_redis, redis_key
@@ -40,12 +43,11 @@ from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffS
 
 log = logging.getLogger(__name__)
 
-CARD_SECONDS = 3600
+CARD_VERSION = "v1"            # bump with any change to StaffCard: older cards are then never read
+CARD_SECONDS = 1800            # a card read again at least this often, whatever happens to Redis writes
 PENDING_SECONDS = 900           # longer than any unit of work that writes staff (a 100,000-row import included)
-PENDING = b"pending"
 CARDED_TABLES = frozenset({Staff.__tablename__, RoleAssignment.__tablename__, SubUnion.__tablename__})
-CHANGED = "principals.changed"   # session.info: staff ids whose cards this unit of work has marked; ALL = everyone
-ALL = "*"
+CHANGED = "principals.changed"   # session.info: what this transaction has marked (_Marks)
 
 
 @dataclass(frozen=True)
@@ -122,8 +124,11 @@ def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
     raw, gen, epoch = _script("lookup", _LOOKUP)(keys=[_key(staff_id), _epoch_key()])
     seen = (gen or b"", epoch or b"")
     if raw is not None:
-        card = pickle.loads(raw)
-        if card.epoch == seen[1]:
+        try:
+            card = pickle.loads(raw)
+        except Exception:          # written by another version of StaffCard: read the row instead
+            return None, seen
+        if isinstance(card, StaffCard) and card.epoch == seen[1]:
             return card, seen
     return None, seen
 
@@ -134,11 +139,19 @@ def _load(staff_id: int, epoch: bytes) -> StaffCard | None:
     return card_of(staff, epoch) if staff is not None else None
 
 
+# Refused when a change was marked since `seen` (generation or epoch moved), or while any writer's pending mark
+# (a field p:<token> of the person's hash, or a member of the epoch's pending set) has not passed its deadline.
 _STORE = """
-local gen = redis.call('HGET', KEYS[1], 'gen') or ''
-local epoch = redis.call('GET', KEYS[2]) or ''
-if gen ~= ARGV[1] or epoch ~= ARGV[2] or string.sub(gen, 1, 7) == 'pending' or redis.call('EXISTS', KEYS[3]) == 1
-then return 0 end
+local now = tonumber(redis.call('TIME')[1])
+if (redis.call('HGET', KEYS[1], 'gen') or '') ~= ARGV[1] or (redis.call('GET', KEYS[2]) or '') ~= ARGV[2] then
+  return 0
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+if redis.call('ZCARD', KEYS[3]) > 0 then return 0 end
+local fields = redis.call('HGETALL', KEYS[1])
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == 'p:' and tonumber(fields[i + 1]) > now then return 0 end
+end
 redis.call('HSET', KEYS[1], 'card', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
@@ -148,7 +161,7 @@ return 1
 def _store(card: StaffCard, seen: tuple[bytes, bytes]) -> None:
     """Stores the card only if no change was marked since `seen` was read (else the card may hold the old row)."""
     try:
-        _script("store", _STORE)(keys=[_key(card.id), _epoch_key(), _epoch_key(PENDING.decode())],
+        _script("store", _STORE)(keys=[_key(card.id), _epoch_key(), _epoch_key("pending")],
                                  args=[seen[0], seen[1], pickle.dumps(card, protocol=pickle.HIGHEST_PROTOCOL),
                                        CARD_SECONDS])
     except RedisError as exc:
@@ -157,39 +170,42 @@ def _store(card: StaffCard, seen: tuple[bytes, bytes]) -> None:
 
 # --- marking changes (called by the unit of work's session events, app.unit_of_work) ---------------------------
 
-def mark_pending(staff_ids: Iterable[int] | str) -> None:
-    """Before the commit: drop the cards and forbid storing them until `release`. Raises when Redis fails, so the
-    change is rolled back instead of committed behind a card that would outlive it."""
-    _set_generation(staff_ids, PENDING + b":" + secrets.token_hex(8).encode(), PENDING_SECONDS)
-
-
-def release(staff_ids: Iterable[int] | str) -> None:
-    """After the commit or rollback: a new generation, so cards read from now on may be stored again. A failure
-    is only logged: the pending mark then expires by itself, and until then the staff row is read."""
-    try:
-        _set_generation(staff_ids, secrets.token_hex(8).encode(), CARD_SECONDS)
-    except RedisError as exc:
-        log.warning("principal cache: could not release marks (%s); they expire in %ss", type(exc).__name__,
-                    PENDING_SECONDS)
-
-
-def _set_generation(staff_ids: Iterable[int] | str, generation: bytes, seconds: int) -> None:
-    """Every mark is a new random value, never an earlier one: a card stored before a mark can never match again.
-    The epoch itself never expires (an expiry would bring back the value old cards carry); its pending flag does."""
+def mark_pending(token: str, staff_ids: Iterable[int], everyone: bool = False) -> None:
+    """Before the commit: drop the cards and forbid storing them until this writer's `release` (each writer holds
+    its own mark, so one writer's release never lifts another's). Raises when Redis fails, so the change is rolled
+    back instead of committed behind a card that would outlive it."""
+    deadline = int(time.time()) + PENDING_SECONDS
     pipe = get_redis().pipeline(transaction=True)
-    if staff_ids == ALL:
+    if everyone:
+        pipe.zadd(_epoch_key("pending"), {token: deadline})
+        pipe.expire(_epoch_key("pending"), PENDING_SECONDS)
         pipe.set(_epoch_key(), secrets.token_hex(8))
-        if generation.startswith(PENDING):
-            pipe.set(_epoch_key(PENDING.decode()), 1, ex=seconds)
-        else:
-            pipe.delete(_epoch_key(PENDING.decode()))
-    else:
-        for staff_id in staff_ids:
-            key = _key(staff_id)
-            pipe.hset(key, "gen", generation)
-            pipe.hdel(key, "card")
-            pipe.expire(key, seconds)
+    for staff_id in staff_ids:
+        key = _key(staff_id)
+        pipe.hset(key, mapping={f"p:{token}": deadline, "gen": secrets.token_hex(8)})
+        pipe.hdel(key, "card")
+        pipe.expire(key, CARD_SECONDS)
     pipe.execute()
+
+
+def release(token: str, staff_ids: Iterable[int], everyone: bool = False) -> None:
+    """After the commit or rollback: this writer's marks lifted and a new generation, so cards read from now on may
+    be stored again. A failure is only logged: the marks pass their deadline by themselves, and until then the
+    staff row is read."""
+    pipe = get_redis().pipeline(transaction=True)
+    if everyone:
+        pipe.zrem(_epoch_key("pending"), token)
+        pipe.set(_epoch_key(), secrets.token_hex(8))
+    for staff_id in staff_ids:
+        key = _key(staff_id)
+        pipe.hdel(key, f"p:{token}", "card")
+        pipe.hset(key, "gen", secrets.token_hex(8))
+        pipe.expire(key, CARD_SECONDS)
+    try:
+        pipe.execute()
+    except RedisError as exc:
+        log.warning("principal cache: could not release marks (%s); they lapse in %ss", type(exc).__name__,
+                    PENDING_SECONDS)
 
 
 def _script(name: str, text: str) -> Script:
@@ -201,11 +217,11 @@ def _script(name: str, text: str) -> Script:
 
 
 def _key(staff_id: int) -> str:
-    return redis_key("principal", staff_id)
+    return redis_key("principal", CARD_VERSION, staff_id)
 
 
 def _epoch_key(*suffix: str) -> str:
-    return redis_key("principal", "epoch", *suffix)
+    return redis_key("principal", CARD_VERSION, "epoch", *suffix)
 
 
 # --- the unit of work's session events -------------------------------------------------------------------------
@@ -215,13 +231,14 @@ def _mark_flushed(session: Session, _context) -> None:
     touched: set[int] = set()
     everyone = False
     for obj in (*session.new, *session.dirty, *session.deleted):    # as flushed: history is still there
-        if isinstance(obj, Staff) and obj not in session.new and session.is_modified(obj, include_collections=False):
+        if isinstance(obj, Staff) and obj not in session.new and (
+                obj in session.deleted or session.is_modified(obj, include_collections=False)):
             touched.add(obj.id)
         elif isinstance(obj, RoleAssignment):
-            touched.add(obj.staff_id)
+            touched.update(i for i in (obj.staff_id, *inspect(obj).attrs.staff_id.history.deleted) if i)
         elif isinstance(obj, SubUnion) and obj not in session.new:
             everyone = True                      # a renamed sub-union: every member's card shows the name
-    _mark(session, ALL if everyone else touched)
+    _mark(session, touched, everyone)
 
 
 @event.listens_for(Session, "do_orm_execute")
@@ -231,23 +248,32 @@ def _mark_bulk_write(state: ORMExecuteState) -> None:
         return
     table = getattr(state.statement, "table", None)
     if getattr(table, "name", None) in CARDED_TABLES and not (state.is_insert and table.name != "role_assignments"):
-        _mark(state.session, ALL)
+        _mark(state.session, set(), everyone=True)
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _release_marks(session: Session, transaction) -> None:
     if transaction.parent is None and CHANGED in session.info and has_app_context():
-        changed = session.info.pop(CHANGED)
-        release(ALL if ALL in changed else changed)
+        marks = session.info.pop(CHANGED)
+        release(marks.token, marks.staff_ids, marks.everyone)
 
 
-def _mark(session: Session, staff_ids: set[int] | str) -> None:
-    if not staff_ids or not has_app_context():
+@dataclass
+class _Marks:
+    """What one transaction has marked, under one token of its own."""
+
+    token: str = field(default_factory=lambda: secrets.token_hex(8))
+    staff_ids: set[int] = field(default_factory=set)
+    everyone: bool = False
+
+
+def _mark(session: Session, staff_ids: set[int], everyone: bool = False) -> None:
+    if not (staff_ids or everyone) or not has_app_context():
         return
-    marked = session.info.setdefault(CHANGED, set())
-    if ALL in marked:
-        return
-    new = {ALL} if staff_ids == ALL else set(staff_ids) - marked
-    if new:
-        mark_pending(ALL if ALL in new else new)
-        marked.update(new)
+    marks = session.info.setdefault(CHANGED, _Marks())
+    new = staff_ids - marks.staff_ids
+    everyone_now = everyone and not marks.everyone
+    if new or everyone_now:
+        marks.staff_ids |= new                   # before Redis: a reply lost after EXEC is still released
+        marks.everyone |= everyone_now
+        mark_pending(marks.token, new, everyone_now)

@@ -123,6 +123,7 @@ class SharedTokenClient(WeChatClient):
             fresh = self._token_via_lock(rejected=token)
             if fresh is None:
                 raise
+            self._local = (fresh, time.monotonic() + LOCAL_TOKEN_SECONDS)   # not a rejected one read meanwhile
             log.info("access token of %s rejected (%s); retrying once with a fresh one", self.appid, exc.errcode)
             return super()._request(method, url, params={**params, "access_token": fresh}, **kwargs)
 
