@@ -236,7 +236,8 @@ def _mark_flushed(session: Session, _context) -> None:
             touched.add(obj.id)
         elif isinstance(obj, RoleAssignment):
             touched.update(i for i in (obj.staff_id, *inspect(obj).attrs.staff_id.history.deleted) if i)
-        elif isinstance(obj, SubUnion) and obj not in session.new:
+        elif isinstance(obj, SubUnion) and obj not in session.new and (
+                obj in session.deleted or session.is_modified(obj, include_collections=False)):
             everyone = True                      # a renamed sub-union: every member's card shows the name
     _mark(session, touched, everyone)
 

@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 TOKEN_EXPIRY_MARGIN_SECONDS = 300
 POLL_SECONDS = 0.05
-# A process reuses the token it last read from Redis this long before reading again: a send saves a round trip.
-# Safe because a token another process refreshed meanwhile keeps working for minutes (stable_token), and a
-# token WeChat rejects is replaced through the lock as before.
-LOCAL_TOKEN_SECONDS = 5.0
 
 
 class SharedTokenClient(WeChatClient):
@@ -45,18 +41,12 @@ class SharedTokenClient(WeChatClient):
         self._force_key = f"{key_prefix}wechat:force_refresh:{appid}"
         self._lock_seconds = lock_seconds
         self._force_interval = force_refresh_interval
-        self._local: tuple[str, float] | None = None      # (token, monotonic time until which it is reused)
 
     # ---- the token -------------------------------------------------------------------------------------------
 
     @property
     def access_token(self) -> str:
-        local = self._local
-        if local is not None and time.monotonic() < local[1]:
-            return local[0]
-        token = self._stored_token() or self._token_via_lock(rejected=None)
-        self._local = (token, time.monotonic() + LOCAL_TOKEN_SECONDS)
-        return token
+        return self._stored_token() or self._token_via_lock(rejected=None)
 
     def fetch_access_token(self) -> dict[str, Any]:
         """wechatpy's hook, kept safe: makes sure a token is stored (fetching one under the lock if needed)."""
@@ -119,11 +109,9 @@ class SharedTokenClient(WeChatClient):
         except WeChatClientException as exc:
             if exc.errcode not in TOKEN_ERRORS:
                 raise
-            self._local = None
             fresh = self._token_via_lock(rejected=token)
             if fresh is None:
                 raise
-            self._local = (fresh, time.monotonic() + LOCAL_TOKEN_SECONDS)   # not a rejected one read meanwhile
             log.info("access token of %s rejected (%s); retrying once with a fresh one", self.appid, exc.errcode)
             return super()._request(method, url, params={**params, "access_token": fresh}, **kwargs)
 
