@@ -127,23 +127,22 @@ def _finish(row: Notification, status: DeliveryStatus, reason: str | None = None
 
 # --- outcomes ------------------------------------------------------------------------------------------------
 
-def record_outcomes(results: list[tuple[Claimed, channels.Outcome]]) -> int:
-    """Applies a batch of sends' results in one transaction (rows locked in id order, so two senders never
-    deadlock); a row whose lease ran out meanwhile was taken back and is left alone. Returns the rows updated."""
+def record_outcomes(results: list[tuple[Claimed, channels.Outcome]]) -> None:
+    """Applies a batch of sends' results in one transaction, the rows locked in id order (their side effects on
+    consents and followers may still meet another transaction's: the sender retries a deadlock's victim once). A
+    row whose lease ran out meanwhile was taken back, perhaps for another channel, and is left alone."""
     by_id = {claimed.id: (claimed, outcome) for claimed, outcome in results}
     rows = db.session.scalars(select(Notification).where(
         Notification.id.in_(by_id), Notification.status == DeliveryStatus.SENDING)
         .options(lazyload(Notification.notice))   # lock the rows only, not their notice (shared by the fan-out)
         .order_by(Notification.id).with_for_update()).all()
-    applied = 0
     for row in rows:
-        claimed, outcome = by_id.pop(row.id)
+        claimed, outcome = by_id[row.id]
         if row.channel is claimed.channel:
             _apply_outcome(row, claimed, outcome)
-            applied += 1
+            del by_id[row.id]
     for claimed, outcome in by_id.values():
         log.warning("notification %s finished after its lease; outcome %s dropped", claimed.id, outcome.kind)
-    return applied
 
 
 def _apply_outcome(row: Notification, claimed: Claimed, outcome: channels.Outcome) -> None:
