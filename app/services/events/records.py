@@ -166,9 +166,9 @@ MY_SIGNUP = aliased(Signup, name="my_signup")   # not the Signup the visibility 
 
 def visible_event(staff: Staff, event_id: int) -> tuple[Event, Signup | None]:
     """The event if this person may see it (app.services.policy), with its quotas and their signup: one query."""
-    mine = MY_SIGNUP
     found = db.session.execute(
-        select(Event, mine).outerjoin(mine, and_(mine.event_id == Event.id, mine.staff_id == staff.id))
+        select(Event, MY_SIGNUP).outerjoin(MY_SIGNUP, and_(MY_SIGNUP.event_id == Event.id,
+                                                           MY_SIGNUP.staff_id == staff.id))
         .where(Event.id == event_id, policy.event_visible_condition(staff))
         .options(joinedload(Event.quotas))).unique().first()
     if found is None:
