@@ -73,7 +73,7 @@ def _follow_requests(app: Flask, trust_request_id: bool) -> None:
     app.teardown_request(forget)
 
 
-request_log = logging.getLogger("app.requests")
+request_log = logging.getLogger("app.requests")   # app.logs.REQUEST_LOG: its lines are written unmasked
 
 
 def create_app(config: Config | None = None, overrides: dict[str, Any] | None = None) -> Flask:

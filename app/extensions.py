@@ -87,6 +87,11 @@ class Database:
     def session(self) -> Session:
         return current_app.extensions["db.session"]()
 
+    @property
+    def scoped(self) -> scoped_session:
+        """The registry behind `session`: a proxy to the current session that opens it only when first used."""
+        return current_app.extensions["db.session"]
+
 
 db = Database()
 

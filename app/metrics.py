@@ -32,6 +32,7 @@ LATENCY = Histogram("smart_union_http_request_seconds", "API request latency", [
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SENDS = Counter("smart_union_sends_total", "WeChat sends by the senders", ["channel", "outcome"])
 JOB_RUNS = Counter("smart_union_job_runs_total", "Scheduler job runs", ["job", "outcome"])
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})   # else "OTHER": a label
 COUNT_BOUND = 100_000          # outbox rows per status are counted up to this many
 
 
@@ -46,11 +47,25 @@ def _start_timer() -> None:
 
 
 def _count_request(response: Response) -> Response:
-    route = request.url_rule.rule if request.url_rule is not None else "(no route)"
+    rule = request.url_rule
+    route = rule.rule if rule is not None else "(no route)"
     if route != "/metrics":
-        REQUESTS.labels(route, request.method, str(response.status_code)).inc()
-        LATENCY.labels(route, request.method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"
+        _child(REQUESTS, route, method, str(response.status_code)).inc()
+        _child(LATENCY, route, method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
     return response
+
+
+_CHILDREN: dict[tuple, object] = {}
+
+
+def _child(metric, *labels: str):
+    """`metric.labels(*labels)`, kept per process: the same few routes are counted on every request."""
+    key = (metric, labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
 
 
 def metrics_view() -> Response:

@@ -46,20 +46,28 @@ T = TypeVar("T")
 def unit_of_work() -> Iterator[Session]:
     """Commit at the end when anything was written (roll back when nothing was), roll back on any exception; the
     session is discarded either way, so the next unit of work in the same process starts from what the database
-    holds."""
-    session = db.session
+    holds. The session itself is opened only when first used: a request answered from the cache alone (a cached
+    card's /me) never builds one."""
+    scoped = db.scoped
     try:
-        yield session
-        if session.info.pop(WROTE, False) or session.new or session.dirty or session.deleted:
-            session.commit()
-        else:
-            session.rollback()
+        yield scoped
+        if scoped.registry.has():
+            _finish(scoped())
     except BaseException:
-        session.rollback()
+        if scoped.registry.has():
+            scoped().rollback()
         raise
     finally:
-        session.info.pop(WROTE, None)
-        db.remove_session()
+        if scoped.registry.has():
+            scoped().info.pop(WROTE, None)
+        scoped.remove()
+
+
+def _finish(session: Session) -> None:
+    if session.info.pop(WROTE, False) or session.new or session.dirty or session.deleted:
+        session.commit()
+    else:
+        session.rollback()
 
 
 @event.listens_for(Session, "do_orm_execute")

@@ -136,11 +136,12 @@ def test_missing_or_forged_token_is_401(live_server):
     assert forged.json()["error"]["code"] == "invalid_token"
 
 
-def test_token_expires(live_server, fake_wechat, teacher):
+def test_token_expires_even_after_it_was_used(live_server, fake_wechat, teacher):
     import time_machine
     from datetime import datetime, timedelta, timezone
 
     token = bound_token(live_server)
+    assert requests.get(f"{live_server.url}/api/v1/me", headers=bearer(token), timeout=10).status_code == 200
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=8), tick=True):
         response = requests.get(f"{live_server.url}/api/v1/me", headers=bearer(token), timeout=10)
     assert response.status_code == 401

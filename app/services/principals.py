@@ -124,13 +124,30 @@ def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
     raw, gen, epoch = _script("lookup", _LOOKUP)(keys=[_key(staff_id), _epoch_key()])
     seen = (gen or b"", epoch or b"")
     if raw is not None:
-        try:
-            card = pickle.loads(raw)
-        except Exception:          # written by another version of StaffCard: read the row instead
-            return None, seen
+        card = _decoded(raw)
         if isinstance(card, StaffCard) and card.epoch == seen[1]:
             return card, seen
     return None, seen
+
+
+_DECODED: dict[bytes, object] = {}
+DECODED_KEPT = 4096
+
+
+def _decoded(raw: bytes) -> object | None:
+    """The card those bytes hold, unpickled once per process: the same bytes are the same frozen card, so each
+    request still checks Redis, but only a card that changed is decoded again. None for bytes written by another
+    version of StaffCard (the row is read instead)."""
+    card = _DECODED.get(raw)
+    if card is None:
+        try:
+            card = pickle.loads(raw)
+        except Exception:
+            return None
+        if len(_DECODED) >= DECODED_KEPT:
+            _DECODED.clear()
+        _DECODED[raw] = card
+    return card
 
 
 def _load(staff_id: int, epoch: bytes) -> StaffCard | None:
