@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import redis
+from redis.commands.core import Script
 from flask import Flask, current_app
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -98,6 +99,16 @@ db = Database()
 
 def get_redis() -> redis.Redis:
     return current_app.extensions["redis"]
+
+
+def lua_script(text: str) -> Script:
+    """A Lua script registered once per app, then called by its SHA (EVALSHA): one short command each time, the
+    script's text sent again only after Redis forgot it."""
+    scripts = current_app.extensions.setdefault("redis.scripts", {})
+    found = scripts.get(text)
+    if found is None:
+        found = scripts[text] = get_redis().register_script(text)
+    return found
 
 
 def redis_key(*parts: object) -> str:

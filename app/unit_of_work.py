@@ -17,7 +17,9 @@ A unit of work the database chose as a deadlock's victim is worth running again:
 
 The cached cards of signed-in staff (app.services.principals) follow the unit of work through session events: a
 flush that changes a staff row, a role or a sub-union marks their cards before the commit, and the end of the
-transaction releases the marks; imported here so that every edge, CLI and scheduler included, has them.
+transaction releases the marks; the announcement list's kept pages (app.services.announcement_pages) are
+forgotten when a transaction that changed announcements ends. Both are imported here so that every edge, CLI and
+scheduler included, has them.
 
 What must outlast a refusal is written outside the unit of work on purpose, in Redis, which no rollback touches:
 failed bind attempts (app.services.auth, app.services.followers) and rate limits. Nothing else is.
@@ -34,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.extensions import db
-from app.services import principals  # noqa: F401  (registers the session events that keep the cards right)
+from app.services import announcement_pages, principals  # noqa: F401  (their session events keep their caches right)
 
 WROTE = "unit_of_work.wrote"      # session.info: something was (or may have been) written
 DEADLOCK_ATTEMPTS = 2

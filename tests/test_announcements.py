@@ -93,14 +93,74 @@ def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, un
     for n in range(12):
         publish(client, officer, create(client, officer, title=f"通知{n}")["id"])
     client.get("/api/v1/me", headers=bearer(union["tokens"]["man"]))       # the caller's card is cached from now
-    counts = []
+    first, again = [], []
     for size in (1, 5, 12):
-        with count_queries() as queries:
-            response = client.get(f"/api/v1/announcements?page_size={size}", headers=bearer(union["tokens"]["man"]))
-        assert len(response.json["items"]) == size
-        counts.append(queries.count)
-    assert counts[0] == counts[1] == counts[2]
-    assert counts[0] == 2                # the page and the count: the token check reads the cached card
+        for counts in (first, again):
+            with count_queries() as queries:
+                response = client.get(f"/api/v1/announcements?page_size={size}",
+                                      headers=bearer(union["tokens"]["man"]))
+            assert len(response.json["items"]) == size
+            counts.append(queries.count)
+    assert first == [3, 3, 3]            # the page, the count and my read flags: the token check reads the card
+    assert again == [1, 1, 1]            # the page and the count are kept for my kind of member: my flags only
+
+
+def test_a_kept_page_gives_way_to_each_publication_and_withdrawal_at_once(client, union):
+    officer, staff = union["tokens"]["officer"], union["tokens"]["man"]
+
+    def titles() -> list[str]:
+        return [i["title"] for i in client.get("/api/v1/announcements", headers=bearer(staff)).json["items"]]
+
+    publish(client, officer, create(client, officer, title="第一则")["id"])
+    assert titles() == ["第一则"]
+    second = create(client, officer, title="第二则")["id"]
+    assert titles() == ["第一则"]                       # a draft changes nothing a member sees
+    publish(client, officer, second)
+    assert titles() == ["第二则", "第一则"]
+    assert client.post(f"/api/v1/officer/announcements/{second}/withdraw", headers=bearer(officer)).status_code == 200
+    assert titles() == ["第一则"]
+
+
+def test_members_of_one_kind_share_a_kept_page_and_other_kinds_never_see_it(client, union, make_staff, token_for):
+    officer = union["tokens"]["officer"]
+    publish(client, officer, create(client, officer, title="致女教职工", audience={"genders": ["female"]})["id"])
+    publish(client, officer, create(client, officer, title="致全体")["id"])
+    colleague = token_for(make_staff(name="另一位男教师", sub_union="后勤分工会", gender=Gender.MALE))
+    seen = {name: [i["title"] for i in client.get("/api/v1/announcements", headers=bearer(token)).json["items"]]
+            for name, token in (("woman", union["tokens"]["woman"]), ("man", union["tokens"]["man"]),
+                                ("colleague", colleague), ("woman again", union["tokens"]["woman"]))}
+    assert seen == {"woman": ["致全体", "致女教职工"], "man": ["致全体"], "colleague": ["致全体"],
+                    "woman again": ["致全体", "致女教职工"]}
+
+
+def test_a_page_read_while_a_publication_commits_is_not_kept(app):
+    """The stale refill: a page read from the database before a change committed must not be kept after it."""
+    from app.services import announcement_pages
+
+    reads = []
+
+    def read_racing_a_publication():
+        reads.append(1)
+        announcement_pages.forget_all()        # a publication commits while this page is being read
+        return "the page as it was"
+
+    with app.app_context():
+        kind = ("test-kind", len(reads))
+        assert announcement_pages.cached(kind, "1:20", read_racing_a_publication) == "the page as it was"
+        assert announcement_pages.cached(kind, "1:20", lambda: "the page as it is") == "the page as it is"
+        assert announcement_pages.cached(kind, "1:20", lambda: "not read again") == "the page as it is"
+
+
+def test_with_redis_down_the_list_and_the_token_check_read_the_database(make_app, client, union):
+    """Redis lost: no card, no kept page, the same answers (auth reads the staff row, the list its queries)."""
+    officer = union["tokens"]["officer"]
+    publish(client, officer, create(client, officer, title="停电通知")["id"])
+    down = make_app(**{"redis.url": "redis://127.0.0.1:1/0"}).test_client()
+    me = down.get("/api/v1/me", headers=bearer(union["tokens"]["man"]))
+    assert me.status_code == 200 and me.json["name"] == "男教师"
+    listing = down.get("/api/v1/announcements", headers=bearer(union["tokens"]["man"]))
+    assert listing.status_code == 200
+    assert [i["title"] for i in listing.json["items"]] == ["停电通知"]
 
 
 def test_the_total_counts_up_to_a_thousand_and_says_when_there_are_more(app, client, union):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from typing import NamedTuple
 
-from sqlalchemy import Row, exists, func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 from wechatpy.exceptions import WeChatClientException
@@ -15,8 +16,8 @@ from app import clock
 from app.errors import Conflict, Invalid, NotFound, Refusal
 from app.extensions import db
 from app.validation import labelled
-from app.services import audit, notifications, policy
-from app.services.audiences import Audience, address, audience_condition, count_audience
+from app.services import announcement_pages, audit, notifications, policy
+from app.services.audiences import Audience, address, audience_condition, count_audience, member_kind
 from app.wechat import mini_client
 from models import (
     Announcement, AnnouncementCategory, AnnouncementRead, AnnouncementStatus, Staff, WeChatApp, WeChatIdentity,
@@ -160,21 +161,43 @@ COUNTED_UP_TO = 1000     # the list's total counts this far and no further: its 
 LISTED = (Announcement.id, Announcement.title, Announcement.category, Announcement.pinned, Announcement.published_at)
 
 
-def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Row], int, bool]:
-    """Published announcements whose audience includes me: pinned first, newest first, as rows of the listed
-    columns and my `read` flag; and how many there are, counted up to COUNTED_UP_TO (the flag says whether the
-    count is exact). Two Core queries whatever the page size, neither of which reads more than the page or the
-    capped count."""
-    where = (policy.announcement_visible_condition(staff),)
-    read = exists().where(AnnouncementRead.announcement_id == Announcement.id,
-                          AnnouncementRead.staff_id == staff.id)
-    stmt = (select(*LISTED, read.label("read")).where(*where)
+class Listed(NamedTuple):
+    id: int
+    title: str
+    category: AnnouncementCategory
+    pinned: bool
+    published_at: datetime | None
+    read: bool = False
+
+
+def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Listed], int, bool]:
+    """Published announcements whose audience includes me: pinned first, newest first, with my `read` flag; and how
+    many there are, counted up to COUNTED_UP_TO (the flag says whether the count is exact). The page and the
+    count are the same for every member of my kind and kept per kind (app.services.announcement_pages); only my
+    read flags are mine: one query over the page's ids."""
+    rows, total, exact = announcement_pages.cached(
+        member_kind(staff), f"{page}:{page_size}", lambda: _page_for_kind(staff, page, page_size))
+    read = _read_among(staff, [row[0] for row in rows])
+    return [Listed(*row, read=row[0] in read) for row in rows], total, exact
+
+
+def _page_for_kind(staff: Staff, page: int, page_size: int) -> tuple[list[tuple], int, bool]:
+    """Two Core queries whatever the page size, neither of which reads more than the page or the capped count."""
+    where = policy.announcement_visible_condition(staff)
+    stmt = (select(*LISTED).where(where)
             .order_by(Announcement.pinned.desc(), Announcement.published_at.desc(), Announcement.id.desc())
             .limit(page_size).offset((page - 1) * page_size))
     counted = db.session.scalar(select(func.count()).select_from(
-        select(Announcement.id).where(*where).limit(COUNTED_UP_TO + 1).subquery()))
-    rows = db.session.execute(stmt).all()
+        select(Announcement.id).where(where).limit(COUNTED_UP_TO + 1).subquery()))
+    rows = [tuple(row) for row in db.session.execute(stmt)]
     return rows, min(counted, COUNTED_UP_TO), counted <= COUNTED_UP_TO
+
+
+def _read_among(staff: Staff, announcement_ids: list[int]) -> set[int]:
+    if not announcement_ids:
+        return set()
+    return set(db.session.scalars(select(AnnouncementRead.announcement_id).where(
+        AnnouncementRead.staff_id == staff.id, AnnouncementRead.announcement_id.in_(announcement_ids))))
 
 
 def get_for_staff(staff: Staff, announcement_id: int) -> Announcement:
@@ -198,7 +221,7 @@ def record_read(staff: Staff, announcement: Announcement) -> None:
     notifications.mark_read_by_occasion(staff, occasion_of(announcement))
 
 
-def latest_for_staff(staff: Staff, limit: int = 5) -> list[Row]:
+def latest_for_staff(staff: Staff, limit: int = 5) -> list[Listed]:
     return list_for_staff(staff, 1, limit)[0]
 
 

@@ -127,9 +127,14 @@ def audience_columns(audience: Audience) -> dict:
 
 def visible_to(model, staff: Staff) -> ColumnElement[bool]:
     """WHERE clause: the rows of a TargetsAudience model whose audience includes this staff member."""
+    return _visible_to(model, *member_kind(staff))
+
+
+def member_kind(staff: Staff) -> tuple[int, int, int, int | None]:
+    """All an audience looks at in a member: two members of one kind are in exactly the same audiences."""
     roles = frozenset(r.role for r in staff.roles)          # a role held in two scopes: once
-    return _visible_to(model, STATUS_BITS.get(staff.status, 0), GENDER_BITS.get(staff.gender, 0),
-                       sum(ROLE_BITS[role] for role in roles), staff.sub_union_id)
+    return (STATUS_BITS.get(staff.status, 0), GENDER_BITS.get(staff.gender, 0),
+            sum(ROLE_BITS[role] for role in roles), staff.sub_union_id)
 
 
 @functools.lru_cache(maxsize=4096)

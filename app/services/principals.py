@@ -32,13 +32,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Iterable
 
-from flask import current_app, has_app_context
-from redis.commands.core import Script
+from flask import has_app_context
 from redis.exceptions import RedisError
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session, joinedload
 
-from app.extensions import db, get_redis, redis_key
+from app.extensions import db, get_redis, lua_script, redis_key
 from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
 
 log = logging.getLogger(__name__)
@@ -121,7 +120,7 @@ return {found[1], found[2], redis.call('GET', KEYS[2])}
 
 
 def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
-    raw, gen, epoch = _script("lookup", _LOOKUP)(keys=[_key(staff_id), _epoch_key()])
+    raw, gen, epoch = lua_script(_LOOKUP)(keys=[_key(staff_id), _epoch_key()])
     seen = (gen or b"", epoch or b"")
     if raw is not None:
         card = _decoded(raw)
@@ -178,7 +177,7 @@ return 1
 def _store(card: StaffCard, seen: tuple[bytes, bytes]) -> None:
     """Stores the card only if no change was marked since `seen` was read (else the card may hold the old row)."""
     try:
-        _script("store", _STORE)(keys=[_key(card.id), _epoch_key(), _epoch_key("pending")],
+        lua_script(_STORE)(keys=[_key(card.id), _epoch_key(), _epoch_key("pending")],
                                  args=[seen[0], seen[1], pickle.dumps(card, protocol=pickle.HIGHEST_PROTOCOL),
                                        CARD_SECONDS])
     except RedisError as exc:
@@ -223,14 +222,6 @@ def release(token: str, staff_ids: Iterable[int], everyone: bool = False) -> Non
     except RedisError as exc:
         log.warning("principal cache: could not release marks (%s); they lapse in %ss", type(exc).__name__,
                     PENDING_SECONDS)
-
-
-def _script(name: str, text: str) -> Script:
-    """A Lua script registered once per app (then called by its SHA: one short command a request)."""
-    scripts = current_app.extensions.setdefault("principals.scripts", {})
-    if name not in scripts:
-        scripts[name] = get_redis().register_script(text)
-    return scripts[name]
 
 
 def _key(staff_id: int) -> str:

@@ -25,7 +25,7 @@ from wechatpy.utils import check_signature
 
 from app import clock
 from app.config import OfficialAccountSection
-from app.extensions import get_redis, redis_key
+from app.extensions import lua_script, redis_key
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +104,8 @@ def bind_nonce_and_claim(cfg: OfficialAccountSection, push: OpenedPush, push_key
     (PushRefused) — and claims the push under `push_key`. Returns CLAIMED when this delivery is the first, else
     what the first one stored there (None when that just expired)."""
     nonce_key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
-    outcome, stored = get_redis().eval(_BIND_AND_CLAIM, 2, nonce_key, push_key, push_key, pending,
-                                       remember_seconds(cfg), claim_seconds)
+    outcome, stored = lua_script(_BIND_AND_CLAIM)(keys=[nonce_key, push_key],
+                                                  args=[push_key, pending, remember_seconds(cfg), claim_seconds])
     if outcome == b"replayed":
         log.warning("a signed (timestamp, nonce) was reused for another push; refused")
         raise PushRefused(*REPLAYED)
