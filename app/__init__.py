@@ -60,7 +60,8 @@ def _follow_requests(app: Flask, trust_request_id: bool) -> None:
     def finish(response):
         response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
         route = request.url_rule.rule if request.url_rule is not None else "(no route)"
-        request_log.info("%s %s %s", request.method, route, response.status_code)
+        method = request.method if request.method in logs.KNOWN_METHODS else "OTHER"
+        request_log.info("%s %s %s", method, route, response.status_code)
         return response
 
     def forget(_exc) -> None:

@@ -51,6 +51,7 @@ class _RequestId(logging.Filter):
 
 
 REQUEST_LOG = "app.requests"     # one line per request: method, route pattern, status, nothing a person typed
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})   # else logged as OTHER
 
 
 def _masked(record: logging.LogRecord, text: str) -> str:
@@ -89,7 +90,9 @@ def new_request_id() -> str:
 
 
 def valid_request_id(value: str | None) -> str | None:
-    return value if value and REQUEST_ID_FORMAT.fullmatch(value) else None
+    """A proxy's request id, if it is one we can log as it is: of the format, and with nothing a mask would hide
+    (a phone number or an openid is not an id; a new one is made instead)."""
+    return value if value and REQUEST_ID_FORMAT.fullmatch(value) and mask(value) == value else None
 
 
 @contextlib.contextmanager

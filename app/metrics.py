@@ -25,6 +25,8 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily
 
+from app.logs import KNOWN_METHODS
+
 log = logging.getLogger(__name__)
 
 REQUESTS = Counter("smart_union_http_requests_total", "API requests", ["route", "method", "status"])
@@ -32,7 +34,6 @@ LATENCY = Histogram("smart_union_http_request_seconds", "API request latency", [
                     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 SENDS = Counter("smart_union_sends_total", "WeChat sends by the senders", ["channel", "outcome"])
 JOB_RUNS = Counter("smart_union_job_runs_total", "Scheduler job runs", ["job", "outcome"])
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})   # else "OTHER": a label
 COUNT_BOUND = 100_000          # outbox rows per status are counted up to this many
 
 
@@ -50,7 +51,7 @@ def _count_request(response: Response) -> Response:
     rule = request.url_rule
     route = rule.rule if rule is not None else "(no route)"
     if route != "/metrics":
-        method = request.method if request.method in KNOWN_METHODS else "OTHER"
+        method = request.method if request.method in KNOWN_METHODS else "OTHER"    # a label per method sent
         _child(REQUESTS, route, method, str(response.status_code)).inc()
         _child(LATENCY, route, method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
     return response

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from jobs.sender import Sender
-from models import Announcement, DeliveryStatus, Gender, Notification, StaffStatus
+from models import Announcement, DeliveryStatus, Gender, Notification, Staff, StaffStatus
 from tests.helpers import bearer
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -102,7 +102,7 @@ def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, un
             assert len(response.json["items"]) == size
             counts.append(queries.count)
     assert first == [3, 3, 3]            # the page, the count and my read flags: the token check reads the card
-    assert again == [1, 1, 1]            # the page and the count are kept for my kind of member: my flags only
+    assert again == [0, 0, 0]            # the page and count kept for my kind of member, my flags for me
 
 
 def test_a_kept_page_gives_way_to_each_publication_and_withdrawal_at_once(client, union):
@@ -133,22 +133,58 @@ def test_members_of_one_kind_share_a_kept_page_and_other_kinds_never_see_it(clie
                     "woman again": ["致全体", "致女教职工"]}
 
 
-def test_a_page_read_while_a_publication_commits_is_not_kept(app):
-    """The stale refill: a page read from the database before a change committed must not be kept after it."""
+def test_a_page_or_flags_read_while_a_change_commits_are_not_kept(app):
+    """The stale refill: what was read from the database before a change committed must not be kept after it."""
     from app.services import announcement_pages
 
-    reads = []
+    def page_for(read_page, read_flags):
+        return announcement_pages.page_for(("test-kind",), 1, 1, 20, read_page, read_flags)
 
-    def read_racing_a_publication():
-        reads.append(1)
-        announcement_pages.forget_all()        # a publication commits while this page is being read
-        return "the page as it was"
+    def page_racing_a_publication():
+        announcement_pages.forget_all()          # a publication commits while this page is being read
+        return ([(1, "旧")], 1, True)
+
+    def flags_racing_a_read(_ids):
+        announcement_pages.forget_reads({1})     # the member opens an announcement meanwhile
+        return set()
 
     with app.app_context():
-        kind = ("test-kind", len(reads))
-        assert announcement_pages.cached(kind, "1:20", read_racing_a_publication) == "the page as it was"
-        assert announcement_pages.cached(kind, "1:20", lambda: "the page as it is") == "the page as it is"
-        assert announcement_pages.cached(kind, "1:20", lambda: "not read again") == "the page as it is"
+        assert page_for(page_racing_a_publication, flags_racing_a_read) == (([(1, "旧")], 1, True), set())
+        assert page_for(lambda: ([(2, "新")], 1, True), lambda ids: {2}) == (([(2, "新")], 1, True), {2})
+        assert page_for(lambda: pytest.fail("the page is kept"), lambda ids: pytest.fail("the flags are kept")) \
+            == (([(2, "新")], 1, True), {2})
+
+
+def test_a_unit_of_work_that_changed_announcements_keeps_no_page(app, client, union, count_queries):
+    """Its own uncommitted change would otherwise reach every member of the kind, even if it rolled back."""
+    from app.services import announcements
+    officer, staff = union["tokens"]["officer"], union["tokens"]["man"]
+    shown = create(client, officer, title="原标题")["id"]
+    publish(client, officer, shown)
+    with app.app_context(), unit_of_work():
+        db.session.get(Announcement, shown).title = "未提交的标题"
+        member = db.session.get(Staff, union["ids"]["man"])
+        assert [r.title for r in announcements.list_for_staff(member, 1, 20)[0]] == ["未提交的标题"]
+        db.session.rollback()
+    client.get("/api/v1/me", headers=bearer(staff))
+    with count_queries() as queries:
+        titles = [i["title"] for i in client.get("/api/v1/announcements", headers=bearer(staff)).json["items"]]
+    assert titles == ["原标题"] and queries.count == 3
+
+
+def test_pages_past_the_kept_ones_are_read_each_time(client, union, count_queries):
+    from app.services.announcement_pages import KEPT_PAGES
+    officer, staff = union["tokens"]["officer"], union["tokens"]["man"]
+    for n in range(KEPT_PAGES + 1):
+        publish(client, officer, create(client, officer, title=f"通知{n}")["id"])
+    client.get("/api/v1/me", headers=bearer(staff))
+    counts = []
+    for _ in range(2):
+        with count_queries() as queries:
+            page = client.get(f"/api/v1/announcements?page={KEPT_PAGES + 1}&page_size=1", headers=bearer(staff))
+        assert [i["title"] for i in page.json["items"]] == ["通知0"]
+        counts.append(queries.count)
+    assert counts == [3, 3]
 
 
 def test_with_redis_down_the_list_and_the_token_check_read_the_database(make_app, client, union):

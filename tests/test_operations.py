@@ -83,6 +83,15 @@ def test_a_proxys_request_id_is_kept_only_when_proxies_are_trusted(make_app):
     assert direct.get("/healthz", headers={"X-Request-ID": "lb-42"}).headers["X-Request-ID"] != "lb-42"
 
 
+def test_a_request_id_carrying_a_phone_number_is_replaced_and_odd_methods_are_logged_as_other(make_app, log_lines):
+    """The request log's line is written unmasked, so nothing a caller chose may carry personal data into it."""
+    trusted = make_app(**{"app.trusted_proxy_hops": 1, "app.log_level": "INFO"}).test_client()
+    assert trusted.get("/healthz", headers={"X-Request-ID": "13812345678"}).headers["X-Request-ID"] != "13812345678"
+    trusted.open("/healthz", method="13912345678")
+    assert not any("13812345678" in line or "13912345678" in line for line in log_lines())
+    assert any("OTHER /healthz" in line or "OTHER (no route)" in line for line in log_lines())
+
+
 def test_no_openid_phone_or_token_reaches_a_log_line(make_app, make_staff, fake_wechat, log_lines):
     from tests.test_auth import bind, login
     from tests.conftest import LiveServer

@@ -1,14 +1,21 @@
-"""The announcement list's pages, kept in Redis per kind of member (app.services.audiences.member_kind).
+"""The announcement list's pages, kept in Redis per kind of member (app.services.audiences.member_kind), and each
+member's read flags for the pages they opened.
 
 Two members of one kind see exactly the same announcements, and a union of 100,000 has a few dozen kinds: when the
 whole union opens the list after a holiday notice, each page is read from the database once per kind instead of
-once per person. Each member's own `read` flags are read beside it, over the page's ids only.
+once per person. A member's read flags (which of the page's announcements they opened) are kept beside it, so a
+list shown again needs no query at all: one round trip to Redis brings the page and the flags.
 
-Keeping it right follows the unit of work, as the staff cards do: any change to announcements (an ORM flush or a
-Core statement) moves a generation once its transaction ends. A page is kept under the generation seen before it
-was read and stored only if that generation is still current (a compare-and-set in Lua), so a page read before a
-publication commits is never kept after it. Should moving the generation fail (Redis lost at that moment), a kind's
-pages expire PAGE_SECONDS after the first was stored. With Redis down, the list is read from the database.
+Keeping it right follows the unit of work, as the staff cards do. Generations move once a transaction ends:
+- the pages' generation, after any change to announcements (an ORM flush or a Core statement) or a Core statement
+  on reads;
+- a member's reads generation, after a read of theirs is recorded.
+A value is kept under the generation seen before it was read, and stored only if that generation is still current
+(a compare-and-set in Lua), so a page or flags read before a commit are never kept after it. Nothing is stored by a
+transaction that changed announcements itself, or whose snapshot may be older than the generation it saw (MariaDB's
+REPEATABLE READ fixes the snapshot at the transaction's first read). Should moving a generation fail (Redis lost at
+that moment), what was kept expires KEPT_SECONDS after the generation's first store. With Redis down, the list is
+read from the database. Only the first KEPT_PAGES pages are kept.
 """
 
 from __future__ import annotations
@@ -22,87 +29,168 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.extensions import get_redis, lua_script, redis_key
-from models import Announcement
+from app.extensions import db, get_redis, lua_script, redis_key
+from models import Announcement, AnnouncementRead
 
 log = logging.getLogger(__name__)
 
-PAGE_SECONDS = 300
+VERSION = "v1"                 # bump with any change to what is kept: older entries are then never read
+KEPT_SECONDS = 300
+KEPT_PAGES = 5
 CHANGED = "announcement_pages.changed"     # session.info: this transaction changed announcements
+READERS = "announcement_pages.readers"     # session.info: staff whose reads this transaction recorded
 
-_READ = """
-local gen = redis.call('GET', KEYS[1]) or '0'
-if redis.call('HGET', KEYS[2], '_gen') ~= gen then return {gen, false} end
-return {gen, redis.call('HGET', KEYS[2], ARGV[1])}
+# KEYS: pages' generation, the kind's hash, the member's reads generation, the member's hash; ARGV: the page.
+# Each hash holds the entries of one generation (field _gen); the flags' generation is the pages' and the reads'.
+_LOOKUP = """
+local pages_gen = redis.call('GET', KEYS[1]) or '0'
+local flags_gen = pages_gen .. ':' .. (redis.call('GET', KEYS[3]) or '0')
+local page, flags = false, false
+if redis.call('HGET', KEYS[2], '_gen') == pages_gen then page = redis.call('HGET', KEYS[2], ARGV[1]) end
+if redis.call('HGET', KEYS[4], '_gen') == flags_gen then flags = redis.call('HGET', KEYS[4], ARGV[1]) end
+return {pages_gen, page, flags_gen, flags}
 """
 
-# The kind's hash holds the pages of one generation; its life is set when that generation's first page is stored.
+# KEYS: one or two generation keys, then the hash; ARGV: the generation seen, the field, the value, the seconds.
+# A hash starting a new generation is emptied, and its life is set once, when that generation's first entry comes.
 _STORE = """
 local gen = redis.call('GET', KEYS[1]) or '0'
+if #KEYS == 3 then gen = gen .. ':' .. (redis.call('GET', KEYS[2]) or '0') end
 if gen ~= ARGV[1] then return 0 end
-if redis.call('HGET', KEYS[2], '_gen') ~= gen then
-  redis.call('DEL', KEYS[2])
-  redis.call('HSET', KEYS[2], '_gen', gen)
-  redis.call('EXPIRE', KEYS[2], ARGV[4])
+local hash = KEYS[#KEYS]
+if redis.call('HGET', hash, '_gen') ~= gen then
+  redis.call('DEL', hash)
+  redis.call('HSET', hash, '_gen', gen)
+  redis.call('EXPIRE', hash, ARGV[4])
 end
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('HSET', hash, ARGV[2], ARGV[3])
 return 1
 """
 
+Page = Any                       # what read_page returns: (rows, total, exact), rows' first column the id
 
-def cached(kind: tuple, page: str, read: Callable[[], Any]) -> Any:
-    """What `read()` returns for this kind of member and page: from Redis when kept there for the current
-    generation, else read from the database (and kept, unless announcements changed meanwhile)."""
-    keys = [_generation_key(), _kind_key(kind)]
+
+def page_for(kind: tuple, staff_id: int, page: int, page_size: int, read_page: Callable[[], Page],
+             read_flags: Callable[[list[int]], set[int]]) -> tuple[Page, set[int]]:
+    """The page for this kind of member and the ids among it this member has read: from Redis when kept there
+    for the current generations, else from `read_page` / `read_flags` (and then kept, unless a change came in)."""
+    if page > KEPT_PAGES:
+        return _from_database(read_page, read_flags)
+    field = f"{page}:{page_size}"
+    stale = _may_be_stale()
+    pages_key, flags_key = [_pages_generation(), _kind_key(kind)], [_reads_generation(staff_id), _reads_key(staff_id)]
     try:
-        generation, raw = lua_script(_READ)(keys=keys, args=[page])
+        pages_gen, kept_page, flags_gen, kept_flags = lua_script(_LOOKUP)(keys=pages_key + flags_key, args=[field])
     except RedisError as exc:
         log.warning("announcement pages unavailable (%s); reading the database", type(exc).__name__)
-        return read()
-    if raw is not None:
-        return pickle.loads(raw)
-    found = read()
+        return _from_database(read_page, read_flags)
+    found = _loaded(kept_page)
+    if found is None:
+        found = read_page()
+        if not stale:
+            _keep(pages_key, pages_gen, field, found)
+    flags = _loaded(kept_flags)
+    if flags is None:
+        flags = read_flags(_ids(found))
+        if not stale:
+            _keep([pages_key[0], *flags_key], flags_gen, field, flags)
+    return found, flags
+
+
+def _from_database(read_page: Callable[[], Page], read_flags: Callable[[list[int]], set[int]]) -> tuple[Page, set[int]]:
+    found = read_page()
+    return found, read_flags(_ids(found))
+
+
+def _ids(found: Page) -> list[int]:
+    return [row[0] for row in found[0]]
+
+
+def _loaded(raw: bytes | None) -> Any:
+    if raw is None:
+        return None
     try:
-        lua_script(_STORE)(keys=keys, args=[generation, page, pickle.dumps(found, protocol=pickle.HIGHEST_PROTOCOL),
-                                            PAGE_SECONDS])
+        return pickle.loads(raw)
+    except Exception:          # unreadable: read the database instead
+        return None
+
+
+def _keep(keys: list[str], generation: bytes, field: str, value: Any) -> None:
+    try:
+        lua_script(_STORE)(keys=keys, args=[generation, field, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL),
+                                            KEPT_SECONDS])
     except RedisError as exc:
-        log.warning("announcement pages unavailable (%s); page not kept", type(exc).__name__)
-    return found
+        log.warning("announcement pages unavailable (%s); not kept", type(exc).__name__)
+
+
+def _may_be_stale() -> bool:
+    """Whether what this transaction is about to read may be older than the generations it is about to see: it
+    changed announcements or reads itself (not yet committed), or, on MariaDB, it has read before, which fixed its
+    REPEATABLE READ snapshot (PostgreSQL's READ COMMITTED reads afresh at each statement; SQLite's writer lock
+    keeps every other commit out)."""
+    session = db.session
+    if session.info.get(CHANGED) or session.info.get(READERS):
+        return True
+    return session.get_bind().dialect.name in ("mysql", "mariadb") and session.in_transaction()
 
 
 def forget_all() -> None:
-    """Every kept page is read again: announcements changed."""
+    """Every kept page and read flag is read again: announcements changed."""
+    _move(_pages_generation())
+
+
+def forget_reads(staff_ids: set[int]) -> None:
+    """These members' read flags are read again: they opened an announcement."""
+    for staff_id in staff_ids:
+        _move(_reads_generation(staff_id))
+
+
+def _move(generation_key: str) -> None:
     try:
-        get_redis().incr(_generation_key())
+        get_redis().incr(generation_key)
     except RedisError as exc:
-        log.warning("announcement pages: could not move the generation (%s); pages expire within %ss",
-                    type(exc).__name__, PAGE_SECONDS)
+        log.warning("announcement pages: could not move a generation (%s); entries expire within %ss",
+                    type(exc).__name__, KEPT_SECONDS)
 
 
-def _generation_key() -> str:
-    return redis_key("announcement-pages", "generation")
+def _pages_generation() -> str:
+    return redis_key("announcement-pages", VERSION, "generation")
 
 
 def _kind_key(kind: tuple) -> str:
-    return redis_key("announcement-pages", *kind)
+    return redis_key("announcement-pages", VERSION, "kind", *kind)
+
+
+def _reads_generation(staff_id: int) -> str:
+    return redis_key("announcement-pages", VERSION, "reads-generation", staff_id)
+
+
+def _reads_key(staff_id: int) -> str:
+    return redis_key("announcement-pages", VERSION, "reads", staff_id)
 
 
 # --- the unit of work's session events -------------------------------------------------------------------------
 
 @event.listens_for(Session, "after_flush")
 def _note_flushed(session: Session, _context) -> None:
-    if any(isinstance(obj, Announcement) for obj in (*session.new, *session.dirty, *session.deleted)):
-        session.info[CHANGED] = True
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Announcement):
+            session.info[CHANGED] = True
+        elif isinstance(obj, AnnouncementRead):
+            session.info.setdefault(READERS, set()).add(obj.staff_id)
 
 
 @event.listens_for(Session, "do_orm_execute")
 def _note_statement(state: ORMExecuteState) -> None:
     table = getattr(state.statement, "table", None)
-    if not state.is_select and getattr(table, "name", None) == Announcement.__tablename__:
+    if not state.is_select and getattr(table, "name", None) in (Announcement.__tablename__,
+                                                                 AnnouncementRead.__tablename__):
         state.session.info[CHANGED] = True
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _forget_changed(session: Session, transaction) -> None:
-    if transaction.parent is None and session.info.pop(CHANGED, False) and has_app_context():
-        forget_all()
+    if transaction.parent is None and has_app_context():
+        if session.info.pop(CHANGED, False):
+            forget_all()
+        forget_reads(session.info.pop(READERS, set()))

@@ -173,11 +173,11 @@ class Listed(NamedTuple):
 def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Listed], int, bool]:
     """Published announcements whose audience includes me: pinned first, newest first, with my `read` flag; and how
     many there are, counted up to COUNTED_UP_TO (the flag says whether the count is exact). The page and the
-    count are the same for every member of my kind and kept per kind (app.services.announcement_pages); only my
-    read flags are mine: one query over the page's ids."""
-    rows, total, exact = announcement_pages.cached(
-        member_kind(staff), f"{page}:{page_size}", lambda: _page_for_kind(staff, page, page_size))
-    read = _read_among(staff, [row[0] for row in rows])
+    count are the same for every member of my kind and kept per kind, my read flags per member
+    (app.services.announcement_pages)."""
+    (rows, total, exact), read = announcement_pages.page_for(
+        member_kind(staff), staff.id, page, page_size, lambda: _page_for_kind(staff, page, page_size),
+        lambda ids: _read_among(staff, ids))
     return [Listed(*row, read=row[0] in read) for row in rows], total, exact
 
 
