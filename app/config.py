@@ -51,6 +51,7 @@ class DatabaseSection(Section):
     max_overflow: int = Field(default=5, ge=0, le=90)
     pool_timeout_seconds: float = Field(default=10, gt=0)
     pool_recycle_seconds: int = Field(default=1800, ge=60)
+    ping_after_idle_seconds: float = Field(default=10, ge=0)
     echo: bool = False
 
 

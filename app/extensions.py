@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import time
 from pathlib import Path
 
 import redis
@@ -11,6 +12,7 @@ from redis.commands.core import Script
 from flask import Flask, current_app
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from app.config import Config
@@ -28,15 +30,38 @@ def build_engine(cfg: Config) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         echo=cfg.database.echo,
         pool_size=cfg.database.pool_size,
         max_overflow=cfg.database.max_overflow,
         pool_timeout=cfg.database.pool_timeout_seconds,
         pool_recycle=cfg.database.pool_recycle_seconds,
-        pool_pre_ping=True,
     )
+    _ping_after_idle(engine, cfg.database.ping_after_idle_seconds)
+    return engine
+
+
+def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """SQLAlchemy's pre-ping, only for a connection that sat idle longer than `idle_seconds` (a dropped one is then
+    replaced by the pool, as pre-ping does): under load every connection is busy, and a round trip per request
+    would cost more than a short request's own work."""
+    @event.listens_for(engine, "checkin")
+    def _note_idle(_dbapi_connection, record) -> None:
+        record.info[IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+        idle_since = record.info.pop(IDLE_SINCE, None)
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:         # any failure: the pool discards this connection and opens another
+            raise DisconnectionError("pooled connection dropped while idle") from exc
+
+
+IDLE_SINCE = "idle_since"
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:

@@ -12,8 +12,9 @@ wechat_handlers.push; jobs in jobs.scheduler; sender rounds in jobs.sender; comm
 A unit of work that wrote nothing — no flush with changes, no statement other than a SELECT — ends with a rollback,
 not a commit: one round trip less for every read-only request (the same locks released, nothing to keep).
 
-A unit of work the database chose as a deadlock's victim is worth running again: `retrying_deadlocks` does so once
-(InnoDB's own advice, and PostgreSQL's: the other transaction went on, so the second attempt meets its result).
+A unit of work the database chose as a deadlock's victim is worth running again: `retrying_lost_races` does so once
+(InnoDB's own advice, and PostgreSQL's: the other transaction went on, so the second attempt meets its result), and
+so it does for a service that raised RunAgain (a race it lost and can settle by reading what the winner wrote).
 
 The cached cards of signed-in staff (app.services.principals) follow the unit of work through session events: a
 flush that changes a staff row, a role or a sub-union marks their cards before the commit, and the end of the
@@ -39,7 +40,7 @@ from app.extensions import db
 from app.services import announcement_pages, principals  # noqa: F401  (their session events keep their caches right)
 
 WROTE = "unit_of_work.wrote"      # session.info: something was (or may have been) written
-DEADLOCK_ATTEMPTS = 2
+ATTEMPTS = 2                      # a deadlock's victim or a lost race runs once more
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -85,14 +86,24 @@ def _note_flush(session: Session, _context, _instances) -> None:
         session.info[WROTE] = True
 
 
-def retrying_deadlocks(work: Callable[[], T]) -> T:
-    """Runs `work` (which opens its own unit of work), once more when the database broke a deadlock by rolling it
-    back. Everything it did was rolled back with it, so running it again is safe."""
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+class RunAgain(Exception):
+    """Raised by a service that lost a race which a second run settles, e.g. a signup whose INSERT met the row a
+    second tap of the same person committed first: run again, it finds that row."""
+
+
+def retrying_lost_races(work: Callable[[], T]) -> T:
+    """Runs `work` (which opens its own unit of work) once more when the database broke a deadlock by rolling it
+    back, or when a service raised RunAgain. Everything it did was rolled back with it, so running it again is safe;
+    a race lost twice is an error like any other."""
+    for attempt in range(1, ATTEMPTS + 1):
         try:
             return work()
+        except RunAgain as exc:
+            if attempt == ATTEMPTS:
+                raise RuntimeError("lost the same race twice") from exc
+            log.info("lost a race (%s); running the unit of work again", exc)
         except DBAPIError as exc:
-            if attempt == DEADLOCK_ATTEMPTS or not is_deadlock(exc):
+            if attempt == ATTEMPTS or not is_deadlock(exc):
                 raise
             log.warning("deadlock: the database rolled this unit of work back; running it again")
     raise AssertionError("unreachable")

@@ -19,7 +19,7 @@ from typing import Callable
 from flask import Flask
 
 from app import logs, metrics
-from app.unit_of_work import retrying_deadlocks, unit_of_work
+from app.unit_of_work import retrying_lost_races, unit_of_work
 from app.services import channels, delivery
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Outcomes:
             return
         try:
             with self.app.app_context():
-                retrying_deadlocks(lambda: self._record(batch))
+                retrying_lost_races(lambda: self._record(batch))
         except Exception:
             with self.lock:
                 self.waiting[:0] = batch

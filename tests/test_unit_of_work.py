@@ -133,3 +133,28 @@ def test_a_request_the_database_picks_as_a_deadlocks_victim_runs_again_and_succe
         engine.dispose()
         assert answer[0].status_code == 201, answer[0].text
         assert answer[0].json()["seconds"] == 1
+
+
+@pytest.mark.postgresql_only
+@pytest.mark.parametrize("idle_seconds, replaced", [(0, True), (3600, False)])
+def test_a_connection_the_server_dropped_while_idle_is_replaced_before_a_request_uses_it(make_app, idle_seconds,
+                                                                                          replaced):
+    """A connection idle longer than database.ping_after_idle_seconds is checked before use (here: 0, always), so
+    one the server dropped costs no request. One used within that time is handed out unchecked, with no round
+    trip: had the server dropped it, the statement fails (the pool then replaces every older connection)."""
+    from sqlalchemy.exc import OperationalError
+    application = make_app(**{"database.ping_after_idle_seconds": idle_seconds, "database.pool_size": 1,
+                              "database.max_overflow": 0})
+    engine = application.extensions["db.engine"]
+    with engine.connect() as conn:
+        backend = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    outside = create_engine(engine.url)
+    with outside.begin() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({backend})")
+    outside.dispose()
+    if replaced:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() != backend
+    else:
+        with pytest.raises(OperationalError), engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")

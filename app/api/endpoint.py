@@ -24,7 +24,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import NotFound, Refusal, Unauthorized, UnsupportedMediaType
 from app.services import auth, policy
-from app.unit_of_work import retrying_deadlocks, unit_of_work
+from app.unit_of_work import retrying_lost_races, unit_of_work
 from app.validation import check_text, has_bad_characters, parse_json, validate_model
 
 
@@ -57,7 +57,7 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
-            return retrying_deadlocks(lambda: _run(view, spec, args, dict(kwargs)))
+            return retrying_lost_races(lambda: _run(view, spec, args, dict(kwargs)))
 
         wrapper.endpoint_spec = spec
         return wrapper

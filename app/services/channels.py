@@ -21,7 +21,7 @@ from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
-from app.extensions import db, get_redis, redis_key
+from app.extensions import db, get_redis, lua_script, redis_key
 from app.wechat import mini_client, mp_client
 from models import (
     Channel, Notification, Staff, StaffStatus, SubscriptionConsent, WeChatApp, WeChatIdentity,
@@ -101,6 +101,7 @@ class Router:
         self.mini = {i.staff_id: i.openid for i in identities if i.app is WeChatApp.MINI_PROGRAM}
         self.consents = {(c.staff_id, c.template_id): c.remaining for c in db.session.scalars(
             select(SubscriptionConsent).where(SubscriptionConsent.staff_id.in_(staff_ids)))}
+        self.paused: dict[Channel, bool] = {}      # asked of Redis once per channel and batch
 
     def decide(self, row: Notification) -> Decision:
         if self.status.get(row.staff_id) is StaffStatus.LEFT:
@@ -123,11 +124,16 @@ class Router:
             return None
         if channel is Channel.SUBSCRIBE and self.consents.get((row.staff_id, template.template_id), 0) <= 0:
             return None
-        if channel_paused(channel) or not take_daily_quota(channel):
+        if self._paused(channel) or not take_daily_quota(channel):
             return Decision(postpone_until=next_day_start())
         if channel is Channel.SUBSCRIBE and not _use_consent(row.staff_id, template.template_id):
             return None
         return Decision(channel=channel, openid=openid, message=render(row, template))
+
+    def _paused(self, channel: Channel) -> bool:
+        if channel not in self.paused:
+            self.paused[channel] = channel_paused(channel)
+        return self.paused[channel]
 
 
 def _use_consent(staff_id: int, template_id: str) -> bool:
@@ -156,19 +162,24 @@ def pause_channel_until_tomorrow(channel: Channel) -> None:
     log.warning("WeChat says the %s quota is used up (45009): paused until tomorrow", channel.value)
 
 
+_TAKE_ONE = """
+local used = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if used > tonumber(ARGV[1]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"""
+
+
 def take_daily_quota(channel: Channel) -> bool:
+    """One of today's sends on this channel, if our daily quota has one left (one round trip)."""
     quota = _limits(channel).daily_quota
     if not quota:
         return True
     key = redis_key("notify", "quota", channel.value, clock.local().strftime("%Y%m%d"))
-    pipe = get_redis().pipeline()
-    pipe.incr(key)
-    pipe.expire(key, 2 * 86400)
-    used = pipe.execute()[0]
-    if used > quota:
-        get_redis().decr(key)
-        return False
-    return True
+    return lua_script(_TAKE_ONE)(keys=[key], args=[quota, 2 * 86400]) == 1
 
 
 def wait_for_send_rate(channel: Channel) -> None:

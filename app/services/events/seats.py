@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import clock
@@ -23,6 +24,7 @@ from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
+from app.unit_of_work import RunAgain
 from app.services.events.records import (
     ACTIVE, clean_answers, lock_event, lock_quotas, visible_event,
 )
@@ -80,7 +82,9 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
     event = lock_event(event_id)
     check_may_sign_up(event, staff)            # an officer may have closed or cancelled it meanwhile
-    signup = _locked_signup(event.id, staff.id)
+    # A row seen before the lock (a cancelled signup, re-used) is read again under it. With none, no query: a second
+    # tap racing this one meets the unique (event, person) key at the INSERT, and its request runs again.
+    signup = _locked_signup(event.id, staff.id) if earlier is not None else None
     if signup is not None and signup.status in ACTIVE:
         return Placed(signup, position_of(signup))
     quota = _lock_quota(event, staff.sub_union_id)
@@ -94,11 +98,18 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     _activate(signup, SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, event.last_sequence,
               quota, clean, actor)
     _count(event, quota, confirmed=int(confirmed), waitlisted=int(not confirmed))
-    db.session.flush()
+    _flush_signup()
     if actor is not None:
         audit.record(actor, "event.signup_for", "event", event.id, staff=staff.employee_no,
                      status=signup.status.value)
     return Placed(signup, None if confirmed else (quota or event).waitlisted_count)   # the newest waits last
+
+
+def _flush_signup() -> None:
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        raise RunAgain("the same person's other signup committed first") from exc
 
 
 def _activate(signup: Signup, status: SignupStatus, sequence: int, quota: EventQuota | None,
