@@ -12,7 +12,7 @@ from redis.commands.core import Script
 from flask import Flask, current_app
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from app.config import Config
@@ -57,8 +57,8 @@ def _ping_after_idle(engine: Engine, idle_seconds: float) -> None:
             return
         try:
             engine.dialect.do_ping(dbapi_connection)
-        except Exception as exc:         # any failure: the pool discards this connection and opens another
-            raise DisconnectionError("pooled connection dropped while idle") from exc
+        except Exception as exc:   # as pre-ping: every older connection is replaced too (a server restart)
+            raise InvalidatePoolError("pooled connection dropped while idle") from exc
 
 
 IDLE_SINCE = "idle_since"

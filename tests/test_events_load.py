@@ -198,3 +198,50 @@ def test_a_lock_held_too_long_answers_busy_instead_of_hanging(app, officer_token
     assert client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token)).json["status"] == \
         "confirmed"
 
+
+
+@pytest.mark.postgresql_only      # the lock waiters are counted from pg_stat_activity; the ten taps cover MariaDB
+def test_two_taps_of_one_person_queued_behind_the_lock_give_one_signup_and_the_loser_runs_again(
+        app, officer_token, caplog):
+    """Both taps saw no signup before the lock; the second meets the first's row at its INSERT and its request runs
+    again, answering with that signup (not an error, not a second row)."""
+    caplog.set_level("INFO", logger="app.unit_of_work")
+    live = LiveServer(app).start()
+    try:
+        event_id = publish(live.url, officer_token, capacity=5)
+        [(staff_id, token)] = bulk_staff(app, 1)
+        with app.app_context():
+            holder = db.engine.connect()
+        holder.execute(select(Event.id).where(Event.id == event_id).with_for_update())
+        try:
+            with ThreadPoolExecutor(2) as pool:
+                taps = [pool.submit(requests.post, f"{live.url}/api/v1/events/{event_id}/signup", json={},
+                                    headers=bearer(token), timeout=60) for _ in range(2)]
+                _wait_for_lock_waiters(app, 2)
+                holder.rollback()
+                replies = [tap.result() for tap in taps]
+        finally:
+            holder.close()
+    finally:
+        live.stop()
+    assert [r.status_code for r in replies] == [200, 200]
+    assert replies[0].json()["checkin_code"] == replies[1].json()["checkin_code"]
+    [row] = signups_of(app, event_id)
+    assert (row.staff_id, row.status) == (staff_id, CONFIRMED)
+    assert event_row(app, event_id).confirmed_count == 1
+    assert any("lost a race" in r.getMessage() for r in caplog.records)
+
+
+def _wait_for_lock_waiters(app, count: int) -> None:
+    """Until `count` requests wait on the held event row."""
+    import time
+    from sqlalchemy import text
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    with app.app_context():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.engine.connect() as conn:
+                if conn.execute(text(sql)).scalar() >= count:
+                    return
+            time.sleep(0.05)
+    raise AssertionError(f"{count} requests never waited on the event lock")

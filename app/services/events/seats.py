@@ -105,11 +105,19 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     return Placed(signup, None if confirmed else (quota or event).waitlisted_count)   # the newest waits last
 
 
+ONE_SIGNUP_PER_PERSON = ("uq_event_signups_event_id_staff_id",                  # PostgreSQL, MariaDB
+                         "event_signups.event_id, event_signups.staff_id")      # SQLite
+
+
 def _flush_signup() -> None:
+    """The flush, and a second tap's lost race (its INSERT met the first tap's row) told apart from any other
+    constraint, which stays an error."""
     try:
         db.session.flush()
     except IntegrityError as exc:
-        raise RunAgain("the same person's other signup committed first") from exc
+        if any(name in str(exc.orig) for name in ONE_SIGNUP_PER_PERSON):
+            raise RunAgain("the same person's other signup committed first") from exc
+        raise
 
 
 def _activate(signup: Signup, status: SignupStatus, sequence: int, quota: EventQuota | None,
