@@ -32,6 +32,7 @@ SERVERS: dict[str, int] = {}          # base URL -> gunicorn master pid, for the
 def parser(prog: str, description: str, *, connections: int = 32, http: bool = True) -> argparse.ArgumentParser:
     """The options of every bench: the load generator and, for the HTTP benches (`http`), the load and the
     gunicorn workers. Each bench adds its own."""
+    signal.signal(signal.SIGTERM, _exit_through_cleanup)
     p = argparse.ArgumentParser(prog=prog, description=description)
     p.add_argument("--loadgen", choices=["auto", "wrk", "python"], default="auto",
                    help="auto: wrk when on PATH, else the Python load generator")
@@ -48,6 +49,12 @@ def parser(prog: str, description: str, *, connections: int = 32, http: bool = T
         p.add_argument("--no-recycle", action="store_true",
                        help="run gunicorn with --max-requests 0 (no worker recycling during the load)")
     return p
+
+
+def _exit_through_cleanup(_signum, _frame) -> None:
+    """A bench stopped by `timeout` or `kill` leaves through its `with` and `finally` blocks, so its gunicorns,
+    senders and fake WeChat server stop with it instead of loading the machine afterwards."""
+    raise SystemExit(143)
 
 
 class _Profile(argparse.Action):
