@@ -34,7 +34,7 @@ from typing import Callable, Iterator, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import ORMExecuteState, Session, scoped_session
 
 from app.extensions import db
 from app.services import announcement_pages, principals  # noqa: F401  (their session events keep their caches right)
@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def unit_of_work() -> Iterator[Session]:
+def unit_of_work() -> Iterator[scoped_session]:
     """Commit at the end when anything was written (roll back when nothing was), roll back on any exception; the
     session is discarded either way, so the next unit of work in the same process starts from what the database
     holds. The session itself is opened only when first used: a request answered from the cache alone (a cached
