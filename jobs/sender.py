@@ -23,6 +23,7 @@ from app.unit_of_work import retrying_lost_races, unit_of_work
 from app.services import channels, delivery
 
 log = logging.getLogger(__name__)
+MIN_WATCH_SECONDS = 0.05
 
 
 class Sender:
@@ -55,7 +56,10 @@ class Sender:
             with unit_of_work():
                 claimed, handled = delivery.claim_due(self.settings.claim_batch)
         outcomes = Outcomes(self.app, self.settings.outcome_max_age_seconds)
-        wait([self.pool.submit(self._send_one, c, outcomes) for c in claimed])   # every send over, then written
+        sending = {self.pool.submit(self._send_one, c, outcomes) for c in claimed}
+        while sending:        # every send over, then written; meanwhile an aged outcome is written at its time
+            _done, sending = wait(sending, timeout=outcomes.seconds_until_due())
+            outcomes.write_if_due()
         outcomes.write()
         return expanded + handled
 
@@ -95,11 +99,22 @@ class Outcomes:
         with self.lock:
             self.waiting.append((claimed, outcome))
             self.oldest = self.oldest if self.oldest is not None else self.monotonic()
-            due = self.monotonic() - self.oldest >= self.max_age
+        self.write_if_due()
+
+    def seconds_until_due(self) -> float:
+        """How long the round may wait for its sends before the oldest outcome is due (at least a moment, so a
+        write that keeps failing does not spin)."""
+        with self.lock:
+            left = self.max_age if self.oldest is None else self.max_age - (self.monotonic() - self.oldest)
+        return max(MIN_WATCH_SECONDS, left)
+
+    def write_if_due(self) -> None:
+        with self.lock:
+            due = self.oldest is not None and self.monotonic() - self.oldest >= self.max_age
         if due:
             try:
                 self.write()
-            except Exception:    # kept for the round's own write; a send thread must not die of it
+            except Exception:    # kept for the round's own write; neither a send thread nor the round dies of it
                 log.exception("writing send outcomes failed; trying again at the end of the round")
 
     def write(self) -> None:

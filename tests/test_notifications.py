@@ -449,6 +449,27 @@ def test_a_rounds_outcomes_are_written_together_once_the_oldest_has_waited_its_b
     outcomes.write()                                 # the round's end finds nothing left to write
 
 
+def test_an_aged_outcome_is_written_at_its_time_even_while_the_other_sends_are_still_out(app, make_staff,
+                                                                                           wechat_user):
+    """The round watches the bound itself: no further send has to finish for an outcome to be written on time."""
+    from app.services.channels import Outcome
+    from jobs.sender import MIN_WATCH_SECONDS, Outcomes
+
+    staff, claimed = _claimed_for(app, wechat_user, make_staff, 2)
+    now = [100.0]
+    outcomes = Outcomes(app, max_age_seconds=2.0, monotonic=lambda: now[0])
+    assert outcomes.seconds_until_due() == 2.0
+    outcomes.add(claimed[0], Outcome("sent"))
+    now[0] = 101.5
+    assert outcomes.seconds_until_due() == pytest.approx(0.5)    # the round wakes then, whatever the other send does
+    outcomes.write_if_due()
+    assert {row_of(app, s).status for s in staff} == {DeliveryStatus.SENDING}
+    now[0] = 102.0
+    assert outcomes.seconds_until_due() == MIN_WATCH_SECONDS
+    outcomes.write_if_due()
+    assert sorted(row_of(app, s).status.value for s in staff) == ["sending", "sent"]   # the other send is still out
+
+
 def test_an_outcome_arriving_after_its_lease_leaves_the_taken_back_row_alone(app, make_staff, wechat_user):
     from app.services import delivery
     from app.services.channels import Outcome
