@@ -109,14 +109,19 @@ def test_a_request_the_database_picks_as_a_deadlocks_victim_runs_again_and_succe
     """A real deadlock: another transaction holds the seconder's row and then wants the proposal's, while the second
     holds the proposal's and wants the seconder's (its foreign-key check). PostgreSQL rolls back whoever detects it
     first: the other transaction waits longer before looking (deadlock_timeout), so that is the request, which then
-    runs again once the other commits. (PostgreSQL only: InnoDB picks its victim by size, not by who looks.)"""
+    runs again once the other commits. Each waiter looks once, deadlock_timeout after it began waiting: the request
+    looks after 4 s here, so that a busy machine's delay before the other closes the cycle does not make it look too
+    early and find none. (PostgreSQL only: InnoDB picks its victim by size, not by who looks.)"""
+    app_engine = app.extensions["db.engine"]
+    event.listen(app_engine, "checkout",
+                 lambda dbapi_connection, *_: dbapi_connection.execute("SET deadlock_timeout = '4s'"))
     with time_machine.travel(IN_THE_WINDOW, tick=False):      # the window is open for seconds
         api = Api(live_server, cong)
         pid = api.file()["id"]
         headers = api.cong["seconder"]
         engine = create_engine(app.extensions["db.engine"].url)     # its own connection, beside the app's pool
         with engine.connect() as other:
-            other.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+            other.execute(text("SET LOCAL deadlock_timeout = '60s'"))
             other.execute(text("SELECT id FROM staff WHERE id = :s FOR UPDATE"), {"s": api.cong.ids["seconder"]})
             answer: list = []
             request = threading.Thread(target=lambda: answer.append(api("POST", f"/proposals/{pid}/seconds", headers)))
