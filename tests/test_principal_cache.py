@@ -8,17 +8,18 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from app.extensions import db
 from app.services import principals, roster
 from app.services.proposals import congress
 from app.services.staff_import import import_staff_file
 from app.unit_of_work import unit_of_work
-from models import Department, Staff, StaffStatus
+from models import Department, Staff, StaffStatus, WeChatApp, WeChatIdentity
 from tests.helpers import bearer, error_code
 from tests.test_cli_staff import SMART_UNION
 from tests.test_staff_import import write_csv
+from tests.wechat_client import WeChatPusher
 
 ME = "/api/v1/me"
 
@@ -229,3 +230,45 @@ def test_a_card_of_another_version_is_read_again_from_the_database(app, client, 
     key = app.config["SU"].redis.key_prefix + f"principal:{principals.CARD_VERSION}:{people['member']}"
     app.extensions["redis"].hset(key, "card", b"not a card of this version")
     assert client.get(ME, headers=bearer(people["member_token"])).get_json()["employee_no"] == "M0001"
+
+
+# --- the official account reads the same cards ---------------------------------------------------------------------
+
+def linked_follower(app, staff_id: int) -> str:
+    openid = f"mp-{staff_id}"
+    with app.app_context(), unit_of_work():
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, staff_id=staff_id,
+                                      following=True))
+    return openid
+
+
+def say(client, openid: str, text: str) -> str:
+    wechat = WeChatPusher(client)
+    return wechat.push(wechat.text(openid, text)).content or ""
+
+
+def test_a_role_revoked_by_cli_ends_an_officers_official_account_commands_at_the_next_push(app, client, people,
+                                                                                            subprocess_env):
+    openid = linked_follower(app, people["officer"])
+    assert "发布公告" in say(client, openid, "帮助")
+    assert cached_card(app, people["officer"]) is not None, "the push stored the officer's card"
+    cli(subprocess_env, "staff", "revoke", "U0001", "union_officer")
+    assert "发布公告" not in say(client, openid, "帮助")
+    assert "仅限工会干部" in say(client, openid, "发布公告")
+
+
+def left_by_a_bulk_update(t) -> None:
+    """离职 written by a Core UPDATE, which leaves the follower linked: only the card says the person left."""
+    in_unit_of_work(t.app, lambda: db.session.execute(
+        update(Staff).where(Staff.id == t.people["member"]).values(status=StaffStatus.LEFT)))
+
+
+@pytest.mark.parametrize("change", ["api: 离职", "api: unbound", "core: 离职"])
+def test_a_follower_whose_staff_member_left_or_was_unbound_speaks_for_no_one_at_the_next_push(app, client, people,
+                                                                                              change):
+    openid = linked_follower(app, people["member"])
+    assert "刘老师" in say(client, openid, "我的")
+    assert cached_card(app, people["member"]) is not None, "the push stored the member's card"
+    (ENDING_CHANGES.get(change) or left_by_a_bulk_update)(Setting(app, client, people, {}, Path()))
+    answer = say(client, openid, "我的")
+    assert "还没有绑定" in answer and "刘老师" not in answer

@@ -6,8 +6,9 @@
 - `conversation`: multi-step chats (an officer posting an announcement):
   `register_conversation(name, handler, message_types=("text",))`, `start_conversation(openid, name, state,
   ttl)`, `end_conversation(openid)`; while one is active, the follower's messages go to its handler first.
-- `context.Context`: what a handler gets (the wechatpy message, the sender's openid, their identity and linked
-  Staff or None, the text and a prefix command's argument).
+- `context.Context`: what a handler gets (the wechatpy message, the sender's openid, their follower record, the
+  linked staff member's cached card and, read on first use, their Staff row, or None; the text and a prefix
+  command's argument).
 - `staff`: what every follower can do (follow, link by code, 我的, 帮助 ...).
 
 Handlers are thin: they call `app.services` for every change and return the reply text (None: no reply).

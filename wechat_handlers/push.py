@@ -109,10 +109,10 @@ def _answer(message: BaseMessage) -> str:
 
 
 def _context(message: BaseMessage) -> Context:
-    identity = followers.find_identity(message.source)
+    follower = followers.find_follower(message.source)
     content = getattr(message, "content", "") if message.type == "text" else ""
-    return Context(message=message, openid=message.source, identity=identity,
-                   staff=followers.linked_staff(identity), text=content.strip() if isinstance(content, str) else "")
+    return Context(message=message, openid=message.source, follower=follower,
+                   member=followers.linked_member(follower), text=content.strip() if isinstance(content, str) else "")
 
 
 def _dedup_key(message: BaseMessage) -> str:

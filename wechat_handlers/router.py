@@ -51,7 +51,7 @@ class Route:
 
 def help_text(ctx: Context) -> str:
     """Generated from ROUTES: the commands first, then what happens by itself. Officer routes only for officers."""
-    visible = [r for r in ROUTES if not r.officer_only or _is_officer(ctx.staff)]
+    visible = [r for r in ROUTES if not r.officer_only or _is_officer(ctx.member)]
     lines = ["智慧工会公众号可以为您："]
     lines += [f"· 发送“{r.command}”：{r.description}" for r in visible if r.command]
     others = [f"· {r.description}" for r in visible if not r.command]
@@ -92,9 +92,9 @@ def dispatch(ctx: Context) -> str | None:
     route, ctx.args = find_route(ctx)
     if route is None:
         return None
-    if route.officer_only and not _is_officer(ctx.staff):
-        return staff.OFFICERS_ONLY if ctx.staff else staff.link_first()
-    if route.needs_staff and ctx.staff is None:
+    if route.officer_only and not _is_officer(ctx.member):
+        return staff.OFFICERS_ONLY if ctx.member else staff.link_first()
+    if route.needs_staff and ctx.member is None:
         return staff.link_first()
     return route.handler(ctx)
 

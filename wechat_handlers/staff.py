@@ -7,6 +7,7 @@ import re
 from flask import current_app
 
 from app.services import followers, roster
+from app.services.principals import StaffCard
 from models import Staff
 from wechat_handlers.context import Context
 
@@ -29,7 +30,7 @@ def link_first() -> str:
     return "您还没有绑定教职工身份，暂时无法使用此功能。\n" + _howto()
 
 
-def _linked_as(staff: Staff) -> str:
+def _linked_as(staff: Staff | StaffCard) -> str:
     return f"{staff.name}（工号 {staff.employee_no}）"
 
 
@@ -55,13 +56,13 @@ def link_by_code(ctx: Context) -> str:
 
 
 def link_help(ctx: Context) -> str:
-    if ctx.staff is not None:
-        return f"您已绑定为 {_linked_as(ctx.staff)}。如需改绑其他教职工身份，可重新获取绑定码后发送。"
+    if ctx.member is not None:
+        return f"您已绑定为 {_linked_as(ctx.member)}。如需改绑其他教职工身份，可重新获取绑定码后发送。"
     return _howto()
 
 
 def me(ctx: Context) -> str:
-    staff = ctx.staff
+    staff = ctx.member
     lines = [f"姓名：{staff.name}", f"工号：{staff.employee_no}", f"部门：{staff.department or '—'}",
              f"分工会：{staff.sub_union.name if staff.sub_union else '—'}",
              f"状态：{roster.STATUS_LABELS[staff.status]}"]

@@ -76,8 +76,8 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
             check_text(query, "")
             kwargs["query"] = validate_model(spec.query, query)
         result = view(*args, **kwargs)
-        if isinstance(result, BaseModel):
-            return result.model_dump(mode="json"), spec.status
+        if isinstance(result, BaseModel):       # serialized by pydantic-core in one step, no dict in between
+            return Response(result.model_dump_json(), status=spec.status, mimetype="application/json")
         return result
 
 

@@ -26,7 +26,8 @@ from wechatpy.exceptions import WeChatClientException
 
 from app import clock
 from app.errors import Busy, Conflict, Refusal
-from app.services import rate_limits
+from app.services import principals, rate_limits
+from app.services.principals import StaffCard
 from app.extensions import db, get_redis, redis_key
 from app.wechat import mp_client
 from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
@@ -46,6 +47,28 @@ def find_identity(openid: str) -> WeChatIdentity | None:
     return db.session.scalars(select(WeChatIdentity).where(
         WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid)
         .options(joinedload(WeChatIdentity.staff).joinedload(Staff.roles))).unique().first()
+
+
+@dataclass(frozen=True)
+class Follower:
+    identity_id: int
+    staff_id: int | None
+
+
+def find_follower(openid: str) -> Follower | None:
+    """The follower's identity and the staff member it is linked to: two columns, no ORM objects (every push
+    asks; the staff member comes from the cached card, linked_member)."""
+    row = db.session.execute(select(WeChatIdentity.id, WeChatIdentity.staff_id).where(
+        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid)).first()
+    return Follower(*row) if row is not None else None
+
+
+def linked_member(follower: Follower | None) -> StaffCard | None:
+    """The card of the staff member a follower speaks for (app.services.principals); 离职 staff speak for no one."""
+    if follower is None or follower.staff_id is None:
+        return None
+    card = principals.staff_card(follower.staff_id)
+    return None if card is None or card.status is StaffStatus.LEFT else card
 
 
 def ensure_identity(openid: str) -> tuple[WeChatIdentity, bool]:
