@@ -232,6 +232,25 @@ def test_a_card_of_another_version_is_read_again_from_the_database(app, client, 
     assert client.get(ME, headers=bearer(people["member_token"])).get_json()["employee_no"] == "M0001"
 
 
+def test_a_card_holds_what_the_row_holds_roles_and_sub_union_name_included(app, make_staff, grant):
+    officer = make_staff("C0001", name="王干事", phone="13800001111", sub_union="信息学院分工会")
+    grant(officer, "sub_union_officer", "信息学院分工会")
+    grant(officer, "union_officer")
+    plain = make_staff("C0002", name="赵老师", sub_union=None)
+    with app.app_context(), unit_of_work():
+        for staff_id in (officer, plain):
+            row = db.session.get(Staff, staff_id)
+            card = principals.staff_card(staff_id)
+            for column in ("id", "employee_no", "name", "gender", "birthday", "department", "department_id",
+                           "sub_union_id", "phone", "status", "member_since", "died_on", "auth_version"):
+                assert getattr(card, column) == getattr(row, column), column
+            assert (card.sub_union.name if card.sub_union else None) == (row.sub_union.name if row.sub_union else None)
+            assert sorted((r.role.value, r.sub_union_id) for r in card.roles) == \
+                sorted((r.role.value, r.sub_union_id) for r in row.roles)
+        assert len(principals.staff_card(officer).roles) == 2 and principals.staff_card(plain).roles == ()
+        assert principals.staff_card(10**9) is None
+
+
 # --- the official account reads the same cards ---------------------------------------------------------------------
 
 def linked_follower(app, staff_id: int) -> str:

@@ -12,7 +12,7 @@ import functools
 from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import and_, delete, exists, false, func, insert, or_, select
+from sqlalchemy import Table, and_, delete, exists, false, func, insert, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.errors import Invalid
@@ -130,6 +130,11 @@ def visible_to(model, staff: Staff) -> ColumnElement[bool]:
     return _visible_to(model, *member_kind(staff))
 
 
+def visible_to_kind(model, kind: tuple[int, int, int, int | None]) -> ColumnElement[bool]:
+    """The same clause for every member of one kind (member_kind)."""
+    return _visible_to(model, *kind)
+
+
 def member_kind(staff: Staff) -> tuple[int, int, int, int | None]:
     """All an audience looks at in a member: two members of one kind are in exactly the same audiences."""
     roles = frozenset(r.role for r in staff.roles)          # a role held in two scopes: once
@@ -144,6 +149,8 @@ def _visible_to(model, status_bit: int, gender_bit: int, role_bits: int,
     query it goes into); the values in it are bound parameters, so every kind shares one compiled statement."""
     if not status_bit:
         return false()
+    if isinstance(model, Table):        # a Core statement on the table itself (no ORM layer)
+        model = model.c
     return and_(
         or_(model.audience_status_mask == 0, model.audience_status_mask.op("&")(status_bit) != 0),
         or_(model.audience_gender_mask == 0, model.audience_gender_mask.op("&")(gender_bit) != 0),

@@ -28,11 +28,11 @@ import enum
 from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, exists, false, or_, select, true
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 
 from app.errors import Forbidden, NotFound
 from app.extensions import db
-from app.services.audiences import Audience, visible_to
+from app.services.audiences import Audience, member_kind, visible_to, visible_to_kind
 from models import (
     Announcement, AnnouncementStatus, Assignment, CondolenceRequest, CongressSession, CoProposer, Event, EventStatus,
     Notice, Proposal, ProposalStatus, Role, RoleAssignment, Second, Signup, Staff, StaffStatus,
@@ -235,8 +235,14 @@ def _exists(model, record_id: int, condition: ColumnElement[bool]) -> bool:
 def event_visible_condition(staff: Staff) -> ColumnElement[bool]:
     """Staff see a published event (also once closed, finished or cancelled) when its audience includes them or
     they hold a signup for it."""
-    signed_up = exists().where(Signup.event_id == Event.id, Signup.staff_id == staff.id)
-    return and_(Event.status != EventStatus.DRAFT, or_(visible_to(Event, staff), signed_up))
+    return event_visible_to(member_kind(staff), staff.id)
+
+
+def event_visible_to(kind: tuple, viewer: int | BindParameter) -> ColumnElement[bool]:
+    """The same for a kind of member (audiences.member_kind) and `viewer`, their staff id or a bind parameter that
+    stands for it in a statement built once per kind."""
+    signed_up = exists().where(Signup.event_id == Event.id, Signup.staff_id == viewer)
+    return and_(Event.status != EventStatus.DRAFT, or_(visible_to_kind(Event, kind), signed_up))
 
 
 def announcement_visible_condition(staff: Staff) -> ColumnElement[bool]:

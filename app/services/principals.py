@@ -34,8 +34,8 @@ from typing import Iterable
 
 from flask import has_app_context
 from redis.exceptions import RedisError
-from sqlalchemy import event, inspect, select
-from sqlalchemy.orm import ORMExecuteState, Session, joinedload
+from sqlalchemy import bindparam, event, inspect, select
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.extensions import db, get_redis, lua_script, redis_key
 from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
@@ -84,17 +84,6 @@ class StaffCard:
     auth_version: int
     roles: tuple[RoleCard, ...]
     epoch: bytes = b""
-
-
-def card_of(staff: Staff, epoch: bytes = b"") -> StaffCard:
-    return StaffCard(
-        id=staff.id, employee_no=staff.employee_no, name=staff.name, gender=staff.gender, birthday=staff.birthday,
-        birthday_calendar=staff.birthday_calendar, department=staff.department, department_id=staff.department_id,
-        sub_union_id=staff.sub_union_id, sub_union=SubUnionName(staff.sub_union.name) if staff.sub_union else None,
-        phone=staff.phone, status=staff.status, member_since=staff.member_since, died_on=staff.died_on,
-        auth_version=staff.auth_version,
-        roles=tuple(RoleCard(r.role, r.sub_union_id, r.term_id, r.department_id) for r in staff.roles),
-        epoch=epoch)
 
 
 def staff_card(staff_id: int) -> StaffCard | None:
@@ -149,10 +138,28 @@ def _decoded(raw: bytes) -> object | None:
     return card
 
 
+_CARD_COLUMNS = (Staff.id, Staff.employee_no, Staff.name, Staff.gender, Staff.birthday, Staff.birthday_calendar,
+                 Staff.department, Staff.department_id, Staff.sub_union_id, Staff.phone, Staff.status,
+                 Staff.member_since, Staff.died_on, Staff.auth_version)
+_ROLE_COLUMNS = (RoleAssignment.role, RoleAssignment.sub_union_id, RoleAssignment.term_id, RoleAssignment.department_id)
+# The staff row, its sub-union's name and one row per role, as plain Core (read on every card miss: a first request,
+# or the first after any change; the ORM's entity loading cost more than the query).
+_CARD_QUERY = (select(*_CARD_COLUMNS, SubUnion.name, *_ROLE_COLUMNS)
+               .outerjoin(SubUnion, SubUnion.id == Staff.sub_union_id)
+               .outerjoin(RoleAssignment, RoleAssignment.staff_id == Staff.id)
+               .where(Staff.id == bindparam("staff_id")).order_by(RoleAssignment.id))
+
+
 def _load(staff_id: int, epoch: bytes) -> StaffCard | None:
-    staff = db.session.scalars(select(Staff).where(Staff.id == staff_id)
-                               .options(joinedload(Staff.roles))).unique().first()
-    return card_of(staff, epoch) if staff is not None else None
+    rows = db.session.connection().execute(_CARD_QUERY, {"staff_id": staff_id}).all()
+    if not rows:
+        return None
+    first = rows[0]
+    columns = dict(zip((c.key for c in _CARD_COLUMNS), first))
+    sub_union_name = first[len(_CARD_COLUMNS)]
+    roles = tuple(RoleCard(*row[len(_CARD_COLUMNS) + 1:]) for row in rows if row[len(_CARD_COLUMNS) + 1] is not None)
+    return StaffCard(**columns, sub_union=SubUnionName(sub_union_name) if sub_union_name is not None else None,
+                     roles=roles, epoch=epoch)
 
 
 # Refused when a change was marked since `seen` (generation or epoch moved), or while any writer's pending mark

@@ -13,9 +13,11 @@ REPEATABLE READ would otherwise show rows as of the transaction's first read (th
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Iterator
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -26,7 +28,7 @@ from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
-    ACTIVE, clean_answers, lock_event, lock_quotas, visible_event,
+    ACTIVE, clean_answers, lock_event, lock_quotas, take_free_seat, visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -80,6 +82,10 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     clean = clean_answers(event.questions, answers)
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
+    if earlier is None and actor is None:      # a first signup by the person: the busy minute's case
+        sequence = take_free_seat(event_id, staff)
+        if sequence is not None:
+            return Placed(_insert_confirmed(event_id, staff.id, sequence, clean), None)
     event = lock_event(event_id)
     check_may_sign_up(event, staff)            # an officer may have closed or cancelled it meanwhile
     # A row seen before the lock (a cancelled signup, re-used) is read again under it. With none, no query: a second
@@ -105,15 +111,35 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     return Placed(signup, None if confirmed else (quota or event).waitlisted_count)   # the newest waits last
 
 
+def _insert_confirmed(event_id: int, staff_id: int, sequence: int, answers: dict[str, str]) -> Signup:
+    """The row of a seat take_free_seat took, written with one INSERT while the event row is held. The answer is
+    shaped from the returned object, which the session does not track (its row is written already)."""
+    now = clock.now()
+    values = dict(event_id=event_id, staff_id=staff_id, status=SignupStatus.CONFIRMED, sequence=sequence,
+                  pool_sub_union_id=None, answers=answers, signed_up_at=now, confirmed_at=now)
+    with _lost_race_runs_again():
+        inserted = db.session.execute(INSERT_SIGNUP, values)
+    return Signup(id=inserted.inserted_primary_key[0], **values)
+
+
+INSERT_SIGNUP = insert(Signup.__table__)      # the table's, not the mapped class's: no ORM bulk-insert layer
+
+
 ONE_SIGNUP_PER_PERSON = ("uq_event_signups_event_id_staff_id",                  # PostgreSQL, MariaDB
                          "event_signups.event_id, event_signups.staff_id")      # SQLite
 
 
 def _flush_signup() -> None:
-    """The flush, and a second tap's lost race (its INSERT met the first tap's row) told apart from any other
-    constraint, which stays an error."""
-    try:
+    with _lost_race_runs_again():
         db.session.flush()
+
+
+@contextlib.contextmanager
+def _lost_race_runs_again() -> Iterator[None]:
+    """A second tap's lost race (its INSERT met the first tap's row) told apart from any other constraint, which
+    stays an error."""
+    try:
+        yield
     except IntegrityError as exc:
         if any(name in str(exc.orig) for name in ONE_SIGNUP_PER_PERSON):
             raise RunAgain("the same person's other signup committed first") from exc
