@@ -430,28 +430,32 @@ def test_my_signups_include_cancelled_ones(client, officer, member):
         sorted([(first, "confirmed"), (second, "cancelled")])
 
 
-def test_the_one_statement_seat_is_taken_only_while_signup_is_open_a_seat_is_free_and_the_audience_includes_me(
+def test_the_one_statement_place_is_taken_only_while_signup_is_open_and_the_audience_includes_me(
         app, client, officer, member):
-    """The busy minute's signup takes its seat with one conditional UPDATE; everything the locked way checks is in
-    its WHERE, so whenever one of them no longer holds it changes nothing and the locked way answers."""
+    """The busy minute's signup takes its seat, or its place on the waiting list, with one conditional UPDATE;
+    everything the locked way checks is in its WHERE, so whenever one of them no longer holds it changes nothing
+    and the locked way answers."""
     from app.services import principals
     from app.services.events import records
     from app.unit_of_work import unit_of_work
 
     woman, _ = member()
-    open_event = create_event(client, officer, capacity=1)
+    one_seat = create_event(client, officer, capacity=1)
+    no_waiting_list = create_event(client, officer, capacity=1, waitlist_enabled=False)
     men_only = create_event(client, officer, audience={"genders": ["male"]})
     per_sub_union = create_event(client, officer, quotas=[{"sub_union_id": sub_union_id(app, "机关分工会"), "places": 5}])
 
-    def take(event_id: int) -> int | None:
+    def take(event_id: int) -> records.Place | None:
         with app.app_context(), unit_of_work():
-            return records.take_free_seat(event_id, principals.staff_card(woman))
+            return records.take_place(event_id, principals.staff_card(woman))
 
     assert take(men_only) is None and take(per_sub_union) is None
-    assert take(open_event) == 1
-    assert take(open_event) is None                                   # the only seat is taken
-    assert (event_row(app, open_event).confirmed_count, event_row(app, open_event).last_sequence) == (1, 1)
+    assert take(one_seat) == records.Place(1, None)
+    assert take(one_seat) == records.Place(2, 1) and take(one_seat) == records.Place(3, 2)     # then waiting
+    row = event_row(app, one_seat)
+    assert (row.confirmed_count, row.waitlisted_count, row.last_sequence) == (1, 2, 3)
+    assert take(no_waiting_list) == records.Place(1, None) and take(no_waiting_list) is None
     later = create_event(client, officer)
     with time_machine.travel(datetime.now(timezone.utc) + timedelta(days=1, minutes=1)):     # past the close
         assert take(later) is None
-    assert event_row(app, later).confirmed_count == 0 == event_row(app, men_only).confirmed_count
+    assert event_row(app, later).last_sequence == 0 == event_row(app, men_only).last_sequence

@@ -14,10 +14,11 @@ import contextlib
 import functools
 import logging
 from datetime import datetime
-from typing import Iterator, Literal
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import and_, bindparam, select, text, update
+from sqlalchemy import Column, and_, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -195,37 +196,59 @@ def lock_event(event_id: int) -> Event:
     return event
 
 
-def take_free_seat(event_id: int, staff: Staff) -> int | None:
-    """A signup's common case in one statement: while signup is open, the person is in the audience and a seat is
-    free (an event without places per sub-union), counts one more confirmed seat and takes the next queue number,
-    which it returns. Like lock_event, it holds the event row until the commit. None when any of that does not
-    hold (nothing changed): the caller then goes the locked way, which tells which."""
-    returning = db.session.get_bind().dialect.update_returning
-    params = {"event_id": event_id, "now": clock.now()}
+@dataclass(frozen=True)
+class Place:
+    """What take_place took: a queue number and, on the waiting list, the place in it (None: a seat)."""
+
+    sequence: int
+    waiting: int | None
+
+
+def take_place(event_id: int, staff: Staff) -> Place | None:
+    """A first signup's common case in one statement: while signup is open and the person is in the audience (an
+    event without places per sub-union), a free seat, or else, with the waiting list on, the end of the queue;
+    counted on the event row, which it holds until the commit like lock_event. None when none of that holds
+    (nothing changed): the caller then goes the locked way, which tells why."""
+    kind, params = member_kind(staff), {"event_id": event_id, "now": clock.now()}
     with _lock_wait_bounded(event_id):
-        taken = db.session.execute(_taking_statement(member_kind(staff), returning), params)
-        if returning:
-            return taken.scalar()
-        if not taken.rowcount:
-            return None
-    # MariaDB (no UPDATE ... RETURNING): a transaction's reads see its own change, made on the latest row
-    return db.session.scalar(select(Event.last_sequence).where(Event.id == event_id))
+        sequence = _take(_taking_statement(kind, waiting=False), event_id, params)
+        if sequence is not None:
+            return Place(sequence, None)
+        taken = _take(_taking_statement(kind, waiting=True), event_id, params, EVENTS.c.waitlisted_count)
+    return Place(*taken) if taken is not None else None
+
+
+def _take(statement, event_id: int, params: dict, *also: Column) -> Any:
+    """The statement's new last_sequence (and `also`), or None when it matched no row."""
+    columns = (EVENTS.c.last_sequence, *also)
+    if db.session.get_bind().dialect.update_returning:
+        row = db.session.execute(statement.returning(*columns), params).first()
+    elif db.session.execute(statement, params).rowcount:
+        # MariaDB (no UPDATE ... RETURNING): a transaction's reads see its own change, made on the latest row
+        row = db.session.execute(select(*columns).where(EVENTS.c.id == event_id)).first()
+    else:
+        row = None
+    if row is None:
+        return None
+    return tuple(row) if also else row[0]
 
 
 EVENTS = Event.__table__
 
 
-@functools.lru_cache(maxsize=1024)
-def _taking_statement(kind: tuple, returning: bool):
+@functools.lru_cache(maxsize=2048)
+def _taking_statement(kind: tuple, waiting: bool):
     """Built once per kind of member (app.services.audiences.member_kind), as their audience clause is, on the table
     itself: the ORM's bulk-update layer cost more than the UPDATE."""
     now, events = bindparam("now"), EVENTS.c
-    statement = (update(EVENTS).where(
+    counted = {"waitlisted_count": events.waitlisted_count + 1} if waiting else \
+        {"confirmed_count": events.confirmed_count + 1}
+    room = and_(events.confirmed_count >= events.capacity, events.waitlist_enabled.is_(True)) if waiting else \
+        events.confirmed_count < events.capacity
+    return (update(EVENTS).where(
         events.id == bindparam("event_id"), events.status == EventStatus.OPEN, events.signup_opens_at <= now,
-        events.signup_closes_at > now, events.by_sub_union.is_(False), events.confirmed_count < events.capacity,
-        visible_to_kind(EVENTS, kind))
-        .values(confirmed_count=events.confirmed_count + 1, last_sequence=events.last_sequence + 1))
-    return statement.returning(events.last_sequence) if returning else statement
+        events.signup_closes_at > now, events.by_sub_union.is_(False), room, visible_to_kind(EVENTS, kind))
+        .values(last_sequence=events.last_sequence + 1, **counted))
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
-    ACTIVE, clean_answers, lock_event, lock_quotas, take_free_seat, visible_event,
+    ACTIVE, Place, clean_answers, lock_event, lock_quotas, take_place, visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -83,9 +83,9 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
     if earlier is None and actor is None:      # a first signup by the person: the busy minute's case
-        sequence = take_free_seat(event_id, staff)
-        if sequence is not None:
-            return Placed(_insert_confirmed(event_id, staff.id, sequence, clean), None)
+        place = take_place(event_id, staff)
+        if place is not None:
+            return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
     event = lock_event(event_id)
     check_may_sign_up(event, staff)            # an officer may have closed or cancelled it meanwhile
     # A row seen before the lock (a cancelled signup, re-used) is read again under it. With none, no query: a second
@@ -111,12 +111,14 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     return Placed(signup, None if confirmed else (quota or event).waitlisted_count)   # the newest waits last
 
 
-def _insert_confirmed(event_id: int, staff_id: int, sequence: int, answers: dict[str, str]) -> Signup:
-    """The row of a seat take_free_seat took, written with one INSERT while the event row is held. The answer is
+def _insert_signup(event_id: int, staff_id: int, place: Place, answers: dict[str, str]) -> Signup:
+    """The row of the place take_place took, written with one INSERT while the event row is held. The answer is
     shaped from the returned object, which the session does not track (its row is written already)."""
     now = clock.now()
-    values = dict(event_id=event_id, staff_id=staff_id, status=SignupStatus.CONFIRMED, sequence=sequence,
-                  pool_sub_union_id=None, answers=answers, signed_up_at=now, confirmed_at=now)
+    confirmed = place.waiting is None
+    values = dict(event_id=event_id, staff_id=staff_id, sequence=place.sequence, pool_sub_union_id=None,
+                  status=SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, answers=answers,
+                  signed_up_at=now, confirmed_at=now if confirmed else None)
     with _lost_race_runs_again():
         inserted = db.session.execute(INSERT_SIGNUP, values)
     return Signup(id=inserted.inserted_primary_key[0], **values)
