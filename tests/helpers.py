@@ -47,3 +47,16 @@ def set_clock_file(path: Path, moment: datetime) -> None:
     aside = path.with_name(path.name + ".new")
     aside.write_text(moment.isoformat(), encoding="utf-8")
     os.replace(aside, path)
+
+
+def linked_follower(app, staff_id: int) -> str:
+    """An official-account follower (openid mp-<staff id>) linked to the staff member, as 绑定 would leave it."""
+    from app.extensions import db
+    from app.unit_of_work import unit_of_work
+    from models import WeChatApp, WeChatIdentity
+
+    openid = f"mp-{staff_id}"
+    with app.app_context(), unit_of_work():
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, staff_id=staff_id,
+                                      following=True))
+    return openid

@@ -6,11 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from app.extensions import db
-from app.unit_of_work import unit_of_work
-from models import WeChatApp, WeChatIdentity
 from tests.events_support import create_event, iso
-from tests.helpers import bearer
+from tests.helpers import bearer, linked_follower
 from tests.wechat_client import WeChatPusher
 
 
@@ -21,18 +18,10 @@ def officer(make_staff, grant, token_for):
     return token_for(staff_id)
 
 
-def follow(app, staff_id: int) -> str:
-    openid = f"mp-{staff_id}"
-    with app.app_context(), unit_of_work():
-        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, staff_id=staff_id,
-                                      following=True))
-    return openid
-
-
 def test_keyword_lists_open_events_with_seats_and_my_status(app, client, live_server, officer, make_staff,
                                                             token_for):
     teacher = make_staff(name="在职老师")
-    openid = follow(app, teacher)
+    openid = linked_follower(app, teacher)
     volleyball = create_event(client, officer, capacity=1, title="气排球赛", place="体育馆")
     create_event(client, officer, title="读书节", place="图书馆", capacity=30)
     create_event(client, officer, title="明天才开始报名",
@@ -49,7 +38,7 @@ def test_keyword_lists_open_events_with_seats_and_my_status(app, client, live_se
 
 
 def test_no_open_events_and_unlinked_followers_are_told_so(app, live_server, make_staff):
-    openid = follow(app, make_staff())
+    openid = linked_follower(app, make_staff())
     wechat = WeChatPusher(live_server.url)
     assert "目前没有您可以报名的活动" in wechat.push(wechat.text(openid, "活动")).content
     assert "还没有绑定" in wechat.push(wechat.text("mp-stranger", "活动")).content

@@ -23,10 +23,10 @@ from app import clock, logs
 from app.extensions import db
 from app.unit_of_work import unit_of_work
 from jobs.sender import Sender
-from models import DeliveryStatus, Notice, Notification, WeChatApp, WeChatIdentity
+from models import DeliveryStatus, Notice, Notification
 from tests.conftest import REPO_ROOT
 from tests.events_support import create_event
-from tests.helpers import bearer, free_port, wait_ready
+from tests.helpers import bearer, free_port, linked_follower, wait_ready
 
 BIN = Path(sys.executable).parent
 OPENID = "oWx9Zq3LmN7pT2vR5sK8yB4hD6fA"        # shaped like a real WeChat openid (28 characters)
@@ -56,15 +56,9 @@ def officer(make_staff, grant, token_for):
     return token_for(staff_id)
 
 
-def follower(app, staff_id: int) -> None:
-    with app.app_context(), unit_of_work():
-        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=f"mp-{staff_id}", staff_id=staff_id,
-                                      following=True))
-
-
 def test_a_request_id_follows_a_notice_from_the_request_to_the_sender(app, client, officer, make_staff, log_lines,
                                                                        fake_wechat):
-    follower(app, make_staff("T1", name="张老师"))
+    linked_follower(app, make_staff("T1", name="张老师"))
     response = client.post("/api/v1/officer/notices", json={"title": "体检安排"}, headers=bearer(officer))
     request_id = response.headers["X-Request-ID"]
     assert response.status_code == 201 and re.fullmatch(r"[0-9a-f]{16}", request_id)
@@ -154,7 +148,7 @@ def test_one_scrape_sums_gunicorn_workers_and_the_sender(app, subprocess_env, ma
     grant(officer, "union_officer")
     people = [make_staff(f"T{n}", name=f"老师{n}") for n in range(6)]
     for staff_id in people:
-        follower(app, staff_id)
+        linked_follower(app, staff_id)
     tokens = [token_for(s) for s in people]
     env = {**subprocess_env, "SMART_UNION_WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
            "SMART_UNION__NOTIFICATIONS__POLL_SECONDS": "0.2"}

@@ -15,8 +15,8 @@ from app.services import principals, roster
 from app.services.proposals import congress
 from app.services.staff_import import import_staff_file
 from app.unit_of_work import unit_of_work
-from models import Department, Staff, StaffStatus, WeChatApp, WeChatIdentity
-from tests.helpers import bearer, error_code
+from models import Department, Staff, StaffStatus
+from tests.helpers import bearer, error_code, linked_follower
 from tests.test_cli_staff import SMART_UNION
 from tests.test_staff_import import write_csv
 from tests.wechat_client import WeChatPusher
@@ -252,14 +252,6 @@ def test_a_card_holds_what_the_row_holds_roles_and_sub_union_name_included(app, 
 
 
 # --- the official account reads the same cards ---------------------------------------------------------------------
-
-def linked_follower(app, staff_id: int) -> str:
-    openid = f"mp-{staff_id}"
-    with app.app_context(), unit_of_work():
-        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, staff_id=staff_id,
-                                      following=True))
-    return openid
-
 
 def say(client, openid: str, text: str) -> str:
     wechat = WeChatPusher(client)
