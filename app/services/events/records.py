@@ -4,7 +4,8 @@ the other event modules look it up and lock it.
 Locking (the pretix way, in the database): every change to an event's seats first locks the event row
 (`SELECT ... FOR UPDATE`, waiting at most LOCK_TIMEOUT_SECONDS, then a "event_busy" refusal), then its quota rows
 (places per sub-union), then signup rows — always in that order, so two transactions never wait on each other in a
-cycle. SQLite (the embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's
+cycle. A person's first signup to an event without places per sub-union takes the lock with the conditional UPDATE
+that counts its place (take_place), under the same timeout, and then writes only its own new row. SQLite (the embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's
 write lock.
 """
 

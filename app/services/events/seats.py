@@ -4,6 +4,9 @@ Holding the event's lock (records.lock_event), a signup reads the seat counters 
 next queue number, writes its row and moves the counters; the unit of work's one commit releases the lock, so
 queue order is commit order. Everything that can be refused without the lock (window, audience, answers, a
 repeated tap) is settled before it, and the waiting-list place comes from a counter, so the locked part is O(1).
+The busy minute's case — a person's first signup, no places per sub-union — is shorter still: one conditional
+UPDATE of the counters (records.take_place) and one INSERT; whenever its conditions do not hold, the locked way
+above answers.
 
 The source of truth stays in the database: CHECK constraints refuse any write that would hand out more seats than
 there are, unique (event_id, staff_id) keeps one row per person (re-used on a new signup), unique
