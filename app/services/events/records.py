@@ -5,8 +5,8 @@ Locking (the pretix way, in the database): every change to an event's seats firs
 (`SELECT ... FOR UPDATE`, waiting at most LOCK_TIMEOUT_SECONDS, then a "event_busy" refusal), then its quota rows
 (places per sub-union), then signup rows — always in that order, so two transactions never wait on each other in a
 cycle. A person's first signup to an event without places per sub-union takes the lock with the conditional UPDATE
-that counts its place (take_place), under the same timeout, and then writes only its own new row. SQLite (the embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's
-write lock.
+that counts its place (take_place), under the same timeout, and then writes only its own new row. SQLite (the
+embedded demo, one process) has no row locks: an UPDATE of the event row holds the database's write lock.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import functools
 import logging
 from datetime import datetime
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal
+from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Column, and_, bindparam, select, text, update
+from sqlalchemy import Row, and_, bindparam, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -211,34 +211,31 @@ def take_place(event_id: int, staff: Staff) -> Place | None:
     counted on the event row, which it holds until the commit like lock_event. None when none of that holds
     (nothing changed): the caller then goes the locked way, which tells why."""
     kind, params = member_kind(staff), {"event_id": event_id, "now": clock.now()}
+    returning = db.session.get_bind().dialect.update_returning
     with _lock_wait_bounded(event_id):
-        sequence = _take(_taking_statement(kind, waiting=False), event_id, params)
-        if sequence is not None:
-            return Place(sequence, None)
-        taken = _take(_taking_statement(kind, waiting=True), event_id, params, EVENTS.c.waitlisted_count)
-    return Place(*taken) if taken is not None else None
+        for waiting in (False, True):
+            taken = _take(_taking_statement(kind, waiting, returning), returning, event_id, params)
+            if taken is not None:
+                return Place(taken.last_sequence, taken.waitlisted_count if waiting else None)
+    return None
 
 
-def _take(statement, event_id: int, params: dict, *also: Column) -> Any:
-    """The statement's new last_sequence (and `also`), or None when it matched no row."""
-    columns = (EVENTS.c.last_sequence, *also)
-    if db.session.get_bind().dialect.update_returning:
-        row = db.session.execute(statement.returning(*columns), params).first()
-    elif db.session.execute(statement, params).rowcount:
-        # MariaDB (no UPDATE ... RETURNING): a transaction's reads see its own change, made on the latest row
-        row = db.session.execute(select(*columns).where(EVENTS.c.id == event_id)).first()
-    else:
-        row = None
-    if row is None:
+def _take(statement, returning: bool, event_id: int, params: dict) -> Row | None:
+    """The event's counters after the statement, or None when it matched no row."""
+    if returning:
+        return db.session.execute(statement, params).first()
+    if not db.session.execute(statement, params).rowcount:
         return None
-    return tuple(row) if also else row[0]
+    # MariaDB (no UPDATE ... RETURNING): a transaction's reads see its own change, made on the latest row
+    return db.session.execute(select(*COUNTERS).where(EVENTS.c.id == event_id)).first()
 
 
 EVENTS = Event.__table__
+COUNTERS = (EVENTS.c.last_sequence, EVENTS.c.waitlisted_count)
 
 
 @functools.lru_cache(maxsize=2048)
-def _taking_statement(kind: tuple, waiting: bool):
+def _taking_statement(kind: tuple, waiting: bool, returning: bool):
     """Built once per kind of member (app.services.audiences.member_kind), as their audience clause is, on the table
     itself: the ORM's bulk-update layer cost more than the UPDATE."""
     now, events = bindparam("now"), EVENTS.c
@@ -246,10 +243,11 @@ def _taking_statement(kind: tuple, waiting: bool):
         {"confirmed_count": events.confirmed_count + 1}
     room = and_(events.confirmed_count >= events.capacity, events.waitlist_enabled.is_(True)) if waiting else \
         events.confirmed_count < events.capacity
-    return (update(EVENTS).where(
+    statement = (update(EVENTS).where(
         events.id == bindparam("event_id"), events.status == EventStatus.OPEN, events.signup_opens_at <= now,
         events.signup_closes_at > now, events.by_sub_union.is_(False), room, visible_to_kind(EVENTS, kind))
         .values(last_sequence=events.last_sequence + 1, **counted))
+    return statement.returning(*COUNTERS) if returning else statement
 
 
 @contextlib.contextmanager
