@@ -121,8 +121,10 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
 def _refuse_coroutines(app: Flask) -> None:
     """SyncFlask calls views and hooks as they are: a coroutine among them would never run."""
     hooks = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    functions = [*app.view_functions.values(), *app.teardown_appcontext_funcs,
+    handlers = (f for by_code in app.error_handler_spec.values() for by_class in by_code.values()
+                for f in by_class.values())
+    functions = [*app.view_functions.values(), *app.teardown_appcontext_funcs, *handlers,
                  *(f for registry in hooks for funcs in registry.values() for f in funcs)]
-    coroutines = [f.__qualname__ for f in functions if inspect.iscoroutinefunction(f)]
+    coroutines = [f.__qualname__ for f in functions if inspect.iscoroutinefunction(inspect.unwrap(f))]
     if coroutines:
         raise RuntimeError(f"coroutine views or hooks are not supported: {coroutines}")

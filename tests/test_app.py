@@ -201,3 +201,18 @@ def test_a_clock_file_is_refused_outside_tests_and_the_demo():
                                            "app.secret_key": "s" * 40, "privacy.keys": {"k1": "a2V5LWZvci1hLWRhdGFiYXNlLXNlcnZlci0wMTIzNDU="},
                                            "privacy.current_key": "k1"})
     assert load_config(environ={}, overrides={"app.clock_file": "/tmp/now"}).app.clock_file == "/tmp/now"  # demo
+
+
+def test_a_coroutine_view_or_hook_is_refused_at_start_since_it_would_never_run(make_app):
+    """The app calls views and hooks as they are (SyncFlask): an async one is refused when the app is built."""
+    from app import _refuse_coroutines
+
+    app = make_app()
+    _refuse_coroutines(app)                       # the app as built: none
+
+    async def late_hook():
+        return None
+
+    app.before_request(late_hook)
+    with pytest.raises(RuntimeError, match="late_hook"):
+        _refuse_coroutines(app)

@@ -447,7 +447,7 @@ def test_the_one_statement_place_is_taken_only_while_signup_is_open_and_the_audi
 
     def take(event_id: int) -> records.Place | None:
         with app.app_context(), unit_of_work():
-            return records.take_place(event_id, principals.staff_card(woman))
+            return records.take_place(records.get_event(event_id), principals.staff_card(woman))
 
     assert take(men_only) is None and take(per_sub_union) is None
     assert take(one_seat) == records.Place(1, None)

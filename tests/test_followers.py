@@ -203,6 +203,19 @@ def test_sync_followers_links_existing_followers(app, cli, wechat, fake_wechat, 
     assert "此前已绑定 1" in again.stdout and "新记录 0" in again.stdout
 
 
+def test_sync_links_followers_it_already_knew_when_linking_is_all_it_writes(app, cli, fake_wechat,
+                                                                             bound_in_mini_program):
+    """A follower we already recorded (following, not linked) whose unionid now matches a mini-program account: the
+    link is the sync's only write, and it is kept."""
+    fake_follower(fake_wechat, "o-mp-wang", "u-wang")
+    with app.app_context(), unit_of_work():
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="o-mp-wang", following=True))
+    result = cli("mp", "sync-followers")
+    assert result.returncode == 0, result.stderr
+    assert "本次按 unionid 绑定 1" in result.stdout
+    assert mp_identity(app, "o-mp-wang").staff_id == bound_in_mini_program
+
+
 def test_sync_asks_wechat_for_unionids_a_hundred_at_a_time(app, cli, fake_wechat, make_staff):
     """250 followers: 120 of them bound in the mini-program (same unionid), one of those 离职, one already linked,
     one whose staff member linked another WeChat account by code; the rest unknown. WeChat's batch call takes 100

@@ -313,11 +313,13 @@ def _link_in_bulk(identity_ids: dict[str, int], unionids: dict[str, str]) -> int
         taken.add(staff_id)
         rows.append({"iid": identity_ids[openid], "uid": unionid, "sid": staff_id,
                      "at": now if staff_id else None})
-    by_id = (update(WeChatIdentity).where(WeChatIdentity.id == bindparam("iid"), WeChatIdentity.staff_id.is_(None))
+    identities = WeChatIdentity.__table__.c
+    # on the table (one executemany), through the session so that the unit of work knows it wrote
+    by_id = (update(WeChatIdentity.__table__).where(identities.id == bindparam("iid"), identities.staff_id.is_(None))
              .values(unionid=bindparam("uid"), staff_id=bindparam("sid"), bound_at=bindparam("at")))
     try:
         with db.session.begin_nested():
-            db.session.connection().execute(by_id, rows)
+            db.session.execute(by_id, rows)
     except IntegrityError:          # one of them speaks for someone another follower speaks for: one by one
         return sum(link_by_unionid(db.session.get(WeChatIdentity, identity_ids[o]), u) is not None
                    for o, u in unionids.items())

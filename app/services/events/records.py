@@ -205,16 +205,20 @@ class Place:
     waiting: int | None
 
 
-def take_place(event_id: int, staff: Staff) -> Place | None:
+def take_place(event: Event, staff: Staff) -> Place | None:
     """A first signup's common case in one statement: while signup is open and the person is in the audience (an
     event without places per sub-union), a free seat, or else, with the waiting list on, the end of the queue;
-    counted on the event row, which it holds until the commit like lock_event. None when none of that holds
-    (nothing changed): the caller then goes the locked way, which tells why."""
-    kind, params = member_kind(staff), {"event_id": event_id, "now": clock.now()}
+    counted on the event row, which it holds until the commit like lock_event. `event` is the caller's unlocked
+    read: it says which of the two to try. None when none of that holds (nothing changed): the caller then goes
+    the locked way, which tells why. (MariaDB, which has no UPDATE ... RETURNING and takes the lock with a SELECT
+    of its own, saves the ORM's work here but no round trip.)"""
+    tries = [waiting for waiting, worth in ((False, event.confirmed_count < event.capacity),
+                                            (True, event.waitlist_enabled)) if worth]
+    kind, params = member_kind(staff), {"event_id": event.id, "now": clock.now()}
     returning = db.session.get_bind().dialect.update_returning
-    with _lock_wait_bounded(event_id):
-        for waiting in (False, True):
-            taken = _take(_taking_statement(kind, waiting, returning), returning, event_id, params)
+    with _lock_wait_bounded(event.id):
+        for waiting in tries:
+            taken = _take(_taking_statement(kind, waiting, returning), returning, event.id, params)
             if taken is not None:
                 return Place(taken.last_sequence, taken.waitlisted_count if waiting else None)
     return None

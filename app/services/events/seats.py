@@ -86,7 +86,7 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
     if earlier is None and actor is None:      # a first signup by the person: the busy minute's case
-        place = take_place(event_id, staff)
+        place = take_place(event, staff)
         if place is not None:
             return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
     event = lock_event(event_id)
