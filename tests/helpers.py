@@ -60,3 +60,20 @@ def linked_follower(app, staff_id: int) -> str:
         db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid=openid, staff_id=staff_id,
                                       following=True))
     return openid
+
+
+def wait_for_lock_waiters(app, count: int = 1) -> None:
+    """Until `count` sessions of the test database wait on a row lock (polled: PostgreSQL tells no one)."""
+    from sqlalchemy import text
+
+    from app.extensions import db
+
+    sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    with app.app_context():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with db.engine.connect() as conn:
+                if conn.execute(text(sql)).scalar() >= count:
+                    return
+            time.sleep(0.05)
+    raise AssertionError(f"{count} sessions never waited on a row lock")

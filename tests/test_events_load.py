@@ -17,7 +17,7 @@ from tests.conftest import LiveServer
 from tests.events_support import (
     bulk_staff, by_status, create_event, event_body, event_row, signups_of, sub_union_id,
 )
-from tests.helpers import bearer
+from tests.helpers import bearer, wait_for_lock_waiters
 
 pytestmark = pytest.mark.row_locks
 CONFIRMED, WAITLISTED = SignupStatus.CONFIRMED, SignupStatus.WAITLISTED
@@ -217,7 +217,7 @@ def test_two_taps_of_one_person_queued_behind_the_lock_give_one_signup_and_the_l
             with ThreadPoolExecutor(2) as pool:
                 taps = [pool.submit(requests.post, f"{live.url}/api/v1/events/{event_id}/signup", json={},
                                     headers=bearer(token), timeout=60) for _ in range(2)]
-                _wait_for_lock_waiters(app, 2)
+                wait_for_lock_waiters(app, 2)
                 holder.rollback()
                 replies = [tap.result() for tap in taps]
         finally:
@@ -230,18 +230,3 @@ def test_two_taps_of_one_person_queued_behind_the_lock_give_one_signup_and_the_l
     assert (row.staff_id, row.status) == (staff_id, CONFIRMED)
     assert event_row(app, event_id).confirmed_count == 1
     assert any("lost a race" in r.getMessage() for r in caplog.records)
-
-
-def _wait_for_lock_waiters(app, count: int) -> None:
-    """Until `count` requests wait on the held event row."""
-    import time
-    from sqlalchemy import text
-    sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    with app.app_context():
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with db.engine.connect() as conn:
-                if conn.execute(text(sql)).scalar() >= count:
-                    return
-            time.sleep(0.05)
-    raise AssertionError(f"{count} requests never waited on the event lock")

@@ -5,7 +5,6 @@ error, not a success."""
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 import time_machine
@@ -17,7 +16,7 @@ from app.extensions import db
 from app.services import roster
 from app.unit_of_work import is_deadlock, unit_of_work
 from models import Notice, SubUnion
-from tests.helpers import bearer, error_code
+from tests.helpers import bearer, error_code, wait_for_lock_waiters
 from tests.proposals_support import IN_THE_WINDOW, Api, cong  # noqa: F401 (fixture)
 from tests.wechat_client import WeChatPusher
 from wechat_handlers import router
@@ -118,7 +117,7 @@ def test_a_request_the_database_picks_as_a_deadlocks_victim_runs_again_and_succe
         engine = create_engine(app.extensions["db.engine"].url)     # its own connection, beside the app's pool
         try:
             for _ in range(3):
-                answer, request_was_picked = _deadlock_with_a_second(api, engine)
+                answer, request_was_picked = _deadlock_with_a_second(app, api, engine)
                 if request_was_picked:
                     break
         finally:
@@ -128,7 +127,7 @@ def test_a_request_the_database_picks_as_a_deadlocks_victim_runs_again_and_succe
     assert answer.json()["seconds"] == 1
 
 
-def _deadlock_with_a_second(api, engine):
+def _deadlock_with_a_second(app, api, engine):
     """One round: (the request's answer, whether the database picked the request rather than the other)."""
     from sqlalchemy.exc import OperationalError
 
@@ -139,12 +138,7 @@ def _deadlock_with_a_second(api, engine):
         other.execute(text("SELECT id FROM staff WHERE id = :s FOR UPDATE"), {"s": api.cong.ids["seconder"]})
         request = threading.Thread(target=lambda: answer.append(api("POST", f"/proposals/{pid}/seconds", headers)))
         request.start()
-        for _ in range(200):                         # until the request waits for the seconder's row
-            waiting = other.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                                         "AND wait_event_type = 'Lock'")).scalar()
-            if waiting:
-                break
-            time.sleep(0.05)
+        wait_for_lock_waiters(app)               # the request waits for the seconder's row
         try:
             other.execute(text("UPDATE proposals SET updated_at = updated_at WHERE id = :p"), {"p": pid})
             other.commit()
