@@ -189,6 +189,33 @@ def test_one_scrape_sums_gunicorn_workers_and_the_sender(app, subprocess_env, ma
         assert db.session.scalars(select(Notification.status)).all()       # the fan-out reached the outbox
 
 
+def test_workers_recycled_by_gunicorn_are_forked_from_the_loaded_app_and_serve_at_once(app, subprocess_env,
+                                                                                        make_staff, token_for,
+                                                                                        tmp_path):
+    token = token_for(make_staff("R1", name="老师"))
+    env = {**subprocess_env, "SMART_UNION_WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+           "GUNICORN_CMD_ARGS": "--max-requests 3 --max-requests-jitter 0"}
+    port = free_port()
+    log_path = tmp_path / "gunicorn.log"
+    with log_path.open("w") as log_file:
+        web = subprocess.Popen([str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py")], cwd=REPO_ROOT,
+                               env={**env, "SMART_UNION_BIND": f"127.0.0.1:{port}"}, stdout=log_file,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(f"{url}/healthz", web)
+            answers = [requests.get(f"{url}/api/v1/me", headers=bearer(token), timeout=10) for _ in range(7)]
+            scrape = requests.get(f"{url}/metrics", timeout=10).text
+        finally:
+            os.killpg(web.pid, signal.SIGTERM)
+            web.wait(timeout=20)
+    assert [a.status_code for a in answers] == [200] * 7
+    assert {a.json()["employee_no"] for a in answers} == {"R1"}        # each new worker reads the database at once
+    log = log_path.read_text()
+    assert log.count("Autorestarting worker") >= 2 and "Traceback" not in log, log
+    assert _metric(scrape, "smart_union_http_requests_total", route="/api/v1/me", status="200") == 7
+
+
 class _Http:
     """The two calls tests.events_support.create_event makes, over real HTTP."""
 

@@ -36,7 +36,7 @@ def _push_and_stop(command: list[str], env: dict) -> str:
     return output
 
 
-def test_gunicorn_access_log_has_no_query_strings(subprocess_env, tmp_path):
+def test_gunicorn_access_log_has_no_query_strings(app, subprocess_env, tmp_path):   # app: the schema exists
     access_log = tmp_path / "access.log"
     env = {**subprocess_env, "SMART_UNION_WORKERS": "1", "SMART_UNION_ACCESS_LOG": str(access_log)}
     _push_and_stop([str(BIN / "gunicorn"), "-c", str(REPO_ROOT / "gunicorn.conf.py")], env)
@@ -46,7 +46,7 @@ def test_gunicorn_access_log_has_no_query_strings(subprocess_env, tmp_path):
     assert not [line for line in lines if any(s in line for s in SECRETS)]
 
 
-def test_development_server_log_has_no_query_strings(subprocess_env):
+def test_development_server_log_has_no_query_strings(app, subprocess_env):
     output = _push_and_stop([str(BIN / "smart-union"), "serve"], subprocess_env)
     assert '"POST /wechat/mp" 200' in output, output
     assert not [line for line in output.splitlines() if any(s in line for s in SECRETS)]
