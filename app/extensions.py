@@ -113,6 +113,18 @@ class Database:
     def session(self) -> Session:
         return current_app.extensions["db.session"]()
 
+    def lookup(self, statement, params: dict | None = None):
+        """The first row of one read-only statement. Before the session's transaction has begun, on PostgreSQL, it
+        runs outside any transaction: a request that opens with a lookup saves the BEGIN and the ROLLBACK around
+        it (READ COMMITTED gives each statement its own snapshot anyway). Elsewhere, or once the session has begun,
+        it runs in the session, and sees what the unit of work has flushed."""
+        session = self.session
+        engine = self.engine
+        if engine.dialect.name != "postgresql" or session.in_transaction():
+            return session.execute(statement, params).first()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return connection.execute(statement, params).first()
+
     @property
     def scoped(self) -> scoped_session:
         """The registry behind `session`: a proxy to the current session that opens it only when first used."""

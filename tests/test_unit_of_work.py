@@ -16,7 +16,7 @@ from app.extensions import db
 from app.services import roster
 from app.unit_of_work import is_deadlock, unit_of_work
 from models import Notice, SubUnion
-from tests.helpers import bearer, error_code, wait_for_lock_waiters
+from tests.helpers import bearer, error_code, linked_follower, wait_for_lock_waiters
 from tests.proposals_support import IN_THE_WINDOW, Api, cong  # noqa: F401 (fixture)
 from tests.wechat_client import WeChatPusher
 from wechat_handlers import router
@@ -101,6 +101,27 @@ def test_a_read_only_request_sends_no_commit_and_a_write_still_commits(app, clie
     with app.app_context():
         member = db.session.scalar(select(Staff).where(Staff.employee_no == "R0100"))
         assert (member.department, member.birthday_calendar.value) == ("图书馆", "lunar")
+
+
+def test_a_push_opening_with_the_follower_lookup_begins_no_transaction_on_postgresql_and_sees_flushed_rows(
+        app, make_staff):
+    from app.services import followers
+    from models import WeChatApp, WeChatIdentity
+
+    staff_id = make_staff("R0200", "关注者")
+    openid = linked_follower(app, staff_id)
+    with app.app_context(), unit_of_work():
+        postgresql = db.engine.dialect.name == "postgresql"
+        assert followers.find_follower(openid).staff_id == staff_id       # committed by another unit of work
+        # no BEGIN and no ROLLBACK around a push that only looks its sender up (PostgreSQL's READ COMMITTED)
+        assert db.session.in_transaction() is not postgresql
+    with app.app_context(), unit_of_work():
+        db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="mp-flushed", following=True))
+        db.session.flush()
+        assert followers.find_follower("mp-flushed") is not None         # once begun: in the transaction
+        db.session.rollback()
+    with app.app_context():
+        assert followers.find_follower("mp-flushed") is None
 
 
 @pytest.mark.postgresql_only

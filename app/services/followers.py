@@ -55,11 +55,14 @@ class Follower:
     staff_id: int | None
 
 
+_FOLLOWER_QUERY = select(WeChatIdentity.id, WeChatIdentity.staff_id).where(
+    WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == bindparam("openid"))
+
+
 def find_follower(openid: str) -> Follower | None:
     """The follower's identity and the staff member it is linked to: two columns, no ORM objects (every push
     asks; the staff member comes from the cached card, linked_member)."""
-    row = db.session.execute(select(WeChatIdentity.id, WeChatIdentity.staff_id).where(
-        WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == openid)).first()
+    row = db.lookup(_FOLLOWER_QUERY, {"openid": openid})
     return Follower(*row) if row is not None else None
 
 
