@@ -87,13 +87,18 @@ def write_notice(app, occasion: str) -> None:
 # --- processes -------------------------------------------------------------------------------------------------
 
 class FakeWeChat:
-    """`smart-union fake-wechat` in its own process, so its CPU is not the driver's."""
+    """The fake WeChat API in its own process, so its CPU is not the driver's: under gunicorn, which keeps HTTP/1.1
+    connections alive as WeChat's API does (werkzeug's server, `smart-union fake-wechat`, closes each connection:
+    every send then paid a TCP handshake and teardown on both sides, which production does not). One process, as
+    its state is in memory, never recycled: not the app's gunicorn.conf.py."""
 
     def __init__(self):
         port = free_port()
         self.url = f"http://127.0.0.1:{port}/"
-        self.proc = spawn([SMART_UNION, "fake-wechat", "--port", str(port)], RESULTS_DIR / "fanout-fake-wechat.log",
-                          clean_env())
+        self.proc = spawn([sys.executable, "-m", "gunicorn", "--config", "/dev/null", "--bind", f"127.0.0.1:{port}",
+                           "--workers", "1", "--worker-class", "gthread", "--threads", "64", "--keep-alive", "30",
+                           "app.fakewechat.server:wsgi_from_environment()"],
+                          RESULTS_DIR / "fanout-fake-wechat.log", clean_env())
         wait_ready(self.proc, lambda: answers(self.url + "_fake/calls"), 60,
                    "the fake WeChat server; see bench/results/fanout-fake-wechat.log")
 

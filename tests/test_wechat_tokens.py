@@ -120,6 +120,26 @@ def test_token_refreshed_by_another_process_is_used_without_refresh(fake_wechat,
     assert calls(fake_wechat) == {"cgi-bin/stable_token": 2, "cgi-bin/user/info": 4}
 
 
+def test_a_process_remembers_the_token_a_while_and_takes_the_replacement_once_wechat_refuses_the_old(
+        fake_wechat, new_clients, monkeypatch):
+    from app.wechat import tokens
+
+    sender, other = new_clients(), new_clients()
+    old = sender.mp.access_token
+    control(fake_wechat, "expire_tokens", {"appid": sender.mp.appid})
+    other.mp.user.get("o1")                                   # refused, forced refresh, stored for everyone
+    new = other.mp.access_token
+    assert new != old and sender.mp.access_token == old      # remembered: no Redis read before each send
+    assert sender.mp.user.get("o2")["openid"] == "o2"        # refused once, retried with the stored one
+    assert sender.mp.access_token == new
+    assert calls(fake_wechat)["cgi-bin/stable_token"] == 2    # the sender fetched nothing itself
+    monkeypatch.setattr(tokens, "TOKEN_REMEMBERED_SECONDS", 0)
+    forgetful = new_clients()
+    assert forgetful.mp.access_token == new
+    forgetful.mp.session.set(forgetful.mp.access_token_key, "stored-by-another-process", 600)
+    assert forgetful.mp.access_token == "stored-by-another-process"   # once its time is up, read again
+
+
 def test_eight_threads_after_expiry_refresh_once(fake_wechat, new_clients):
     pairs = [new_clients() for _ in range(THREADS)]
     assert pairs[0].mp.access_token

@@ -235,6 +235,15 @@ class FakeWeChatServer:
         self._server.serve_forever()
 
 
+def wsgi_from_environment() -> FakeWeChatApp:
+    """The fake API for a WSGI server of one process (its state lives in memory), configured like `smart-union`
+    (SMART_UNION_CONFIG and the environment). The fan-out bench serves it with gunicorn, which keeps connections
+    alive as WeChat's API does; werkzeug's server closes each one after its answer."""
+    from app.config import load_config
+
+    return FakeWeChatApp(apps_from_config(load_config()))
+
+
 def serve(cfg: Config, host: str = "127.0.0.1", port: int = 0) -> None:
     """Runs the fake server in the foreground until interrupted (the `smart-union fake-wechat` command)."""
     server = FakeWeChatServer.from_config(cfg, host, port)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 TOKEN_EXPIRY_MARGIN_SECONDS = 300
 POLL_SECONDS = 0.05
+TOKEN_REMEMBERED_SECONDS = 30     # well under the ~5 minutes a replaced token stays valid
 
 
 def _environment_read_once(http: requests.Session, base_url: str) -> None:
@@ -52,12 +53,23 @@ class SharedTokenClient(WeChatClient):
         self._force_key = f"{key_prefix}wechat:force_refresh:{appid}"
         self._lock_seconds = lock_seconds
         self._force_interval = force_refresh_interval
+        self._remembered: tuple[str | None, float] = (None, 0.0)
 
     # ---- the token -------------------------------------------------------------------------------------------
 
     @property
     def access_token(self) -> str:
-        return self._stored_token() or self._token_via_lock(rejected=None)
+        """The shared token, read from Redis at most every TOKEN_REMEMBERED_SECONDS by this process: a sender asks
+        before each send. A token another process replaced stays valid for minutes; one WeChat refused is replaced
+        here at once (`_request`)."""
+        token, until = self._remembered
+        if token is None or time.monotonic() >= until:
+            token = self._stored_token() or self._token_via_lock(rejected=None)
+            self._remember(token)
+        return token
+
+    def _remember(self, token: str | None) -> None:
+        self._remembered = (token, time.monotonic() + TOKEN_REMEMBERED_SECONDS)
 
     def fetch_access_token(self) -> dict[str, Any]:
         """wechatpy's hook, kept safe: makes sure a token is stored (fetching one under the lock if needed)."""
@@ -121,6 +133,7 @@ class SharedTokenClient(WeChatClient):
             if exc.errcode not in TOKEN_ERRORS:
                 raise
             fresh = self._token_via_lock(rejected=token)
+            self._remember(fresh)
             if fresh is None:
                 raise
             log.info("access token of %s rejected (%s); retrying once with a fresh one", self.appid, exc.errcode)
