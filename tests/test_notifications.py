@@ -102,6 +102,25 @@ def test_non_follower_with_consent_gets_subscribe_message_and_uses_it_up(app, fa
     assert statuses == ["inbox_only", "sent"]      # the second notice found no consent left
 
 
+def test_a_claimed_batch_spending_consents_writes_its_rows_in_one_flush_not_one_per_consent(
+        app, make_staff, wechat_user, count_queries):
+    from app.services import delivery
+
+    people = [make_staff(f"C{n:03d}") for n in range(6)]
+    for staff in people:
+        wechat_user(staff, consents={SERVICE_SUB_TPL: 1})
+    notify(app, "service", people)
+    with app.app_context(), unit_of_work():
+        delivery.expand_one_fanout_batch()
+    with count_queries() as queries, app.app_context(), unit_of_work():      # the commit's flush counted too
+        claimed, _ = delivery.claim_due(50)
+    assert len(claimed) == 6
+    statements = [" ".join(s.split()).upper() for s in queries.statements]
+    assert sum(s.startswith("UPDATE SUBSCRIPTION_CONSENTS") for s in statements) == 6     # one spent each
+    assert sum(s.startswith("UPDATE NOTIFICATIONS") for s in statements) == 1             # the batch, once
+    assert all(consent_left(app, staff, SERVICE_SUB_TPL) == 0 for staff in people)
+
+
 def test_no_consent_means_inbox_only(app, fake_wechat, make_staff, wechat_user, client, token_for):
     staff = make_staff()
     wechat_user(staff, mini=False)

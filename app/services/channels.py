@@ -137,8 +137,10 @@ class Router:
 
 
 def _use_consent(staff_id: int, template_id: str) -> bool:
-    """Spends one consent; a conditional UPDATE, so two senders can never spend the same one."""
-    return db.session.execute(SPEND_CONSENT, {"holder": staff_id, "template": template_id}).rowcount == 1
+    """Spends one consent; a conditional UPDATE, so two senders can never spend the same one. The rows the batch
+    has claimed so far are flushed once, after the batch, not before each consent (it touches none of them)."""
+    with db.session.no_autoflush:
+        return db.session.execute(SPEND_CONSENT, {"holder": staff_id, "template": template_id}).rowcount == 1
 
 
 _CONSENTS = SubscriptionConsent.__table__.c
