@@ -205,6 +205,26 @@ def test_daily_quota_lets_a_large_fanout_continue_the_next_day(make_app, fake_we
     assert sorted(m["touser"] for m in sent(fake_wechat)) == sorted(f"mp-{s}" for s in people)
 
 
+def test_a_batch_takes_todays_quota_at_once_and_gives_back_what_it_did_not_use(make_app, make_staff, wechat_user):
+    from app import clock
+    from app.extensions import redis_key
+    from app.services import delivery
+
+    app = make_app(**{"notifications.template.daily_quota": 10})
+    people = [make_staff() for _ in range(5)]
+    for staff in people[::2]:                                   # the others follow nothing: inbox only
+        wechat_user(staff, follows=True)
+    notify(app, "service", people)
+    with app.app_context():
+        with unit_of_work():
+            delivery.expand_one_fanout_batch()
+        with unit_of_work():
+            claimed, handled = delivery.claim_due(50)
+        used = app.extensions["redis"].get(redis_key("notify", "quota", "template", clock.local().strftime("%Y%m%d")))
+    assert (len(claimed), handled) == (3, 5)
+    assert int(used) == 3                   # taken for the whole batch at once, what was left over given back
+
+
 def test_busy_wechat_is_retried_with_backoff(app, fake_wechat, make_staff, wechat_user):
     staff = make_staff()
     wechat_user(staff, follows=True)

@@ -95,15 +95,22 @@ class Router:
         staff_ids = {r.staff_id for r in rows}
         self.kinds = current_app.config["SU"].notifications.kinds
         self.status = dict(db.session.execute(select(Staff.id, Staff.status).where(Staff.id.in_(staff_ids))).all())
-        identities = db.session.scalars(select(WeChatIdentity).where(WeChatIdentity.staff_id.in_(staff_ids))).all()
+        identities = db.session.execute(select(
+            WeChatIdentity.staff_id, WeChatIdentity.app, WeChatIdentity.openid, WeChatIdentity.following)
+            .where(WeChatIdentity.staff_id.in_(staff_ids))).all()      # columns, not objects: a batch's worth
         self.followers = {i.staff_id: i.openid for i in identities
                           if i.app is WeChatApp.OFFICIAL_ACCOUNT and i.following}
         self.mini = {i.staff_id: i.openid for i in identities if i.app is WeChatApp.MINI_PROGRAM}
-        self.consents = {(c.staff_id, c.template_id): c.remaining for c in db.session.scalars(
-            select(SubscriptionConsent).where(SubscriptionConsent.staff_id.in_(staff_ids)))}
+        self.consents = {(c.staff_id, c.template_id): c.remaining for c in db.session.execute(select(
+            SubscriptionConsent.staff_id, SubscriptionConsent.template_id, SubscriptionConsent.remaining)
+            .where(SubscriptionConsent.staff_id.in_(staff_ids)))}
         self.paused: dict[Channel, bool] = {}      # asked of Redis once per channel and batch
+        self.undecided = len(rows)
+        self.allowance: dict[Channel, int] = {}    # today's quota taken for this batch and not used yet
+        self.used_up: set[Channel] = set()
 
     def decide(self, row: Notification) -> Decision:
+        self.undecided -= 1
         if self.status.get(row.staff_id) is StaffStatus.LEFT:
             return Decision(reason="已离职，不再发送")
         kind = self.kinds.get(row.notice.kind)
@@ -124,11 +131,29 @@ class Router:
             return None
         if channel is Channel.SUBSCRIBE and self.consents.get((row.staff_id, template.template_id), 0) <= 0:
             return None
-        if self._paused(channel) or not take_daily_quota(channel):
+        if self._paused(channel) or not self._take_quota(channel):
             return Decision(postpone_until=next_day_start())
         if channel is Channel.SUBSCRIBE and not _use_consent(row.staff_id, template.template_id):
             return None
         return Decision(channel=channel, openid=openid, message=render(row, template))
+
+    def _take_quota(self, channel: Channel) -> bool:
+        """One of today's sends, from what this batch took at once: as many as its rows still undecided may need."""
+        if not self.allowance.get(channel) and channel not in self.used_up:
+            wanted = self.undecided + 1
+            self.allowance[channel] = take_daily_quota(channel, wanted)
+            if self.allowance[channel] < wanted:
+                self.used_up.add(channel)              # nothing more today: not asked again for this batch
+        if not self.allowance.get(channel):
+            return False
+        self.allowance[channel] -= 1
+        return True
+
+    def give_back_quota(self) -> None:
+        """What the batch took and did not use goes back to today's quota."""
+        for channel, left in self.allowance.items():
+            if left:
+                give_back_daily_quota(channel, left)
 
     def _paused(self, channel: Channel) -> bool:
         if channel not in self.paused:
@@ -167,24 +192,31 @@ def pause_channel_until_tomorrow(channel: Channel) -> None:
     log.warning("WeChat says the %s quota is used up (45009): paused until tomorrow", channel.value)
 
 
-_TAKE_ONE = """
-local used = redis.call('INCR', KEYS[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if used > tonumber(ARGV[1]) then
-  redis.call('DECR', KEYS[1])
-  return 0
-end
-return 1
+# KEYS: today's count; ARGV: the quota, how many are wanted, the key's life. Returns how many were granted.
+_TAKE_UP_TO = """
+local granted = math.min(tonumber(ARGV[2]), tonumber(ARGV[1]) - tonumber(redis.call('GET', KEYS[1]) or '0'))
+if granted <= 0 then return 0 end
+redis.call('INCRBY', KEYS[1], granted)
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+return granted
 """
 
 
-def take_daily_quota(channel: Channel) -> bool:
-    """One of today's sends on this channel, if our daily quota has one left (one round trip)."""
+def take_daily_quota(channel: Channel, wanted: int) -> int:
+    """Up to `wanted` of today's sends on this channel, as many as our daily quota has left (one round trip)."""
     quota = _limits(channel).daily_quota
     if not quota:
-        return True
-    key = redis_key("notify", "quota", channel.value, clock.local().strftime("%Y%m%d"))
-    return lua_script(_TAKE_ONE)(keys=[key], args=[quota, 2 * 86400]) == 1
+        return wanted
+    return int(lua_script(_TAKE_UP_TO)(keys=[_quota_key(channel)], args=[quota, wanted, 2 * 86400]))
+
+
+def give_back_daily_quota(channel: Channel, unused: int) -> None:
+    if _limits(channel).daily_quota:
+        get_redis().decrby(_quota_key(channel), unused)
+
+
+def _quota_key(channel: Channel) -> str:
+    return redis_key("notify", "quota", channel.value, clock.local().strftime("%Y%m%d"))
 
 
 def wait_for_send_rate(channel: Channel) -> None:
@@ -252,14 +284,18 @@ def _classify_error(channel: Channel, errcode: int | None, errmsg: Any) -> Outco
 def apply_side_effects(row: Notification, channel: Channel, message: Message, outcome: Outcome) -> None:
     """What a WeChat answer teaches us about the person: no consent left, no longer following, or a consent that
     was spent on a send WeChat refused (it was not used up there, so it is given back)."""
-    consent = (SubscriptionConsent.staff_id == row.staff_id, SubscriptionConsent.template_id == message.template_id)
     if outcome.errcode == 43101:
-        db.session.execute(update(SubscriptionConsent).where(*consent).values(remaining=0))
+        db.session.execute(update(SubscriptionConsent).where(*_consent_of(row, message)).values(remaining=0))
     elif outcome.errcode == 43004:
         db.session.execute(update(WeChatIdentity).where(
             WeChatIdentity.staff_id == row.staff_id, WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT)
             .values(following=False))
     elif outcome.refund_consent:
-        db.session.execute(update(SubscriptionConsent).where(*consent)
+        db.session.execute(update(SubscriptionConsent).where(*_consent_of(row, message))
                            .values(remaining=SubscriptionConsent.remaining + 1))
+
+
+def _consent_of(row: Notification, message: Message) -> tuple:
+    """Built only when an answer needs it: most sends succeed."""
+    return SubscriptionConsent.staff_id == row.staff_id, SubscriptionConsent.template_id == message.template_id
 

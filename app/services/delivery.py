@@ -99,6 +99,7 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
             _start_sending(row, decision.channel)
             claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message,
                                    row.notice.request_id))
+    route.give_back_quota()
     return claimed, len(rows)
 
 
