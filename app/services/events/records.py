@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Row, and_, bindparam, select, text, update
+from sqlalchemy import Row, and_, bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -58,6 +58,7 @@ ACTIVE = (SignupStatus.CONFIRMED, SignupStatus.WAITLISTED)
 
 
 LOCK_TIMEOUT_SECONDS = 5
+LOCK_TIMEOUT = f"{LOCK_TIMEOUT_SECONDS}s"     # PostgreSQL's lock_timeout
 
 
 ANSWER_MAX_LENGTH = 200
@@ -165,9 +166,12 @@ def get_event(event_id: int) -> Event:
     return event
 
 
-def visible_event(staff: Staff, event_id: int) -> tuple[Event, Signup | None]:
-    """The event if this person may see it (app.services.policy), with its quotas and their signup: one query."""
-    found = db.session.execute(_visible_event_statement(member_kind(staff)),
+def visible_event(staff: Staff, event_id: int, bounding_lock_waits: bool = False) -> tuple[Event, Signup | None]:
+    """The event if this person may see it (app.services.policy), with its quotas and their signup: one query.
+    `bounding_lock_waits`: on PostgreSQL the same query also bounds this transaction's lock waits, as
+    `_lock_wait_bounded` does (a signup then saves that round trip; `take_place(..., already_bounded=True)`)."""
+    bounding = bounding_lock_waits and _bounds_with_set_local()
+    found = db.session.execute(_visible_event_statement(member_kind(staff), bounding),
                                {"event_id": event_id, "viewer_id": staff.id}).unique().first()
     if found is None:
         raise NotFound(*policy.NOT_FOUND[Event])
@@ -175,14 +179,19 @@ def visible_event(staff: Staff, event_id: int) -> tuple[Event, Signup | None]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _visible_event_statement(kind: tuple):
+def _visible_event_statement(kind: tuple, bounding: bool):
     """Built once per kind of member (a signup's busiest query: building it cost more than running it)."""
     viewer = bindparam("viewer_id")
     my_signup = aliased(Signup, name="my_signup")    # not the Signup the visibility condition's EXISTS names
-    return (select(Event, my_signup)
+    bound = (func.set_config("lock_timeout", LOCK_TIMEOUT, True),) if bounding else ()   # SET LOCAL, as a function
+    return (select(Event, my_signup, *bound)
             .outerjoin(my_signup, and_(my_signup.event_id == Event.id, my_signup.staff_id == viewer))
             .where(Event.id == bindparam("event_id"), policy.event_visible_to(kind, viewer))
             .options(joinedload(Event.quotas)))
+
+
+def _bounds_with_set_local() -> bool:
+    return db.session.get_bind().dialect.name == "postgresql"
 
 
 def lock_event(event_id: int) -> Event:
@@ -205,18 +214,19 @@ class Place:
     waiting: int | None
 
 
-def take_place(event: Event, staff: Staff) -> Place | None:
+def take_place(event: Event, staff: Staff, already_bounded: bool = False) -> Place | None:
     """A first signup's common case in one statement: while signup is open and the person is in the audience (an
     event without places per sub-union), a free seat, or else, with the waiting list on, the end of the queue;
     counted on the event row, which it holds until the commit like lock_event. `event` is the caller's unlocked
     read: it says which of the two to try. None when none of that holds (nothing changed): the caller then goes
     the locked way, which tells why. (MariaDB, which has no UPDATE ... RETURNING and takes the lock with a SELECT
-    of its own, saves the ORM's work here but no round trip.)"""
+    of its own, saves the ORM's work here but no round trip.) `already_bounded`: the caller's visible_event bounded
+    the transaction's lock waits."""
     tries = [waiting for waiting, worth in ((False, event.confirmed_count < event.capacity),
                                             (True, event.waitlist_enabled)) if worth]
     kind, params = member_kind(staff), {"event_id": event.id, "now": clock.now()}
     returning = db.session.get_bind().dialect.update_returning
-    with _lock_wait_bounded(event.id):
+    with _lock_wait_bounded(event.id, already=already_bounded):
         for waiting in tries:
             taken = _take(_taking_statement(kind, waiting, returning), returning, event.id, params)
             if taken is not None:
@@ -255,13 +265,14 @@ def _taking_statement(kind: tuple, waiting: bool, returning: bool):
 
 
 @contextlib.contextmanager
-def _lock_wait_bounded(event_id: int) -> Iterator[None]:
+def _lock_wait_bounded(event_id: int, already: bool = False) -> Iterator[None]:
     """The event row's lock waited for at most LOCK_TIMEOUT_SECONDS, then an "event_busy" refusal. MariaDB takes
-    it here, under its own timeout; PostgreSQL bounds every wait of the transaction from here on."""
+    it here, under its own timeout; PostgreSQL bounds every wait of the transaction from here on (`already`: the
+    transaction's visible_event did, with `bounding_lock_waits`)."""
     dialect = db.session.get_bind().dialect
     try:
-        if dialect.name == "postgresql":
-            db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"))
+        if dialect.name == "postgresql" and not already:
+            db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         elif getattr(dialect, "is_mariadb", False):
             db.session.execute(text(f"SET STATEMENT innodb_lock_wait_timeout = {LOCK_TIMEOUT_SECONDS} FOR "
                                     "SELECT id FROM events WHERE id = :id FOR UPDATE"), {"id": event_id})

@@ -80,13 +80,13 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     """Signs a person up: confirmed while seats are left, else waitlisted (or refused when the waiting list is
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
-    event, earlier = visible_event(staff, event_id)
+    event, earlier = visible_event(staff, event_id, bounding_lock_waits=True)
     check_may_sign_up(event, staff)
     clean = clean_answers(event.questions, answers)
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
     if earlier is None and actor is None:      # a first signup by the person: the busy minute's case
-        place = take_place(event, staff)
+        place = take_place(event, staff, already_bounded=True)
         if place is not None:
             return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
     event = lock_event(event_id)
