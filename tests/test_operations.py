@@ -211,6 +211,7 @@ def test_workers_recycled_by_gunicorn_are_forked_from_the_loaded_app_and_serve_a
             web.wait(timeout=20)
     assert [a.status_code for a in answers] == [200] * 7
     assert {a.json()["employee_no"] for a in answers} == {"R1"}        # each new worker reads the database at once
+    assert len({a.headers["X-Request-ID"] for a in answers}) == 7      # no two forked workers name requests alike
     log = log_path.read_text()
     assert log.count("Autorestarting worker") >= 2 and "Traceback" not in log, log
     assert _metric(scrape, "smart_union_http_requests_total", route="/api/v1/me", status="200") == 7
