@@ -103,7 +103,7 @@ def test_a_read_only_request_sends_no_commit_and_a_write_still_commits(app, clie
         assert (member.department, member.birthday_calendar.value) == ("图书馆", "lunar")
 
 
-def test_a_push_opening_with_the_follower_lookup_begins_no_transaction_on_postgresql_and_sees_flushed_rows(
+def test_a_push_opening_with_the_follower_lookup_begins_no_transaction_on_postgresql_and_sees_pending_rows(
         app, make_staff):
     from app.services import followers
     from models import WeChatApp, WeChatIdentity
@@ -117,8 +117,8 @@ def test_a_push_opening_with_the_follower_lookup_begins_no_transaction_on_postgr
         assert db.session.in_transaction() is not postgresql
     with app.app_context(), unit_of_work():
         db.session.add(WeChatIdentity(app=WeChatApp.OFFICIAL_ACCOUNT, openid="mp-flushed", following=True))
-        db.session.flush()
-        assert followers.find_follower("mp-flushed") is not None         # once begun: in the transaction
+        assert followers.find_follower("mp-flushed") is not None         # pending: flushed and read in the session
+        assert followers.find_follower(openid) is not None                # once begun: in the transaction
         db.session.rollback()
     with app.app_context():
         assert followers.find_follower("mp-flushed") is None
