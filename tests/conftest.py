@@ -165,6 +165,8 @@ def clean_state(request, redis_client):
     clear_run_keys(redis_client)
     if "app" in request.fixturenames or "make_app" in request.fixturenames:
         application = request.getfixturevalue("app")
+        for client in (application.extensions["wechat"].mini, application.extensions["wechat"].mp):
+            client.forget_token()                # the token it remembers was one of the keys just cleared
         with application.app_context():
             from app.extensions import db
 

@@ -68,6 +68,10 @@ class SharedTokenClient(WeChatClient):
             self._remember(token)
         return token
 
+    def forget_token(self) -> None:
+        """The next call reads the token from Redis again (what Redis held was cleared: tests, a reset)."""
+        self._remember(None)
+
     def _remember(self, token: str | None) -> None:
         self._remembered = (token, time.monotonic() + TOKEN_REMEMBERED_SECONDS)
 
