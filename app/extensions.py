@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import atexit
 import logging
+import pickle
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.commands.core import Script
-from flask import Flask, current_app
+from redis.exceptions import NoScriptError
+from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InvalidatePoolError
@@ -145,6 +149,63 @@ def lua_script(text: str) -> Script:
     found = scripts.get(text)
     if found is None:
         found = scripts[text] = get_redis().register_script(text)
+    return found
+
+
+@dataclass(frozen=True)
+class ScriptCall:
+    """One call of a Lua script (app.extensions.lua_script) with its keys and arguments."""
+
+    script: str
+    keys: tuple[str, ...]
+    args: tuple[Any, ...] = ()
+
+
+def run_scripts(calls: list[ScriptCall]) -> list[Any]:
+    """The scripts' results, all sent in one round trip (pipelined EVALSHAs); when Redis forgot a script, the
+    scripts are loaded and the lot sent once more (each is a read, or a compare-and-set safe to repeat)."""
+    scripts = [lua_script(call.script) for call in calls]
+    for attempt in (1, 2):
+        pipe = get_redis().pipeline(transaction=False)
+        for script, call in zip(scripts, calls):
+            pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for script in scripts:
+                get_redis().script_load(script.script)
+
+
+def keep_prefetched(call: ScriptCall, result: Any) -> None:
+    """A lookup made ahead of need in another round trip (the caller's card lookup), for `prefetched` in this
+    request."""
+    g.setdefault("prefetched", {})[call] = result
+
+
+def prefetched(call: ScriptCall) -> Any | None:
+    """The result of exactly this call if this request made it ahead of need, once; else None."""
+    return g.get("prefetched", {}).pop(call, None)
+
+
+_UNPICKLED: dict[bytes, object] = {}
+UNPICKLED_KEPT = 4096
+
+
+def unpickled_once(raw: bytes) -> object | None:
+    """What bytes kept in Redis hold, unpickled once per process: the same bytes are the same value, so a request
+    still asks Redis whether it is current, but decodes only what changed. Callers treat the value as read-only.
+    None for bytes that no longer unpickle (written by another version of the code)."""
+    found = _UNPICKLED.get(raw)
+    if found is None:
+        try:
+            found = pickle.loads(raw)
+        except Exception:
+            return None
+        if len(_UNPICKLED) >= UNPICKLED_KEPT:
+            _UNPICKLED.clear()
+        _UNPICKLED[raw] = found
     return found
 
 

@@ -88,6 +88,30 @@ def test_pinned_first_then_newest_with_unread_flags(client, union):
     assert [i["read"] for i in again["items"]] == [False, True, False]
 
 
+def test_read_flags_follow_a_member_whose_kind_of_member_changes(app, client, union, grant, token_for):
+    """A member's flags are kept for the page of their kind: after losing a role and getting it back, what they read
+    as an officer shows read, not the flags kept while they saw the page without it."""
+    from app.services import roster
+    from models import Role
+    officer = union["tokens"]["officer"]
+    for_officers = create(client, officer, title="致工会干部", audience={"roles": ["union_officer"]})["id"]
+    publish(client, officer, for_officers)
+    publish(client, officer, create(client, officer, title="致全体")["id"])
+    member = union["ids"]["man"]
+
+    def listing() -> list[tuple[str, bool]]:
+        items = client.get("/api/v1/announcements", headers=bearer(token_for(member))).json["items"]
+        return [(i["title"], i["read"]) for i in items]
+
+    grant(member, "union_officer")
+    client.get(f"/api/v1/announcements/{for_officers}", headers=bearer(token_for(member)))
+    with app.app_context(), unit_of_work():
+        roster.revoke_role(db.session.get(Staff, member), Role.UNION_OFFICER, actor_label="test")
+    assert listing() == [("致全体", False)]
+    grant(member, "union_officer")
+    assert listing() == [("致全体", False), ("致工会干部", True)]
+
+
 def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, union, count_queries):
     officer = union["tokens"]["officer"]
     for n in range(12):
@@ -103,6 +127,20 @@ def test_list_runs_a_bounded_number_of_queries_whatever_the_page_size(client, un
             counts.append(queries.count)
     assert first == [3, 3, 3]            # the page, the count and my read flags: the token check reads the card
     assert again == [0, 0, 0]            # the page and count kept for my kind of member, my flags for me
+
+
+def test_a_list_shown_again_takes_one_round_trip_to_redis_with_the_token_check(client, union, monkeypatch):
+    """The whole union opening the list: the caller's card, the kept page and their flags come in one exchange."""
+    from redis.connection import AbstractConnection
+    publish(client, union["tokens"]["officer"], create(client, union["tokens"]["officer"], title="节日通知")["id"])
+    staff = union["tokens"]["man"]
+    client.get("/api/v1/me", headers=bearer(staff))                     # the card is kept from now,
+    client.get("/api/v1/announcements", headers=bearer(staff))          # the page and flags from now
+    sent, send = [], AbstractConnection.send_packed_command
+    monkeypatch.setattr(AbstractConnection, "send_packed_command",
+                        lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
+    assert titles(client, staff) == ["节日通知"]
+    assert len(sent) == 1
 
 
 def test_a_kept_page_gives_way_to_each_publication_and_withdrawal_at_once(client, union):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Blueprint, g
-from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
+from flask import Blueprint, g, request
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, ValidationError, computed_field
 
 from app.validation import BeijingTime, Moment
 from app.api.endpoint import (
-    READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, partial_of, uploaded_file,
+    READS_RECORDS, AuthLevel, Merged, ascii_or, endpoint, file_download, list_response, partial_of, uploaded_file,
 )
 from app.errors import NotFound
+from app.extensions import ScriptCall
 from app.services import announcements, attachments
 from app.services.audiences import Audience
 from models import Announcement, AnnouncementCategory, AnnouncementStatus
@@ -127,12 +128,22 @@ def detail_out(announcement: Announcement) -> AnnouncementDetail:
 
 # --- staff ---------------------------------------------------------------------------------------------------
 
+def _page_lookup(staff_id: int) -> ScriptCall | None:
+    """The list's lookup in Redis, made with the caller's card (the query is validated again by the endpoint)."""
+    try:
+        query = PageQuery.model_validate(request.args.to_dict())
+    except ValidationError:
+        return None
+    return announcements.page_lookup(staff_id, query.page, query.page_size)
+
+
 @bp.get("/announcements")
-@endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",))
+@endpoint("我能看到的公告（置顶在前，最新在前）", query=PageQuery, response=AnnouncementList, tags=("announcements",),
+          prefetch=_page_lookup)
 def list_mine(query: PageQuery):
     rows, total, exact = announcements.list_for_staff(g.member, query.page, query.page_size)
-    items = [AnnouncementSummary.model_validate(row) for row in rows]
-    return AnnouncementList(items=items, total=total, total_exact=exact, page=query.page)
+    return list_response(AnnouncementList(items=[], total=total, total_exact=exact, page=query.page),
+                         "items", AnnouncementSummary, rows)
 
 
 @bp.get("/announcements/<int:announcement_id>")

@@ -14,7 +14,7 @@ import enum
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Hashable, Iterable
 from urllib.parse import quote
 
 from flask import Blueprint, Response, g, request, send_file
@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.errors import NotFound, Refusal, Unauthorized, UnsupportedMediaType
+from app.extensions import ScriptCall
 from app.services import auth, policy
 from app.unit_of_work import retrying_lost_races, unit_of_work
 from app.validation import check_text, has_bad_characters, parse_json, validate_model
@@ -47,12 +48,14 @@ class EndpointSpec:
     tags: tuple[str, ...]
     limited: bool          # under a rate limit (app.services.rate_limits): may answer 429 or 503
     upload: str | None     # the multipart/form-data field of an uploaded file, for the OpenAPI document
+    prefetch: Callable[[int], ScriptCall | None] | None    # a Redis lookup the view will make, sent with the card's
 
 
 def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[BaseModel] | None = None,
              query: type[BaseModel] | None = None, response: type[BaseModel] | None = None, status: int = 200,
-             tags: tuple[str, ...] = (), limited: bool = False, upload: str | None = None) -> Callable:
-    spec = EndpointSpec(summary, auth, body, query, response, status, tags, limited, upload)
+             tags: tuple[str, ...] = (), limited: bool = False, upload: str | None = None,
+             prefetch: Callable[[int], ScriptCall | None] | None = None) -> Callable:
+    spec = EndpointSpec(summary, auth, body, query, response, status, tags, limited, upload, prefetch)
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -68,7 +71,7 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
 def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]):
     with unit_of_work():       # the request's one commit, after the answer is shaped from the objects
         _check_path(kwargs)
-        _authenticate(spec.auth)
+        _authenticate(spec.auth, spec.prefetch)
         if spec.body is not None:
             kwargs["body"] = validate_model(spec.body, _json_body(spec.body))
         if spec.query is not None:
@@ -81,13 +84,13 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
         return result
 
 
-def _authenticate(level: AuthLevel) -> None:
+def _authenticate(level: AuthLevel, prefetch: Callable[[int], ScriptCall | None] | None) -> None:
     if level is AuthLevel.NONE:
         return
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise Unauthorized("login_required", "请先登录")
-    principal = auth.authenticate(header[7:].strip())
+    principal = auth.authenticate(header[7:].strip(), prefetch)
     g.principal = principal          # g.staff reads the row when first asked for (app.RequestGlobals)
     g.cashier = principal.cashier
     if level is AuthLevel.WECHAT:
@@ -140,6 +143,27 @@ class Merged:
     def __getattr__(self, name: str) -> Any:
         values = self.__dict__["_values"]
         return values[name] if name in values else getattr(self.__dict__["_obj"], name)
+
+
+_RENDERED_ITEMS: dict[tuple[type[BaseModel], Hashable], str] = {}
+RENDERED_KEPT = 8192
+
+
+def list_response(envelope: BaseModel, field: str, item_model: type[BaseModel], items: Iterable[Hashable]) -> Response:
+    """`envelope` as JSON with `field` (left empty in it) holding `items` as `item_model` renders them. Each distinct
+    item (a hashable row, immutable) is rendered once per process: a list page that the whole union opens again
+    and again would otherwise be validated and serialized row by row on every request."""
+    rendered = []
+    for item in items:
+        found = _RENDERED_ITEMS.get((item_model, item))
+        if found is None:
+            if len(_RENDERED_ITEMS) >= RENDERED_KEPT:
+                _RENDERED_ITEMS.clear()
+            found = _RENDERED_ITEMS[(item_model, item)] = item_model.model_validate(item).model_dump_json()
+        rendered.append(found)
+    rest = envelope.model_dump_json(exclude={field})
+    body = f'{{"{field}":[{",".join(rendered)}]' + ("}" if rest == "{}" else "," + rest[1:])
+    return Response(body, mimetype="application/json")
 
 
 def partial_of(model: type[BaseModel], name: str, doc: str) -> type[BaseModel]:

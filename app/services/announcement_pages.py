@@ -4,7 +4,8 @@ member's read flags for the pages they opened.
 Two members of one kind see exactly the same announcements, and a union of 100,000 has a few dozen kinds: when the
 whole union opens the list after a holiday notice, each page is read from the database once per kind instead of
 once per person. A member's read flags (which of the page's announcements they opened) are kept beside it, so a
-list shown again needs no query at all: one round trip to Redis brings the page and the flags.
+list shown again needs no query at all: one lookup in Redis brings the page and the flags, and the list's endpoint
+makes it in the round trip that fetches the caller's card (`lookup_call`, app.extensions.prefetched).
 
 Keeping it right follows the unit of work, as the staff cards do. Generations move once a transaction ends:
 - the pages' generation, after any change to announcements (an ORM flush or a Core statement) or a Core statement
@@ -29,26 +30,39 @@ from redis.exceptions import RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.extensions import db, get_redis, lua_script, redis_key
+from app.extensions import (
+    ScriptCall, db, get_redis, lua_script, prefetched, redis_key, run_scripts, unpickled_once,
+)
 from models import Announcement, AnnouncementRead
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1"                 # bump with any change to what is kept: older entries are then never read
+VERSION = "v2"                 # bump with any change to what is kept: older entries are then never read
 KEPT_SECONDS = 300
 KEPT_PAGES = 5
+POINTER_SECONDS = 3600
 CHANGED = "announcement_pages.changed"     # session.info: this transaction changed announcements
 READERS = "announcement_pages.readers"     # session.info: staff whose reads this transaction recorded
 
-# KEYS: pages' generation, the kind's hash, the member's reads generation, the member's hash; ARGV: the page.
-# Each hash holds the entries of one generation (field _gen); the flags' generation is the pages' and the reads'.
+# KEYS: pages' generation, the member's kind pointer, the member's reads generation, the member's hash; ARGV: the
+# page. The pointer names the hash of the member's kind as last seen (a key named at run time: one Redis, not a
+# cluster), so the lookup needs only the member's id and can ride with the card's (app.extensions.prefetched). Each
+# hash holds the entries of one generation (field _gen); the flags' generation is the pages' and the reads'.
 _LOOKUP = """
 local pages_gen = redis.call('GET', KEYS[1]) or '0'
 local flags_gen = pages_gen .. ':' .. (redis.call('GET', KEYS[3]) or '0')
+local kind = redis.call('GET', KEYS[2])
 local page, flags = false, false
-if redis.call('HGET', KEYS[2], '_gen') == pages_gen then page = redis.call('HGET', KEYS[2], ARGV[1]) end
+if kind and redis.call('HGET', kind, '_gen') == pages_gen then page = redis.call('HGET', kind, ARGV[1]) end
 if redis.call('HGET', KEYS[4], '_gen') == flags_gen then flags = redis.call('HGET', KEYS[4], ARGV[1]) end
-return {pages_gen, page, flags_gen, flags}
+return {pages_gen, kind, page, flags_gen, flags}
+"""
+
+# KEYS: the member's kind pointer, the kind's hash; ARGV: the pages' generation seen, the page, the seconds.
+_POINT = """
+redis.call('SET', KEYS[1], KEYS[2], 'EX', ARGV[3])
+if redis.call('HGET', KEYS[2], '_gen') == ARGV[1] then return redis.call('HGET', KEYS[2], ARGV[2]) end
+return false
 """
 
 # KEYS: one or two generation keys, then the hash; ARGV: the generation seen, the field, the value, the seconds.
@@ -68,19 +82,22 @@ return 1
 """
 
 Page = Any                       # what read_page returns: (rows, total, exact), rows' first column the id
+Flags = Callable[[list[int]], frozenset[int]]     # read_flags: the ids among these the member has read
 
 
 def page_for(kind: tuple, staff_id: int, page: int, page_size: int, read_page: Callable[[], Page],
-             read_flags: Callable[[list[int]], set[int]]) -> tuple[Page, set[int]]:
+             read_flags: Flags) -> tuple[Page, frozenset[int]]:
     """The page for this kind of member and the ids among it this member has read: from Redis when kept there
     for the current generations, else from `read_page` / `read_flags` (and then kept, unless a change came in)."""
     if page > KEPT_PAGES:
         return _from_database(read_page, read_flags)
-    field = f"{page}:{page_size}"
+    call, kind_key = lookup_call(staff_id, page, page_size), _kind_key(kind)
     stale = _may_be_stale()
-    pages_key, flags_key = [_pages_generation(), _kind_key(kind)], [_reads_generation(staff_id), _reads_key(staff_id)]
     try:
-        pages_gen, kept_page, flags_gen, kept_flags = lua_script(_LOOKUP)(keys=pages_key + flags_key, args=[field])
+        pages_gen, pointed, kept_page, flags_gen, kept_flags = prefetched(call) or run_scripts([call])[0]
+        if pointed != kind_key.encode():            # first time, or the member's kind changed
+            kept_page = lua_script(_POINT)(keys=[call.keys[1], kind_key], args=[pages_gen, call.args[0],
+                                                                                POINTER_SECONDS])
     except RedisError as exc:
         log.warning("announcement pages unavailable (%s); reading the database", type(exc).__name__)
         return _from_database(read_page, read_flags)
@@ -88,16 +105,22 @@ def page_for(kind: tuple, staff_id: int, page: int, page_size: int, read_page: C
     if found is None:
         found = read_page()
         if not stale:
-            _keep(pages_key, pages_gen, field, found)
-    flags = _loaded(kept_flags)
-    if flags is None:
-        flags = read_flags(_ids(found))
+            _keep([call.keys[0], kind_key], pages_gen, call.args[0], found)
+    flags = _loaded(kept_flags)         # (kind, ids): read for a page of the member's kind as it was then
+    if flags is None or flags[0] != kind:
+        flags = (kind, read_flags(_ids(found)))
         if not stale:
-            _keep([pages_key[0], *flags_key], flags_gen, field, flags)
-    return found, flags
+            _keep([call.keys[0], *call.keys[2:]], flags_gen, call.args[0], flags)
+    return found, flags[1]
 
 
-def _from_database(read_page: Callable[[], Page], read_flags: Callable[[list[int]], set[int]]) -> tuple[Page, set[int]]:
+def lookup_call(staff_id: int, page: int, page_size: int) -> ScriptCall:
+    """The Redis lookup of that page for that member: the request can make it ahead, with its card's."""
+    return ScriptCall(_LOOKUP, (_pages_generation(), _pointer_key(staff_id), _reads_generation(staff_id),
+                                _reads_key(staff_id)), (f"{page}:{page_size}",))
+
+
+def _from_database(read_page: Callable[[], Page], read_flags: Flags) -> tuple[Page, frozenset[int]]:
     found = read_page()
     return found, read_flags(_ids(found))
 
@@ -107,12 +130,7 @@ def _ids(found: Page) -> list[int]:
 
 
 def _loaded(raw: bytes | None) -> Any:
-    if raw is None:
-        return None
-    try:
-        return pickle.loads(raw)
-    except Exception:          # unreadable: read the database instead
-        return None
+    return None if raw is None else unpickled_once(raw)       # unreadable: None, so the database is read
 
 
 def _keep(keys: list[str], generation: bytes, field: str, value: Any) -> None:
@@ -159,6 +177,10 @@ def _pages_generation() -> str:
 
 def _kind_key(kind: tuple) -> str:
     return redis_key("announcement-pages", VERSION, "kind", *kind)
+
+
+def _pointer_key(staff_id: int) -> str:
+    return redis_key("announcement-pages", VERSION, "kind-of", staff_id)
 
 
 def _reads_generation(staff_id: int) -> str:

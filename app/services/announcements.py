@@ -14,7 +14,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from app import clock
 from app.errors import Conflict, Invalid, NotFound, Refusal
-from app.extensions import db
+from app.extensions import ScriptCall, db
 from app.validation import labelled
 from app.services import announcement_pages, audit, notifications, policy
 from app.services.audiences import Audience, address, audience_condition, count_audience, member_kind
@@ -181,6 +181,11 @@ def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Listed
     return [Listed(*row, read=row[0] in read) for row in rows], total, exact
 
 
+def page_lookup(staff_id: int, page: int, page_size: int) -> ScriptCall:
+    """What `list_for_staff` will ask Redis, for the request to ask ahead, with the caller's card."""
+    return announcement_pages.lookup_call(staff_id, page, page_size)
+
+
 def _page_for_kind(staff: Staff, page: int, page_size: int) -> tuple[list[tuple], int, bool]:
     """Two Core queries whatever the page size, neither of which reads more than the page or the capped count."""
     where = policy.announcement_visible_condition(staff)
@@ -193,10 +198,10 @@ def _page_for_kind(staff: Staff, page: int, page_size: int) -> tuple[list[tuple]
     return rows, min(counted, COUNTED_UP_TO), counted <= COUNTED_UP_TO
 
 
-def _read_among(staff: Staff, announcement_ids: list[int]) -> set[int]:
+def _read_among(staff: Staff, announcement_ids: list[int]) -> frozenset[int]:
     if not announcement_ids:
-        return set()
-    return set(db.session.scalars(select(AnnouncementRead.announcement_id).where(
+        return frozenset()
+    return frozenset(db.session.scalars(select(AnnouncementRead.announcement_id).where(
         AnnouncementRead.staff_id == staff.id, AnnouncementRead.announcement_id.in_(announcement_ids))))
 
 

@@ -37,7 +37,9 @@ from redis.exceptions import RedisError
 from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from app.extensions import db, get_redis, lua_script, redis_key
+from app.extensions import (
+    ScriptCall, db, get_redis, keep_prefetched, lua_script, redis_key, run_scripts, unpickled_once,
+)
 from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
 
 log = logging.getLogger(__name__)
@@ -86,11 +88,12 @@ class StaffCard:
     epoch: bytes = b""
 
 
-def staff_card(staff_id: int) -> StaffCard | None:
+def staff_card(staff_id: int, also: ScriptCall | None = None) -> StaffCard | None:
     """The card of that staff member: from Redis when one is there and current, else from the database (and then
-    stored for the next request, unless a change came in between). None when there is no such staff member."""
+    stored for the next request, unless a change came in between). None when there is no such staff member.
+    `also`: a lookup the request will need, made in the same round trip (app.extensions.prefetched)."""
     try:
-        card, seen = _cached(staff_id)
+        card, seen = _cached(staff_id, also)
     except RedisError as exc:
         log.warning("principal cache unavailable (%s); reading the staff row", type(exc).__name__)
         return _load(staff_id, b"")
@@ -108,34 +111,17 @@ return {found[1], found[2], redis.call('GET', KEYS[2])}
 """
 
 
-def _cached(staff_id: int) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
-    raw, gen, epoch = lua_script(_LOOKUP)(keys=[_key(staff_id), _epoch_key()])
+def _cached(staff_id: int, also: ScriptCall | None = None) -> tuple[StaffCard | None, tuple[bytes, bytes]]:
+    lookup = ScriptCall(_LOOKUP, (_key(staff_id), _epoch_key()))
+    (raw, gen, epoch), *more = run_scripts([lookup, also] if also else [lookup])
+    if also:
+        keep_prefetched(also, more[0])
     seen = (gen or b"", epoch or b"")
     if raw is not None:
-        card = _decoded(raw)
+        card = unpickled_once(raw)     # another version's card is not a StaffCard
         if isinstance(card, StaffCard) and card.epoch == seen[1]:
             return card, seen
     return None, seen
-
-
-_DECODED: dict[bytes, object] = {}
-DECODED_KEPT = 4096
-
-
-def _decoded(raw: bytes) -> object | None:
-    """The card those bytes hold, unpickled once per process: the same bytes are the same frozen card, so each
-    request still checks Redis, but only a card that changed is decoded again. None for bytes written by another
-    version of StaffCard (the row is read instead)."""
-    card = _DECODED.get(raw)
-    if card is None:
-        try:
-            card = pickle.loads(raw)
-        except Exception:
-            return None
-        if len(_DECODED) >= DECODED_KEPT:
-            _DECODED.clear()
-        _DECODED[raw] = card
-    return card
 
 
 _CARD_COLUMNS = (Staff.id, Staff.employee_no, Staff.name, Staff.gender, Staff.birthday, Staff.birthday_calendar,
