@@ -211,7 +211,7 @@ def unpickled_once(raw: bytes) -> object | None:
 
 def redis_key(*parts: object) -> str:
     """A Redis key under this deployment's prefix, so several deployments may share one Redis."""
-    return current_app.config["SU"].redis.key_prefix + ":".join(str(p) for p in parts)
+    return current_app.config["SU"].redis.key_prefix + ":".join(map(str, parts))
 
 
 def _sqlite_begin(conn) -> None:

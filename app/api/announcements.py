@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Blueprint, g, request
-from pydantic import AliasPath, BaseModel, ConfigDict, Field, ValidationError, computed_field
+from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime, Moment
 from app.api.endpoint import (
@@ -129,12 +129,13 @@ def detail_out(announcement: Announcement) -> AnnouncementDetail:
 # --- staff ---------------------------------------------------------------------------------------------------
 
 def _page_lookup(staff_id: int) -> ScriptCall | None:
-    """The list's lookup in Redis, made with the caller's card (the query is validated again by the endpoint)."""
+    """The list's lookup in Redis, made with the caller's card. The query is only read here (the endpoint validates
+    it): a page that does not match what the view asks for is simply not used."""
     try:
-        query = PageQuery.model_validate(request.args.to_dict())
-    except ValidationError:
+        page, page_size = int(request.args.get("page", 1)), int(request.args.get("page_size", 20))
+    except ValueError:
         return None
-    return announcements.page_lookup(staff_id, query.page, query.page_size)
+    return announcements.page_lookup(staff_id, page, page_size)
 
 
 @bp.get("/announcements")

@@ -89,9 +89,9 @@ def page_for(kind: tuple, staff_id: int, page: int, page_size: int, read_page: C
              read_flags: Flags) -> tuple[Page, frozenset[int]]:
     """The page for this kind of member and the ids among it this member has read: from Redis when kept there
     for the current generations, else from `read_page` / `read_flags` (and then kept, unless a change came in)."""
-    if page > KEPT_PAGES:
-        return _from_database(read_page, read_flags)
     call, kind_key = lookup_call(staff_id, page, page_size), _kind_key(kind)
+    if call is None:
+        return _from_database(read_page, read_flags)
     stale = _may_be_stale()
     try:
         pages_gen, pointed, kept_page, flags_gen, kept_flags = prefetched(call) or run_scripts([call])[0]
@@ -114,8 +114,11 @@ def page_for(kind: tuple, staff_id: int, page: int, page_size: int, read_page: C
     return found, flags[1]
 
 
-def lookup_call(staff_id: int, page: int, page_size: int) -> ScriptCall:
-    """The Redis lookup of that page for that member: the request can make it ahead, with its card's."""
+def lookup_call(staff_id: int, page: int, page_size: int) -> ScriptCall | None:
+    """The Redis lookup of that page for that member (the request can make it ahead, with its card's); None for a
+    page that is never kept."""
+    if not 1 <= page <= KEPT_PAGES:
+        return None
     return ScriptCall(_LOOKUP, (_pages_generation(), _pointer_key(staff_id), _reads_generation(staff_id),
                                 _reads_key(staff_id)), (f"{page}:{page_size}",))
 
@@ -146,6 +149,8 @@ def _may_be_stale() -> bool:
     changed announcements or reads itself (not yet committed), or, on MariaDB, it has read before, which fixed its
     REPEATABLE READ snapshot (PostgreSQL's READ COMMITTED reads afresh at each statement; SQLite's writer lock
     keeps every other commit out)."""
+    if not db.scoped.registry.has():        # no session yet: nothing read or changed (and none opened for this)
+        return False
     session = db.session
     if session.info.get(CHANGED) or session.info.get(READERS):
         return True

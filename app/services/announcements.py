@@ -181,7 +181,7 @@ def list_for_staff(staff: Staff, page: int, page_size: int) -> tuple[list[Listed
     return [Listed(*row, read=row[0] in read) for row in rows], total, exact
 
 
-def page_lookup(staff_id: int, page: int, page_size: int) -> ScriptCall:
+def page_lookup(staff_id: int, page: int, page_size: int) -> ScriptCall | None:
     """What `list_for_staff` will ask Redis, for the request to ask ahead, with the caller's card."""
     return announcement_pages.lookup_call(staff_id, page, page_size)
 
