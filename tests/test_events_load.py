@@ -235,3 +235,19 @@ def test_two_taps_of_one_person_queued_behind_the_lock_give_one_signup_and_the_l
     assert (row.staff_id, row.status) == (staff_id, CONFIRMED)
     assert event_row(app, event_id).confirmed_count == 1
     assert any("lost a race" in r.getMessage() for r in caplog.records)
+
+
+def test_a_first_signup_reads_the_event_once_and_writes_its_place_and_row(app, officer_token, count_queries):
+    """The busy minute's signup, with the caller's card cached: one read of the event's columns (which also bounds
+    lock waits on PostgreSQL), the conditional UPDATE that counts the place, the INSERT of the row. (MariaDB also
+    locks the row under its own timeout first, and reads the counters back: it has no UPDATE ... RETURNING.)"""
+    client = app.test_client()
+    event_id = create_event(client, officer_token)
+    [(_, token)] = bulk_staff(app, 1)
+    client.get("/api/v1/me", headers=bearer(token))
+    with count_queries() as queries:
+        resp = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token))
+    assert resp.status_code == 200 and resp.json["status"] == "confirmed"
+    first = queries.statements[0]
+    assert first.startswith("SELECT events.id, events.status") and "event_quotas" not in first
+    assert len(queries.statements) == (5 if app.extensions["db.engine"].dialect.name == "mysql" else 3)

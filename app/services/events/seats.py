@@ -31,7 +31,8 @@ from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
-    ACTIVE, Place, clean_answers, lock_event, lock_quotas, take_place, visible_event,
+    ACTIVE, FirstSignupView, Place, clean_answers, first_signup_view, lock_event, lock_quotas, take_place,
+    visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -53,7 +54,7 @@ def _locked_signup(event_id: int, staff_id: int) -> Signup | None:
                              .with_for_update().execution_options(populate_existing=True))
 
 
-def check_may_sign_up(event: Event, staff: Staff) -> None:
+def check_may_sign_up(event: Event | FirstSignupView, staff: Staff) -> None:
     """Refusals that need no lock: status, the window, the audience."""
     now = clock.now()
     if event.status is EventStatus.CANCELLED:
@@ -80,15 +81,19 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     """Signs a person up: confirmed while seats are left, else waitlisted (or refused when the waiting list is
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
+    if actor is None:                          # by the person: a first signup is the busy minute's case
+        view = first_signup_view(staff, event_id)
+        check_may_sign_up(view, staff)
+        if view.earlier_status is None and not view.by_sub_union:
+            clean = clean_answers(view.questions, answers)
+            place = take_place(view, staff, already_bounded=True)
+            if place is not None:
+                return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
     event, earlier = visible_event(staff, event_id, bounding_lock_waits=True)
     check_may_sign_up(event, staff)
     clean = clean_answers(event.questions, answers)
     if earlier is not None and earlier.status in ACTIVE:      # a repeated tap: no need to queue for the lock
         return Placed(earlier, waitlist_positions([earlier]).get(earlier.id))
-    if earlier is None and actor is None:      # a first signup by the person: the busy minute's case
-        place = take_place(event, staff, already_bounded=True)
-        if place is not None:
-            return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
     event = lock_event(event_id)
     check_may_sign_up(event, staff)            # an officer may have closed or cancelled it meanwhile
     # A row seen before the lock (a cancelled signup, re-used) is read again under it. With none, no query: a second
