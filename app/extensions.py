@@ -184,9 +184,9 @@ def keep_prefetched(call: ScriptCall, result: Any) -> None:
     g.setdefault("prefetched", {})[call] = result
 
 
-def prefetched(call: ScriptCall) -> Any | None:
-    """The result of exactly this call if this request made it ahead of need, once; else None."""
-    return g.get("prefetched", {}).pop(call, None)
+def prefetched(call: ScriptCall, default: Any = None) -> Any:
+    """The result of exactly this call if this request made it ahead of need (once); else `default`."""
+    return g.get("prefetched", {}).pop(call, default)
 
 
 _UNPICKLED: dict[bytes, object] = {}

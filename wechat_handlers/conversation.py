@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from app.extensions import get_redis, redis_key
+from app.extensions import ScriptCall, get_redis, prefetched, redis_key
 from wechat_handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -66,8 +66,19 @@ def end_conversation(openid: str) -> None:
     get_redis().delete(_key(openid))
 
 
+_STATE = "return redis.call('GET', KEYS[1])"
+_NOT_FETCHED = object()
+
+
+def state_lookup(openid: str) -> ScriptCall:
+    """The Redis read of the follower's conversation state: a push makes it with its claim (wechat_handlers.push)."""
+    return ScriptCall(_STATE, (_key(openid),))
+
+
 def current_conversation(openid: str) -> tuple[Conversation, dict[str, Any]] | None:
-    raw = get_redis().get(_key(openid))
+    raw = prefetched(state_lookup(openid), _NOT_FETCHED)
+    if raw is _NOT_FETCHED:
+        raw = get_redis().get(_key(openid))
     if raw is None:
         return None
     try:

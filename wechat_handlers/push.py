@@ -5,7 +5,9 @@
   (events: FromUserName + CreateTime + Event), so only one delivery runs the handler; a duplicate that arrives
   meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply. The
   push's signed (timestamp, nonce) is bound to that identity in the same round trip to Redis as the claim
-  (app.wechat.mp_push.bind_nonce_and_claim): another body under the same signature is refused. Replies are kept for longer than any timestamp the endpoint accepts.
+  (app.wechat.mp_push.bind_nonce_and_claim): another body under the same signature is refused. The same round trip
+  reads a text's conversation state (wechat_handlers.conversation). Replies are kept for longer than any timestamp
+  the endpoint accepts.
 - With Redis down nothing can be de-duplicated: the push is answered "success" without acting (WeChat's retries
   would otherwise run it several times).
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
@@ -33,7 +35,7 @@ from app.extensions import get_redis, redis_key
 from app.unit_of_work import unit_of_work
 from app.services import followers
 from app.wechat import mp_push
-from wechat_handlers import router
+from wechat_handlers import conversation, router
 from wechat_handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,8 @@ def handle_push(push: mp_push.OpenedPush) -> str:
         return SUCCESS
     key = _dedup_key(message)
     try:
-        first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS)
+        state = conversation.state_lookup(message.source) if message.type != "event" else None   # what dispatch reads
+        first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS, also=state)
         return _once(key, first, lambda: _answer(message))
     except RedisError:
         log.error("Redis unavailable: push answered success without acting")
