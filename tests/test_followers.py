@@ -263,3 +263,50 @@ def test_menu_push_reports_a_wechat_refusal(cli, fake_wechat):
     result = cli("mp", "menu", "push")
     assert result.returncode == 1
     assert "40016" in result.stderr
+
+
+# ---- the link every push reads, kept in Redis -----------------------------------------------------------------------
+
+def test_a_kept_follower_link_follows_each_change_at_the_next_push(app, client, wechat, fake_wechat, make_staff,
+                                                                     token_for):
+    """Linking by code, an officer's unbinding and a Core UPDATE of identities (as the sync makes) each show at the
+    very next push, though every push reads the link from Redis."""
+    from sqlalchemy import update
+    from app.services import roster
+    from models import Staff
+    staff_id = make_staff("000470", name="郑老师")
+    wechat.push(wechat.subscribe("o-zheng"))
+
+    def me() -> str:
+        return wechat.push(wechat.text("o-zheng", "我的")).content
+
+    assert "郑老师" not in me() and "郑老师" not in me()             # not linked, and that link kept
+    token = token_for(staff_id)
+    wechat.push(wechat.text("o-zheng", f"绑定 {link_code(client, token)}"))
+    assert "郑老师" in me() and "郑老师" in me()
+    with app.app_context(), unit_of_work():
+        db.session.execute(update(WeChatIdentity).where(WeChatIdentity.openid == "o-zheng").values(staff_id=None))
+    assert "郑老师" not in me()
+    wechat.push(wechat.text("o-zheng", f"绑定 {link_code(client, token)}"))
+    assert "郑老师" in me()
+    with app.app_context(), unit_of_work():
+        roster.unbind(db.session.get(Staff, staff_id), actor_label="test")
+    assert "郑老师" not in me()
+
+
+def test_a_push_that_read_the_old_link_cannot_keep_it_after_the_change(app, client, wechat, make_staff, token_for):
+    """The stale refill: a link read before an unbinding commits must not be kept after it."""
+    from app.services import followers, roster
+    from models import Staff
+    staff_id = make_staff("000471", name="吴老师")
+    wechat.push(wechat.text("o-wu", f"绑定 {link_code(client, token_for(staff_id))}"))
+    with app.app_context():
+        _, seen = followers.LINKS.cached("o-wu")
+        stale = followers._read_follower("o-wu")
+        db.remove_session()
+    with app.app_context(), unit_of_work():
+        roster.unbind(db.session.get(Staff, staff_id), actor_label="test")
+    with app.app_context():
+        followers.LINKS.store("o-wu", stale, seen)
+        assert followers.LINKS.cached("o-wu")[0] is None
+        assert followers.find_follower("o-wu").staff_id is None

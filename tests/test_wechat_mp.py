@@ -196,18 +196,22 @@ def test_a_retried_push_has_one_effect_and_the_same_reply(app, client, fake_wech
     assert identities(app, "o-retry001") == 1
 
 
-def test_a_text_push_asks_redis_for_its_conversation_in_the_claims_round_trip(client, fake_wechat, monkeypatch):
-    """A follower's text: one exchange with Redis binds the signature, claims the push and reads the conversation
-    state; one more stores the reply for WeChat's retries. (Not linked to a member: no card to read.)"""
+def test_a_text_push_reads_its_follower_and_conversation_in_the_claims_round_trip(client, fake_wechat, monkeypatch,
+                                                                                    count_queries):
+    """A follower's text, their link kept from an earlier push: one exchange with Redis binds the signature, claims
+    the push and reads the follower's link and conversation state; one more stores the reply for WeChat's retries.
+    No query. (Not linked to a member: no card to read.)"""
     from redis.connection import AbstractConnection
     wechat = WeChatPusher(client)
     wechat.push(wechat.subscribe("o-trips001"))
+    wechat.push(wechat.text("o-trips001", "你好"))                  # the link is kept from here on
     sent, send = [], AbstractConnection.send_packed_command
     monkeypatch.setattr(AbstractConnection, "send_packed_command",
                         lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
-    reply = wechat.push(wechat.text("o-trips001", "帮助"))
+    with count_queries() as queries:
+        reply = wechat.push(wechat.text("o-trips001", "帮助"))
     assert reply.status == 200 and "帮助" in reply.data["Content"]
-    assert len(sent) == 2
+    assert len(sent) == 2 and queries.count == 0
 
 
 def test_four_concurrent_deliveries_have_one_effect_and_four_identical_replies(app, live_server, fake_wechat):

@@ -6,8 +6,8 @@
   meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply. The
   push's signed (timestamp, nonce) is bound to that identity in the same round trip to Redis as the claim
   (app.wechat.mp_push.bind_nonce_and_claim): another body under the same signature is refused. The same round trip
-  reads a text's conversation state (wechat_handlers.conversation). Replies are kept for longer than any timestamp
-  the endpoint accepts.
+  reads the follower's link (app.services.followers) and a message's conversation state. Replies are kept for
+  longer than any timestamp the endpoint accepts.
 - With Redis down nothing can be de-duplicated: the push is answered "success" without acting (WeChat's retries
   would otherwise run it several times).
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
@@ -31,7 +31,7 @@ from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
 from app.errors import Refusal
-from app.extensions import get_redis, redis_key
+from app.extensions import ScriptCall, get_redis, redis_key
 from app.unit_of_work import unit_of_work
 from app.services import followers
 from app.wechat import mp_push
@@ -59,12 +59,18 @@ def handle_push(push: mp_push.OpenedPush) -> str:
         return SUCCESS
     key = _dedup_key(message)
     try:
-        state = conversation.state_lookup(message.source) if message.type != "event" else None   # what dispatch reads
-        first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS, also=state)
+        first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS,
+                                             also=_lookups_ahead(message))
         return _once(key, first, lambda: _answer(message))
     except RedisError:
         log.error("Redis unavailable: push answered success without acting")
         return SUCCESS
+
+
+def _lookups_ahead(message: BaseMessage) -> tuple[ScriptCall, ...]:
+    """What handling the push reads from Redis first: the follower's link and, for a message, the conversation."""
+    link = followers.link_lookup(message.source)
+    return (link,) if message.type == "event" else (link, conversation.state_lookup(message.source))
 
 
 def _settings():

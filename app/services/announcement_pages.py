@@ -33,6 +33,7 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from app.extensions import (
     ScriptCall, db, get_redis, lua_script, prefetched, redis_key, run_scripts, unpickled_once,
 )
+from app.services.kept_records import snapshot_fixed
 from models import Announcement, AnnouncementRead
 
 log = logging.getLogger(__name__)
@@ -146,15 +147,11 @@ def _keep(keys: list[str], generation: bytes, field: str, value: Any) -> None:
 
 def _may_be_stale() -> bool:
     """Whether what this transaction is about to read may be older than the generations it is about to see: it
-    changed announcements or reads itself (not yet committed), or, on MariaDB, it has read before, which fixed its
-    REPEATABLE READ snapshot (PostgreSQL's READ COMMITTED reads afresh at each statement; SQLite's writer lock
-    keeps every other commit out)."""
+    changed announcements or reads itself (not yet committed), or its snapshot is fixed (kept_records)."""
     if not db.scoped.registry.has():        # no session yet: nothing read or changed (and none opened for this)
         return False
     session = db.session
-    if session.info.get(CHANGED) or session.info.get(READERS):
-        return True
-    return session.get_bind().dialect.name in ("mysql", "mariadb") and session.in_transaction()
+    return bool(session.info.get(CHANGED) or session.info.get(READERS)) or snapshot_fixed()
 
 
 def forget_all() -> None:

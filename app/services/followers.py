@@ -18,17 +18,19 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import requests
-from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from flask import current_app, has_app_context
+from redis.exceptions import RedisError
+from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import ORMExecuteState, Session, joinedload
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
 from app.errors import Busy, Conflict, Refusal
 from app.services import principals, rate_limits
+from app.services.kept_records import KeptRecords
 from app.services.principals import StaffCard
-from app.extensions import db, get_redis, redis_key
+from app.extensions import ScriptCall, db, get_redis, redis_key
 from app.wechat import mp_client
 from models import Staff, StaffStatus, WeChatApp, WeChatIdentity
 
@@ -57,11 +59,32 @@ class Follower:
 
 _FOLLOWER_QUERY = select(WeChatIdentity.id, WeChatIdentity.staff_id).where(
     WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == bindparam("openid"))
+LINKS = KeptRecords("follower", "v1")      # openid -> Follower, kept right by the session events below
 
 
 def find_follower(openid: str) -> Follower | None:
-    """The follower's identity and the staff member it is linked to: two columns, no ORM objects (every push
-    asks; the staff member comes from the cached card, linked_member)."""
+    """The follower's identity and the staff member it is linked to (every push asks): kept in Redis per openid
+    (app.services.kept_records), else two columns read, no ORM objects. The staff member comes from their cached
+    card (linked_member)."""
+    try:
+        follower, seen = LINKS.cached(openid)
+    except RedisError as exc:
+        log.warning("follower links unavailable (%s); reading the database", type(exc).__name__)
+        return _read_follower(openid)
+    if isinstance(follower, Follower):
+        return follower
+    follower = _read_follower(openid)
+    if follower is not None:       # an unknown openid is not kept: the sync inserts rows without marks
+        LINKS.store(openid, follower, seen)
+    return follower
+
+
+def link_lookup(openid: str) -> ScriptCall:
+    """The Redis read of the follower's link, for a push to make with its claim (app.extensions.prefetched)."""
+    return LINKS.lookup_call(openid)
+
+
+def _read_follower(openid: str) -> Follower | None:
     row = db.lookup(_FOLLOWER_QUERY, {"openid": openid})
     return Follower(*row) if row is not None else None
 
@@ -340,3 +363,24 @@ def clear_unfollowed(seen: set[str], report: SyncReport, batch: int = 1000) -> N
             WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid.in_(chunk))
             .values(following=False))
     report.unfollowed += len(gone)
+
+
+# --- the unit of work's session events (app.services.kept_records) ----------------------------------------------
+
+@event.listens_for(Session, "after_flush")
+def _mark_changed_links(session: Session, _context) -> None:
+    """A follower's identity came, changed or went: its kept link is dropped before the commit, and none is kept
+    until the transaction ends (not even the new row, read in this transaction, which may yet roll back)."""
+    changed = {obj.openid for obj in (*session.new, *session.dirty, *session.deleted)
+               if isinstance(obj, WeChatIdentity) and obj.app is WeChatApp.OFFICIAL_ACCOUNT
+               and (obj not in session.dirty or session.is_modified(obj, include_collections=False))}
+    LINKS.mark(session, changed)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _mark_bulk_link_changes(state: ORMExecuteState) -> None:
+    """A Core UPDATE or DELETE of identities may change any follower's link: every kept link is dropped."""
+    if state.is_select or state.is_insert or not has_app_context():
+        return
+    if getattr(getattr(state.statement, "table", None), "name", None) == WeChatIdentity.__tablename__:
+        LINKS.mark(state.session, set(), everyone=True)

@@ -99,17 +99,17 @@ return {'held', redis.call('GET', KEYS[2])}
 
 
 def bind_nonce_and_claim(cfg: OfficialAccountSection, push: OpenedPush, push_key: str, pending: bytes,
-                         claim_seconds: int, also: ScriptCall | None = None) -> bytes | None:
+                         claim_seconds: int, also: tuple[ScriptCall, ...] = ()) -> bytes | None:
     """Binds the push's (timestamp, nonce) to the push it signed — a different push reusing them is refused
     (PushRefused) — and claims the push under `push_key`. Returns CLAIMED when this delivery is the first, else
-    what the first one stored there (None when that just expired). `also`: a lookup the handler will need, made in
+    what the first one stored there (None when that just expired). `also`: lookups the handler will need, made in
     the same round trip (app.extensions.prefetched)."""
     nonce_key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
     claim = ScriptCall(_BIND_AND_CLAIM, (nonce_key, push_key),
                        (push_key, pending, remember_seconds(cfg), claim_seconds))
-    (outcome, stored), *more = run_scripts([claim, also] if also else [claim])
-    if also:
-        keep_prefetched(also, more[0])
+    (outcome, stored), *more = run_scripts([claim, *also])
+    for call, result in zip(also, more):
+        keep_prefetched(call, result)
     if outcome == b"replayed":
         log.warning("a signed (timestamp, nonce) was reused for another push; refused")
         raise PushRefused(*REPLAYED)
