@@ -36,7 +36,8 @@ def people(app, make_staff, grant, token_for):
 
 def cached_card(app, staff_id: int) -> bytes | None:
     """Read without an app context of its own (whose teardown would end the caller's unit of work)."""
-    return app.extensions["redis"].hget(app.config["SU"].redis.key_prefix + f"principal:{principals.CARD_VERSION}:{staff_id}", "value")
+    key = app.config["SU"].redis.key_prefix + f"principal:{principals.CARD_VERSION}:{staff_id}"
+    return app.extensions["redis"].hget(key, "value")
 
 
 def warm(client, app, people) -> None:
