@@ -28,7 +28,7 @@ from app.validation import Id, Moment, labelled, whole
 from app.errors import Busy, Invalid, NotFound
 from app.extensions import db
 from app.services import policy
-from app.services.audiences import Audience, member_kind, visible_to_kind
+from app.services.audiences import Audience, built_per_kind, member_kind, visible_to_kind
 from models import Event, EventCategory, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
 log = logging.getLogger(__name__)
@@ -225,9 +225,9 @@ def _first_signup_statement(kind: tuple, bounding: bool):
     my_signup = aliased(Signup, name="my_signup")
     bound = (func.set_config("lock_timeout", LOCK_TIMEOUT, True),) if bounding else ()
     columns = [getattr(Event, name) for name in FirstSignupView._fields[:-1]]
-    return (select(*columns, my_signup.status, *bound)
-            .outerjoin(my_signup, and_(my_signup.event_id == Event.id, my_signup.staff_id == viewer))
-            .where(Event.id == bindparam("event_id"), policy.event_visible_to(kind, viewer)))
+    return built_per_kind(select(*columns, my_signup.status, *bound)
+                          .outerjoin(my_signup, and_(my_signup.event_id == Event.id, my_signup.staff_id == viewer))
+                          .where(Event.id == bindparam("event_id"), policy.event_visible_to(kind, viewer)))
 
 
 def _bounds_with_set_local() -> bool:
@@ -301,7 +301,7 @@ def _taking_statement(kind: tuple, waiting: bool, returning: bool):
         events.id == bindparam("event_id"), events.status == EventStatus.OPEN, events.signup_opens_at <= now,
         events.signup_closes_at > now, events.by_sub_union.is_(False), room, visible_to_kind(EVENTS, kind))
         .values(last_sequence=events.last_sequence + 1, **counted))
-    return statement.returning(*COUNTERS) if returning else statement
+    return built_per_kind(statement.returning(*COUNTERS) if returning else statement)
 
 
 @contextlib.contextmanager
