@@ -165,6 +165,8 @@ def run_scripts(calls: list[ScriptCall]) -> list[Any]:
     """The scripts' results, all sent in one round trip (pipelined EVALSHAs); when Redis forgot a script, the
     scripts are loaded and the lot sent once more (each is a read, or a compare-and-set safe to repeat)."""
     scripts = [lua_script(call.script) for call in calls]
+    if len(scripts) == 1:          # no pipeline for one: redis-py's Script loads it again itself when forgotten
+        return [scripts[0](keys=calls[0].keys, args=calls[0].args)]
     for attempt in (1, 2):
         pipe = get_redis().pipeline(transaction=False)
         for script, call in zip(scripts, calls):

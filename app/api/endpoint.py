@@ -79,9 +79,11 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
             check_text(query, "")
             kwargs["query"] = validate_model(spec.query, query)
         result = view(*args, **kwargs)
-        if isinstance(result, BaseModel):       # serialized by pydantic-core in one step, no dict in between
-            return Response(result.model_dump_json(), status=spec.status, mimetype="application/json")
-        return result
+    # A response model holds plain values once validated, so it is written out after the commit: not while a signup
+    # still holds its event's row. Serialized by pydantic-core in one step, no dict in between.
+    if isinstance(result, BaseModel):
+        return Response(result.model_dump_json(), status=spec.status, mimetype="application/json")
+    return result
 
 
 def _authenticate(level: AuthLevel, prefetch: Callable[[int], ScriptCall | None] | None) -> None:

@@ -90,7 +90,6 @@ class KeptRecords:
         """The kept value (None when there is none for the current epoch) and what was seen, to store a value read
         from the database afterwards (None when what this transaction reads may be older than that). Made ahead by
         the request when it was (prefetched); `also` goes in the same round trip. Raises RedisError."""
-        fixed = snapshot_fixed()
         lookup = self.lookup_call(item)
         found = prefetched(lookup)
         if found is None:
@@ -102,7 +101,7 @@ class KeptRecords:
         kept = unpickled_once(raw) if raw is not None else None
         if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == seen[1]:    # kept under the current epoch
             return kept[1], seen
-        return None, None if fixed else seen
+        return None, None if snapshot_fixed() else seen      # as before the caller's read, which comes next
 
     def store(self, item: object, value: Any, seen: Seen) -> None:
         """Keeps the value only if no change was marked since `seen` was read (else it may hold the old row)."""
