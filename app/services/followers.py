@@ -19,7 +19,6 @@ from typing import Iterator
 
 import requests
 from flask import current_app, has_app_context
-from redis.exceptions import RedisError
 from sqlalchemy import bindparam, event, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import ORMExecuteState, Session, joinedload
@@ -65,18 +64,8 @@ LINKS = KeptRecords("follower", "v1")      # openid -> Follower, kept right by t
 def find_follower(openid: str) -> Follower | None:
     """The follower's identity and the staff member it is linked to (every push asks): kept in Redis per openid
     (app.services.kept_records), else two columns read, no ORM objects. The staff member comes from their cached
-    card (linked_member)."""
-    try:
-        follower, seen = LINKS.cached(openid)
-    except RedisError as exc:
-        log.warning("follower links unavailable (%s); reading the database", type(exc).__name__)
-        return _read_follower(openid)
-    if isinstance(follower, Follower):
-        return follower
-    follower = _read_follower(openid)
-    if follower is not None:       # an unknown openid is not kept: the sync inserts rows without marks
-        LINKS.store(openid, follower, seen)
-    return follower
+    card (linked_member). An unknown openid is not kept (the sync inserts rows without marks)."""
+    return LINKS.get(openid, lambda: _read_follower(openid))
 
 
 def link_lookup(openid: str) -> ScriptCall:

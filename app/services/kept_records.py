@@ -27,7 +27,7 @@ import pickle
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from flask import has_app_context
 from redis.exceptions import RedisError
@@ -102,6 +102,21 @@ class KeptRecords:
         if isinstance(kept, tuple) and len(kept) == 2 and kept[0] == seen[1]:    # kept under the current epoch
             return kept[1], seen
         return None, None if snapshot_fixed() else seen      # as before the caller's read, which comes next
+
+    def get(self, item: object, read: Callable[[], Any], also: ScriptCall | None = None) -> Any:
+        """The item's kept value, else `read()` from the database (then kept, unless a change came in between; a
+        None is never kept). With Redis down, `read()`. `also`: as for `cached`."""
+        try:
+            value, seen = self.cached(item, also)
+        except RedisError as exc:
+            log.warning("%s: Redis unavailable (%s); reading the database", self.name, type(exc).__name__)
+            return read()
+        if value is not None:
+            return value
+        value = read()
+        if value is not None:
+            self.store(item, value, seen)
+        return value
 
     def store(self, item: object, value: Any, seen: Seen) -> None:
         """Keeps the value only if no change was marked since `seen` was read (else it may hold the old row)."""

@@ -12,20 +12,16 @@ When Redis cannot be reached, authentication reads the database as before.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from datetime import date
 
 from flask import has_app_context
-from redis.exceptions import RedisError
 from sqlalchemy import bindparam, event, inspect, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from app.extensions import ScriptCall, db
 from app.services.kept_records import KeptRecords
 from models import BirthdayCalendar, Gender, Role, RoleAssignment, Staff, StaffStatus, SubUnion
-
-log = logging.getLogger(__name__)
 
 CARD_VERSION = "v2"            # bump with any change to StaffCard: older cards are then never read
 CARDS = KeptRecords("principal", CARD_VERSION)
@@ -72,22 +68,7 @@ def staff_card(staff_id: int, also: ScriptCall | None = None) -> StaffCard | Non
     """The card of that staff member: from Redis when one is there and current, else from the database (and then
     stored for the next request, unless a change came in between). None when there is no such staff member.
     `also`: a lookup the request will need, made in the same round trip (app.extensions.prefetched)."""
-    try:
-        card, seen = CARDS.cached(staff_id, also)
-    except RedisError as exc:
-        log.warning("principal cache unavailable (%s); reading the staff row", type(exc).__name__)
-        return _load(staff_id)
-    if isinstance(card, StaffCard):
-        return card
-    card = _load(staff_id)
-    if card is not None:
-        CARDS.store(staff_id, card, seen)
-    return card
-
-
-def lookup_call(staff_id: int) -> ScriptCall:
-    """The Redis read of that staff member's card, for a request to make ahead (app.extensions.prefetched)."""
-    return CARDS.lookup_call(staff_id)
+    return CARDS.get(staff_id, lambda: _load(staff_id), also)
 
 
 _CARD_COLUMNS = (Staff.id, Staff.employee_no, Staff.name, Staff.gender, Staff.birthday, Staff.birthday_calendar,
