@@ -11,16 +11,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
 import redis as redis_lib
-import requests
 from redis.exceptions import LockError
 from wechatpy import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
+
+from app.wechat.transport import LeanSession
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +28,6 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 TOKEN_EXPIRY_MARGIN_SECONDS = 300
 POLL_SECONDS = 0.05
 TOKEN_REMEMBERED_SECONDS = 30     # well under the ~5 minutes a replaced token stays valid
-
-
-def _environment_read_once(http: requests.Session, base_url: str) -> None:
-    """The proxy and CA bundle the environment names, read now instead of on every call: requests otherwise looks
-    for ~/.netrc, the proxy variables and the CA path again before each send (about 5% of a sender's time)."""
-    http.trust_env = False
-    http.proxies = requests.utils.get_environ_proxies(base_url)
-    http.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
 
 
 class SharedTokenClient(WeChatClient):
@@ -47,7 +39,8 @@ class SharedTokenClient(WeChatClient):
         super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
         self.api_base_url = api_base_url if api_base_url.endswith("/") else api_base_url + "/"
         self.API_BASE_URL = self.api_base_url + "cgi-bin/"
-        _environment_read_once(self._http, self.api_base_url)
+        self._http = LeanSession()
+        self._http.read_environment_once(self.api_base_url)
         self._redis = redis
         self._lock_key = f"{key_prefix}wechat:refresh_lock:{appid}"
         self._force_key = f"{key_prefix}wechat:force_refresh:{appid}"
