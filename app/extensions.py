@@ -6,9 +6,9 @@ import atexit
 import logging
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import redis
 from redis.commands.core import Script
@@ -154,11 +154,13 @@ def lua_script(text: str) -> Script:
 
 @dataclass(frozen=True)
 class ScriptCall:
-    """One call of a Lua script (app.extensions.lua_script) with its keys and arguments."""
+    """One call of a Lua script (app.extensions.lua_script) with its keys and arguments. `unpack`: for a script that
+    answers several lookups at once, the (lookup, its result) pairs its result holds (keep_prefetched keeps each)."""
 
     script: str
     keys: tuple[str, ...]
     args: tuple[Any, ...] = ()
+    unpack: Callable[[Any], list[tuple["ScriptCall", Any]]] | None = field(default=None, compare=False)
 
 
 def run_scripts(calls: list[ScriptCall]) -> list[Any]:
@@ -183,7 +185,8 @@ def run_scripts(calls: list[ScriptCall]) -> list[Any]:
 def keep_prefetched(call: ScriptCall, result: Any) -> None:
     """A lookup made ahead of need in another round trip (the caller's card lookup), for `prefetched` in this
     request."""
-    g.setdefault("prefetched", {})[call] = result
+    kept = g.setdefault("prefetched", {})
+    kept.update(call.unpack(result) if call.unpack else [(call, result)])
 
 
 def prefetched(call: ScriptCall, default: Any = None) -> Any:

@@ -13,6 +13,7 @@ from wechatpy.messages import MESSAGE_TYPES
 from app.extensions import db
 from models import WeChatApp, WeChatIdentity
 from tests.conftest import LiveServer
+from tests.helpers import linked_follower
 from tests.wechat_client import WeChatPusher, sample_push
 
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"   # 43 characters, as WeChat's console shows it
@@ -210,6 +211,24 @@ def test_a_text_push_reads_its_follower_and_conversation_in_the_claims_round_tri
                         lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
     with count_queries() as queries:
         reply = wechat.push(wechat.text("o-trips001", "帮助"))
+    assert reply.status == 200 and "帮助" in reply.data["Content"]
+    assert len(sent) == 2 and queries.count == 0
+
+
+def test_a_members_push_reads_their_card_in_the_claims_round_trip_too(app, client, make_staff, monkeypatch,
+                                                                      count_queries):
+    """A linked member's text, link and card kept from an earlier push: the claim's one exchange also reads the card
+    the link names, so the push still makes two exchanges with Redis and no query."""
+    from redis.connection import AbstractConnection
+    openid = linked_follower(app, make_staff("T9001"))
+    wechat = WeChatPusher(client)
+    for text in ("你好", "在吗"):         # link and card kept from here on (on MariaDB the card only by the second:
+        wechat.push(wechat.text(openid, text))    # the first read it in a transaction that had read the link)
+    sent, send = [], AbstractConnection.send_packed_command
+    monkeypatch.setattr(AbstractConnection, "send_packed_command",
+                        lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
+    with count_queries() as queries:
+        reply = wechat.push(wechat.text(openid, "帮助"))
     assert reply.status == 200 and "帮助" in reply.data["Content"]
     assert len(sent) == 2 and queries.count == 0
 

@@ -58,7 +58,8 @@ class Follower:
 
 _FOLLOWER_QUERY = select(WeChatIdentity.id, WeChatIdentity.staff_id).where(
     WeChatIdentity.app == WeChatApp.OFFICIAL_ACCOUNT, WeChatIdentity.openid == bindparam("openid"))
-LINKS = KeptRecords("follower", "v1")      # openid -> Follower, kept right by the session events below
+# openid -> Follower, kept right by the session events below; the staff id beside it lets a push read the card too
+LINKS = KeptRecords("follower", "v1", ref_of=lambda follower: follower.staff_id)
 
 
 def find_follower(openid: str) -> Follower | None:
@@ -69,8 +70,9 @@ def find_follower(openid: str) -> Follower | None:
 
 
 def link_lookup(openid: str) -> ScriptCall:
-    """The Redis read of the follower's link, for a push to make with its claim (app.extensions.prefetched)."""
-    return LINKS.lookup_call(openid)
+    """The Redis read of the follower's link and of the linked member's card, for a push to make with its claim
+    (app.extensions.prefetched)."""
+    return LINKS.lookup_through(openid, principals.CARDS)
 
 
 def _read_follower(openid: str) -> Follower | None:

@@ -49,6 +49,19 @@ local found = redis.call('HMGET', KEYS[1], 'value', 'gen')
 return {found[1], found[2], redis.call('GET', KEYS[2])}
 """
 
+# The item's lookup as _LOOKUP, then the lookup of the item of another kind its value names (its `ref` field, kept
+# beside the value): ARGV[1] is that kind's key without the item. (A key built in the script: fine on one Redis,
+# not on a cluster.)
+_LOOKUP_THROUGH = """
+local found = redis.call('HMGET', KEYS[1], 'value', 'gen', 'ref')
+local result = {found[1], found[2], redis.call('GET', KEYS[2]), found[3]}
+if found[1] and found[3] then
+  local other = redis.call('HMGET', ARGV[1] .. found[3], 'value', 'gen')
+  result[5], result[6], result[7] = other[1], other[2], redis.call('GET', KEYS[3])
+end
+return result
+"""
+
 # Refused when a change was marked since `seen` (generation or epoch moved), or while any writer's pending mark
 # (a field p:<token> of the item's hash, or a member of the epoch's pending set) has not passed its deadline.
 _STORE = """
@@ -63,6 +76,7 @@ for i = 1, #fields, 2 do
   if string.sub(fields[i], 1, 2) == 'p:' and tonumber(fields[i + 1]) > now then return 0 end
 end
 redis.call('HSET', KEYS[1], 'value', ARGV[3])
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'ref', ARGV[5]) else redis.call('HDEL', KEYS[1], 'ref') end
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
 """
@@ -71,8 +85,9 @@ _KINDS: list[KeptRecords] = []
 
 
 class KeptRecords:
-    def __init__(self, name: str, version: str):
+    def __init__(self, name: str, version: str, ref_of: Callable[[Any], object | None] | None = None):
         self.name, self.version = name, version          # bump the version with any change to what is kept
+        self.ref_of = ref_of                             # the item of another kind a value names (lookup_through)
         self.changed = f"{name}.changed"                 # session.info: what this transaction has marked (_Marks)
         _KINDS.append(self)
 
@@ -85,6 +100,19 @@ class KeptRecords:
     def lookup_call(self, item: object) -> ScriptCall:
         """The Redis read of the item: a request can make it ahead, in another lookup's round trip."""
         return ScriptCall(_LOOKUP, (self.key(item), self.epoch_key()))
+
+    def lookup_through(self, item: object, other: KeptRecords) -> ScriptCall:
+        """The item's lookup and, when its kept value names an item of `other` (ref_of), that item's lookup too, in
+        one script: a push reads the follower's link and the member's card in its claim's round trip. Each result is
+        kept for its own lookup (app.extensions.keep_prefetched), and judged there like any other."""
+        def unpack(result: list) -> list[tuple[ScriptCall, Any]]:
+            pairs = [(self.lookup_call(item), result[:3])]
+            if len(result) > 4:
+                pairs.append((other.lookup_call(int(result[3])), result[4:7]))
+            return pairs
+
+        return ScriptCall(_LOOKUP_THROUGH, (self.key(item), self.epoch_key(), other.epoch_key()),
+                          (other.key(""),), unpack=unpack)
 
     def cached(self, item: object, also: ScriptCall | None = None) -> tuple[Any | None, Seen]:
         """The kept value (None when there is none for the current epoch) and what was seen, to store a value read
@@ -123,9 +151,10 @@ class KeptRecords:
         if seen is None:
             return
         try:
+            ref = self.ref_of(value) if self.ref_of else None
             run_scripts([ScriptCall(_STORE, (self.key(item), self.epoch_key(), self.epoch_key("pending")),
                                     (seen[0], seen[1], pickle.dumps((seen[1], value), pickle.HIGHEST_PROTOCOL),
-                                     KEPT_SECONDS))])
+                                     KEPT_SECONDS, "" if ref is None else str(ref)))])
         except RedisError as exc:
             log.warning("%s: Redis unavailable (%s); value not kept", self.name, type(exc).__name__)
 
@@ -142,7 +171,7 @@ class KeptRecords:
         for item in items:
             key = self.key(item)
             pipe.hset(key, mapping={f"p:{token}": deadline, "gen": secrets.token_hex(8)})
-            pipe.hdel(key, "value")
+            pipe.hdel(key, "value", "ref")
             pipe.expire(key, KEPT_SECONDS)
         pipe.execute()
 
@@ -156,7 +185,7 @@ class KeptRecords:
             pipe.set(self.epoch_key(), secrets.token_hex(8))
         for item in items:
             key = self.key(item)
-            pipe.hdel(key, f"p:{token}", "value")
+            pipe.hdel(key, f"p:{token}", "value", "ref")
             pipe.hset(key, "gen", secrets.token_hex(8))
             pipe.expire(key, KEPT_SECONDS)
         try:
