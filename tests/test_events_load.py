@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from app.extensions import db
+from app.unit_of_work import unit_of_work
 from models import Event, EventQuota, Notice, Notification, SignupStatus
 from tests.conftest import LiveServer
 from tests.events_support import (
@@ -181,7 +182,7 @@ def test_cancellations_racing_new_signups_never_overbook(server, officer_token):
 def test_a_lock_held_too_long_answers_busy_instead_of_hanging(app, officer_token, count_queries):
     """Someone holds the event row (say, a stuck transaction): signups wait at most the lock timeout, then get
     a clear 503 and nothing is written; once the lock is gone they go through. (On PostgreSQL the bound is set by
-    the signup's first read, not by a statement of its own.)"""
+    the signup's first statement, the UPDATE that takes the place, not by a statement of its own.)"""
     client = app.test_client()
     event_id = create_event(client, officer_token)
     [(staff_id, token)] = bulk_staff(app, 1)
@@ -193,7 +194,7 @@ def test_a_lock_held_too_long_answers_busy_instead_of_hanging(app, officer_token
             resp = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token))
         if holder.dialect.name == "postgresql":
             assert not [s for s in queries.statements if s.startswith("SET")]
-            assert len([s for s in queries.statements if "set_config" in s and "FROM events" in s]) == 1
+            assert [s for s in queries.statements if "set_config" in s][0].startswith("UPDATE events")
         assert resp.status_code == 503
         assert resp.json["error"] == {"code": "event_busy", "message": "报名人数较多，请稍后重试"}
     finally:
@@ -237,10 +238,45 @@ def test_two_taps_of_one_person_queued_behind_the_lock_give_one_signup_and_the_l
     assert any("lost a race" in r.getMessage() for r in caplog.records)
 
 
-def test_a_first_signup_reads_the_event_once_and_writes_its_place_and_row(app, officer_token, count_queries):
-    """The busy minute's signup, with the caller's card cached: one read of the event's columns (which also bounds
-    lock waits on PostgreSQL), the conditional UPDATE that counts the place, the INSERT of the row. (MariaDB also
-    locks the row under its own timeout first, and reads the counters back: it has no UPDATE ... RETURNING.)"""
+def test_a_refused_answer_gives_back_the_place_the_signup_took(app, officer_token):
+    """On PostgreSQL the place is taken before the answers are checked (the UPDATE returns the questions): a refusal
+    rolls it back, so the seat and the queue number are still there for the next person."""
+    client = app.test_client()
+    question = {"key": "tshirt_size", "label": "T 恤尺码", "kind": "choice", "required": True, "options": ["M", "L"]}
+    event_id = create_event(client, officer_token, capacity=1, questions=[question])
+    [(_, first), (_, second)] = bulk_staff(app, 2)
+    refused = client.post(f"/api/v1/events/{event_id}/signup", json={"answers": {}}, headers=bearer(first))
+    assert refused.status_code == 422 and refused.json["error"]["code"] == "answer_required"
+    assert (event_row(app, event_id).confirmed_count, event_row(app, event_id).last_sequence) == (0, 0)
+    taken = client.post(f"/api/v1/events/{event_id}/signup", json={"answers": {"tshirt_size": "L"}},
+                        headers=bearer(second))
+    assert taken.json["status"] == "confirmed" and [s.answers for s in signups_of(app, event_id)] == [
+        {"tshirt_size": "L"}]
+
+
+def test_a_free_seat_is_given_even_when_the_last_signup_here_was_waitlisted(app, officer_token):
+    """Each process remembers whether an event's last signup was waitlisted, to try the waiting list first; a seat
+    freed meanwhile (the capacity raised) still goes to the next person, never the waiting list."""
+    from app.services.events import records
+
+    client = app.test_client()
+    event_id = create_event(client, officer_token, capacity=1)
+    people = bulk_staff(app, 3)
+    statuses = [client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token)).json["status"]
+                for _, token in people[:2]]
+    assert statuses == ["confirmed", "waitlisted"] and records._WAITLISTED_LAST.get(event_id) in (True, None)
+    with app.app_context(), unit_of_work():
+        db.session.execute(update(Event).where(Event.id == event_id).values(capacity=2))
+    records._WAITLISTED_LAST[event_id] = True
+    third = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(people[2][1]))
+    assert third.json["status"] == "confirmed"
+
+
+def test_a_first_signup_takes_its_place_and_writes_its_row_in_two_statements(app, officer_token, count_queries):
+    """The busy minute's signup, with the caller's card cached. PostgreSQL: the conditional UPDATE that checks
+    everything, bounds its lock wait, counts the place and returns the questions, then the INSERT of the row.
+    Elsewhere a read of the event's columns comes first; MariaDB also locks the row under its own timeout first,
+    and reads the counters back: it has no UPDATE ... RETURNING."""
     client = app.test_client()
     event_id = create_event(client, officer_token)
     [(_, token)] = bulk_staff(app, 1)
@@ -248,6 +284,9 @@ def test_a_first_signup_reads_the_event_once_and_writes_its_place_and_row(app, o
     with count_queries() as queries:
         resp = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(token))
     assert resp.status_code == 200 and resp.json["status"] == "confirmed"
-    first = queries.statements[0]
-    assert first.startswith("SELECT events.id, events.status") and "event_quotas" not in first
-    assert len(queries.statements) == (5 if app.extensions["db.engine"].dialect.name == "mysql" else 3)
+    first, dialect = queries.statements[0], app.extensions["db.engine"].dialect.name
+    if dialect == "postgresql":
+        assert first.startswith("UPDATE events") and "set_config" in first and "RETURNING" in first
+    else:
+        assert first.startswith("SELECT events.id, events.status") and "event_quotas" not in first
+    assert len(queries.statements) == {"postgresql": 2, "mysql": 5}.get(dialect, 3)

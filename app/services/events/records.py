@@ -292,16 +292,60 @@ COUNTERS = (EVENTS.c.last_sequence, EVENTS.c.waitlisted_count)
 def _taking_statement(kind: tuple, waiting: bool, returning: bool):
     """Built once per kind of member (app.services.audiences.member_kind), as their audience clause is, on the table
     itself: the ORM's bulk-update layer cost more than the UPDATE."""
+    statement = _taking_update(kind, waiting)
+    return built_per_kind(statement.returning(*COUNTERS) if returning else statement)
+
+
+def _taking_update(kind: tuple, waiting: bool):
     now, events = bindparam("now"), EVENTS.c
     counted = {"waitlisted_count": events.waitlisted_count + 1} if waiting else \
         {"confirmed_count": events.confirmed_count + 1}
     room = and_(events.confirmed_count >= events.capacity, events.waitlist_enabled.is_(True)) if waiting else \
         events.confirmed_count < events.capacity
-    statement = (update(EVENTS).where(
+    return (update(EVENTS).where(
         events.id == bindparam("event_id"), events.status == EventStatus.OPEN, events.signup_opens_at <= now,
         events.signup_closes_at > now, events.by_sub_union.is_(False), room, visible_to_kind(EVENTS, kind))
         .values(last_sequence=events.last_sequence + 1, **counted))
-    return built_per_kind(statement.returning(*COUNTERS) if returning else statement)
+
+
+def take_place_directly(staff: Staff, event_id: int) -> tuple[Place, list] | None:
+    """PostgreSQL: take_place for a person's first signup without reading the event first — the UPDATE itself
+    checks everything first_signup_view and check_may_sign_up would (visible, open, within the window, in the
+    audience, no places per sub-union, no signup of theirs yet) and returns the questions to check the answers
+    against (a refusal then rolls the place back). None when it matched nothing (nothing changed): the caller goes
+    the usual way, which tells why. It tries a seat, or the waiting list first when the last signup to this event in
+    this process was waitlisted. The lock wait is bounded by the statement itself (set_config in its WHERE, which
+    PostgreSQL evaluates on the row before waiting for its lock). Elsewhere None at once: MariaDB has no UPDATE ...
+    RETURNING, and SQLite, the one-process demo, gains nothing."""
+    if not _bounds_with_set_local():
+        return None
+    kind, params = member_kind(staff), {"event_id": event_id, "viewer_id": staff.id, "now": clock.now()}
+    waiting_first = _WAITLISTED_LAST.get(event_id, False)
+    with _lock_wait_bounded(event_id, already=True):
+        for waiting in (waiting_first, not waiting_first):
+            taken = db.session.execute(_direct_statement(kind, waiting), params).first()
+            if taken is not None:
+                _remember_waitlisted(event_id, waiting)
+                return Place(taken.last_sequence, taken.waitlisted_count if waiting else None), taken.questions
+    return None
+
+
+_WAITLISTED_LAST: dict[int, bool] = {}      # event id -> whether its last signup in this process was waitlisted
+
+
+def _remember_waitlisted(event_id: int, waiting: bool) -> None:
+    if len(_WAITLISTED_LAST) >= 4096:
+        _WAITLISTED_LAST.clear()
+    _WAITLISTED_LAST[event_id] = waiting
+
+
+@functools.lru_cache(maxsize=2048)
+def _direct_statement(kind: tuple, waiting: bool):
+    viewer = bindparam("viewer_id")
+    bounded = func.set_config("lock_timeout", LOCK_TIMEOUT, True).is_not(None)
+    no_signup_yet = ~select(Signup.id).where(Signup.event_id == EVENTS.c.id, Signup.staff_id == viewer).exists()
+    return built_per_kind(_taking_update(kind, waiting).where(bounded, no_signup_yet)
+                          .returning(*COUNTERS, EVENTS.c.questions))
 
 
 @contextlib.contextmanager

@@ -32,7 +32,7 @@ from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
     ACTIVE, FirstSignupView, Place, clean_answers, first_signup_view, lock_event, lock_quotas, take_place,
-    visible_event,
+    take_place_directly, visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -82,6 +82,10 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
     if actor is None:                          # by the person: a first signup is the busy minute's case
+        direct = take_place_directly(staff, event_id)
+        if direct is not None:
+            place, questions = direct
+            return Placed(_insert_signup(event_id, staff.id, place, clean_answers(questions, answers)), place.waiting)
         view = first_signup_view(staff, event_id)
         check_may_sign_up(view, staff)
         if view.earlier_status is None and not view.by_sub_union:
