@@ -62,19 +62,21 @@ def _follow_requests(app: Flask, trust_request_id: bool) -> None:
 
     from app import logs
 
+    # The request and `g` themselves, not their proxies (app.extensions.this_app tells why).
     def start() -> None:
         given = logs.valid_request_id(request.headers.get("X-Request-ID")) if trust_request_id else None
-        g.request_id_token = logs.REQUEST_ID.set(given or logs.new_request_id())
+        g._get_current_object().request_id_token = logs.REQUEST_ID.set(given or logs.new_request_id())
 
     def finish(response):
         response.headers["X-Request-ID"] = logs.REQUEST_ID.get()
-        route = request.url_rule.rule if request.url_rule is not None else "(no route)"
-        method = request.method if request.method in logs.KNOWN_METHODS else "OTHER"
+        req = request._get_current_object()
+        route = req.url_rule.rule if req.url_rule is not None else "(no route)"
+        method = req.method if req.method in logs.KNOWN_METHODS else "OTHER"
         request_log.info("%s %s %s", method, route, response.status_code)
         return response
 
     def forget(_exc) -> None:
-        token = g.pop("request_id_token", None)
+        token = g._get_current_object().pop("request_id_token", None)
         if token is not None:
             logs.REQUEST_ID.reset(token)
 

@@ -103,19 +103,19 @@ class Database:
 
     @staticmethod
     def _remove_session(_exc: BaseException | None) -> None:
-        current_app.extensions["db.session"].remove()
+        this_app().extensions["db.session"].remove()
 
     @staticmethod
     def remove_session() -> None:
-        current_app.extensions["db.session"].remove()
+        this_app().extensions["db.session"].remove()
 
     @property
     def engine(self) -> Engine:
-        return current_app.extensions["db.engine"]
+        return this_app().extensions["db.engine"]
 
     @property
     def session(self) -> Session:
-        return current_app.extensions["db.session"]()
+        return this_app().extensions["db.session"]()
 
     def lookup(self, statement, params: dict | None = None):
         """The first row of one read-only statement. Before the session's transaction has begun, on PostgreSQL, it
@@ -132,20 +132,32 @@ class Database:
     @property
     def scoped(self) -> scoped_session:
         """The registry behind `session`: a proxy to the current session that opens it only when first used."""
-        return current_app.extensions["db.session"]
+        return this_app().extensions["db.session"]
 
 
 db = Database()
 
 
+def this_app() -> Flask:
+    """The current app itself, not its proxy: every attribute read through `current_app` (or `g`, `request`) first
+    fails on werkzeug's LocalProxy, which formats an AttributeError before it forwards the read; on the paths that
+    run for every request, a measurable share of their CPU."""
+    return current_app._get_current_object()
+
+
+def this_request_globals():
+    """`g` itself, for the same reason as this_app."""
+    return g._get_current_object()
+
+
 def get_redis() -> redis.Redis:
-    return current_app.extensions["redis"]
+    return this_app().extensions["redis"]
 
 
 def lua_script(text: str) -> Script:
     """A Lua script registered once per app, then called by its SHA (EVALSHA): one short command each time, the
     script's text sent again only after Redis forgot it."""
-    scripts = current_app.extensions.setdefault("redis.scripts", {})
+    scripts = this_app().extensions.setdefault("redis.scripts", {})
     found = scripts.get(text)
     if found is None:
         found = scripts[text] = get_redis().register_script(text)
@@ -185,13 +197,13 @@ def run_scripts(calls: list[ScriptCall]) -> list[Any]:
 def keep_prefetched(call: ScriptCall, result: Any) -> None:
     """A lookup made ahead of need in another round trip (the caller's card lookup), for `prefetched` in this
     request."""
-    kept = g.setdefault("prefetched", {})
+    kept = this_request_globals().setdefault("prefetched", {})
     kept.update(call.unpack(result) if call.unpack else [(call, result)])
 
 
 def prefetched(call: ScriptCall, default: Any = None) -> Any:
     """The result of exactly this call if this request made it ahead of need (once); else `default`."""
-    return g.get("prefetched", {}).pop(call, default)
+    return this_request_globals().get("prefetched", {}).pop(call, default)
 
 
 _UNPICKLED: dict[bytes, object] = {}
@@ -216,7 +228,7 @@ def unpickled_once(raw: bytes) -> object | None:
 
 def redis_key(*parts: object) -> str:
     """A Redis key under this deployment's prefix, so several deployments may share one Redis."""
-    return current_app.config["SU"].redis.key_prefix + ":".join(map(str, parts))
+    return this_app().config["SU"].redis.key_prefix + ":".join(map(str, parts))
 
 
 def _sqlite_begin(conn) -> None:

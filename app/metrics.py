@@ -44,16 +44,17 @@ def init_app(app: Flask) -> None:
 
 
 def _start_timer() -> None:
-    g.started = time.perf_counter()
+    g._get_current_object().started = time.perf_counter()      # not through the proxy: app.extensions.this_app
 
 
 def _count_request(response: Response) -> Response:
-    rule = request.url_rule
-    route = rule.rule if rule is not None else "(no route)"
+    req = request._get_current_object()
+    route = req.url_rule.rule if req.url_rule is not None else "(no route)"
     if route != "/metrics":
-        method = request.method if request.method in KNOWN_METHODS else "OTHER"    # a label per method sent
+        method = req.method if req.method in KNOWN_METHODS else "OTHER"    # a label per method sent
+        started = g._get_current_object().get("started", time.perf_counter())
         _child(REQUESTS, route, method, str(response.status_code)).inc()
-        _child(LATENCY, route, method).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+        _child(LATENCY, route, method).observe(time.perf_counter() - started)
     return response
 
 

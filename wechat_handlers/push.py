@@ -24,14 +24,13 @@ import re
 import time
 from typing import Callable
 
-from flask import current_app
 from redis.exceptions import RedisError
 from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
 from app.errors import Refusal
-from app.extensions import ScriptCall, get_redis, redis_key
+from app.extensions import ScriptCall, get_redis, redis_key, this_app
 from app.unit_of_work import unit_of_work
 from app.services import followers
 from app.wechat import mp_push
@@ -74,7 +73,7 @@ def _lookups_ahead(message: BaseMessage) -> tuple[ScriptCall, ...]:
 
 
 def _settings():
-    return current_app.config["SU"].wechat.official_account
+    return this_app().config["SU"].wechat.official_account
 
 
 def parse(xml: bytes) -> BaseMessage | None:

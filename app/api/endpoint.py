@@ -89,12 +89,13 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
 def _authenticate(level: AuthLevel, prefetch: Callable[[int], ScriptCall | None] | None) -> None:
     if level is AuthLevel.NONE:
         return
-    header = request.headers.get("Authorization", "")
+    header = request._get_current_object().headers.get("Authorization", "")     # not through the proxy: this_app
     if not header.startswith("Bearer ") or not header[7:].strip():
         raise Unauthorized("login_required", "请先登录")
     principal = auth.authenticate(header[7:].strip(), prefetch)
-    g.principal = principal          # g.staff reads the row when first asked for (app.RequestGlobals)
-    g.cashier = principal.cashier
+    request_globals = g._get_current_object()
+    request_globals.principal = principal          # g.staff reads the row when first asked for (app.RequestGlobals)
+    request_globals.cashier = principal.cashier
     if level is AuthLevel.WECHAT:
         return
     policy.ensure_caller_kind(principal, cashier_route=level is AuthLevel.CASHIER)

@@ -6,11 +6,12 @@ de-duplicates and routes. Refusals: 403 bad signature, 400 hostile or undecrypta
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.config import OfficialAccountSection
 from app.errors import error_response
+from app.extensions import this_app
 from app.wechat import mp_push
 from wechat_handlers import push
 
@@ -18,7 +19,7 @@ bp = Blueprint("wechat_mp", __name__)
 
 
 def _settings() -> OfficialAccountSection:
-    return current_app.config["SU"].wechat.official_account
+    return this_app().config["SU"].wechat.official_account
 
 
 def _refused(exc: mp_push.PushRefused):
@@ -37,9 +38,10 @@ def verify_url():
 @bp.post("/wechat/mp")
 def receive_push():
     cfg = _settings()
+    req = request._get_current_object()      # not through the proxy: app.extensions.this_app
     try:
-        body = _read_body(min(cfg.max_push_bytes, current_app.config["MAX_CONTENT_LENGTH"]))
-        opened = mp_push.open_push(cfg, request.args, body)
+        body = _read_body(req, min(cfg.max_push_bytes, this_app().config["MAX_CONTENT_LENGTH"]))
+        opened = mp_push.open_push(cfg, req.args, body)
         reply = mp_push.seal_reply(cfg, push.handle_push(opened), opened)
     except mp_push.PushRefused as exc:
         return _refused(exc)
@@ -47,11 +49,11 @@ def receive_push():
     return Response(reply, mimetype=mimetype)
 
 
-def _read_body(limit: int) -> bytes:
+def _read_body(req, limit: int) -> bytes:
     """At most `limit` bytes: a larger Content-Length is refused unread (413), a chunked body as soon as it
     passes the limit."""
-    request.max_content_length = limit + 1
-    stream, body = request.stream, bytearray()   # the stream raises 413 for a Content-Length over limit + 1
+    req.max_content_length = limit + 1
+    stream, body = req.stream, bytearray()   # the stream raises 413 for a Content-Length over limit + 1
     while len(body) <= limit:
         chunk = stream.read(limit + 1 - len(body))
         if not chunk:

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -21,7 +20,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from app import clock
 from app.errors import Conflict, Refusal, Unauthorized, WeChatUnavailable
-from app.extensions import ScriptCall, db
+from app.extensions import ScriptCall, db, this_app
 from app.services import principals, rate_limits, roster
 from app.services.principals import StaffCard
 from app.wechat import mini_client
@@ -52,10 +51,10 @@ class Principal:
 
 def _serializer() -> URLSafeTimedSerializer:
     """One per app: building it derives its signer's settings, which every request would pay again."""
-    found = current_app.extensions.get("auth.serializer")
+    found = this_app().extensions.get("auth.serializer")
     if found is None:
-        found = current_app.extensions["auth.serializer"] = URLSafeTimedSerializer(
-            current_app.config["SU"].app.secret_key, salt="smart-union.token")
+        found = this_app().extensions["auth.serializer"] = URLSafeTimedSerializer(
+            this_app().config["SU"].app.secret_key, salt="smart-union.token")
     return found
 
 
@@ -66,8 +65,8 @@ def _verified(token: str) -> dict:
     """The token's payload once its signature and age check out. A token whose signature verified once is kept
     with the time it was signed (per app, so per secret): a request that repeats it checks only its age, which
     the signature cannot change."""
-    max_age = current_app.config["SU"].app.token_ttl_seconds
-    kept = current_app.extensions.setdefault("auth.verified", {})
+    max_age = this_app().config["SU"].app.token_ttl_seconds
+    kept = this_app().extensions.setdefault("auth.verified", {})
     found = kept.get(token)
     if found is None:
         payload, signed_at = _serializer().loads(token, max_age=max_age, return_timestamp=True)
