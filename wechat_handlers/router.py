@@ -20,6 +20,7 @@ Conversations are registered next to the table (at the bottom of this module), s
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -51,7 +52,12 @@ class Route:
 
 def help_text(ctx: Context) -> str:
     """Generated from ROUTES: the commands first, then what happens by itself. Officer routes only for officers."""
-    visible = [r for r in ROUTES if not r.officer_only or _is_officer(ctx.member)]
+    return _help_text(_is_officer(ctx.member))
+
+
+@functools.cache            # ROUTES is fixed at import: two texts in all
+def _help_text(officer: bool) -> str:
+    visible = [r for r in ROUTES if not r.officer_only or officer]
     lines = ["智慧工会公众号可以为您："]
     lines += [f"· 发送“{r.command}”：{r.description}" for r in visible if r.command]
     others = [f"· {r.description}" for r in visible if not r.command]
