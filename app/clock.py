@@ -26,7 +26,8 @@ def now() -> datetime:
 
 
 def _from_clock_file() -> datetime | None:
-    path = current_app.config["SU"].app.clock_file if has_app_context() else ""
+    # current_app's object itself, not the proxy (app.extensions.this_app): every request asks the time
+    path = current_app._get_current_object().config["SU"].app.clock_file if has_app_context() else ""
     if not path or not Path(path).exists():
         return None
     text = Path(path).read_text(encoding="utf-8").strip()
@@ -37,7 +38,7 @@ def _from_clock_file() -> datetime | None:
 
 
 def zone() -> ZoneInfo:
-    return _zone(current_app.config["SU"].app.timezone if has_app_context() else DEFAULT_ZONE)
+    return _zone(current_app._get_current_object().config["SU"].app.timezone if has_app_context() else DEFAULT_ZONE)
 
 
 @lru_cache

@@ -112,18 +112,19 @@ def body_is_optional(model: type[BaseModel]) -> bool:
 
 
 def _json_body(model: type[BaseModel]) -> Any:
-    if body_is_optional(model) and _sent_no_body():
+    req = request._get_current_object()
+    if body_is_optional(model) and _sent_no_body(req):
         return {}                        # `curl -X POST …/publish` means "with the defaults"
-    if not request.is_json:
+    if not req.is_json:
         raise UnsupportedMediaType("unsupported_media_type", "请以 JSON 格式提交（Content-Type: application/json）")
-    raw = request.get_data(cache=True)
-    if request.max_content_length is not None and len(raw) >= request.max_content_length:
+    raw = req.get_data(cache=True)
+    if req.max_content_length is not None and len(raw) >= req.max_content_length:
         raise RequestEntityTooLarge()      # a chunked body is cut at the limit, not refused, by werkzeug
     return parse_json(raw)
 
 
-def _sent_no_body() -> bool:
-    return not request.content_length and "Transfer-Encoding" not in request.headers
+def _sent_no_body(req) -> bool:
+    return not req.content_length and "Transfer-Encoding" not in req.headers
 
 
 def _check_path(view_args: dict[str, Any]) -> None:

@@ -16,12 +16,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
-from flask import current_app
 from sqlalchemy import bindparam, select, update
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
-from app.extensions import db, get_redis, lua_script, redis_key
+from app.extensions import db, get_redis, lua_script, redis_key, this_app
 from app.wechat import mini_client, mp_client
 from models import (
     Channel, Notification, Staff, StaffStatus, SubscriptionConsent, WeChatApp, WeChatIdentity,
@@ -93,7 +92,7 @@ class Router:
 
     def __init__(self, rows: list[Notification]):
         staff_ids = {r.staff_id for r in rows}
-        self.kinds = current_app.config["SU"].notifications.kinds
+        self.kinds = this_app().config["SU"].notifications.kinds
         self.status = dict(db.session.execute(select(Staff.id, Staff.status).where(Staff.id.in_(staff_ids))).all())
         identities = db.session.execute(select(
             WeChatIdentity.staff_id, WeChatIdentity.app, WeChatIdentity.openid, WeChatIdentity.following)
@@ -179,7 +178,7 @@ SPEND_CONSENT = (update(SubscriptionConsent.__table__)
 # --- limits in Redis -------------------------------------------------------------------------------------------
 
 def _limits(channel: Channel):
-    return getattr(current_app.config["SU"].notifications, channel.value)
+    return getattr(this_app().config["SU"].notifications, channel.value)
 
 
 def channel_paused(channel: Channel) -> bool:
@@ -251,7 +250,7 @@ def send(channel: Channel, row_id: int, openid: str, message: Message) -> Outcom
     wait_for_send_rate(channel)
     try:
         if channel is Channel.TEMPLATE:
-            mini = {"appid": current_app.config["SU"].wechat.miniprogram.appid, "pagepath": message.page} \
+            mini = {"appid": this_app().config["SU"].wechat.miniprogram.appid, "pagepath": message.page} \
                 if message.page else None
             mp_client().send_template_message(openid, message.template_id, message.data, mini_program=mini,
                                               client_msg_id=f"su-{row_id}")

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
 
 
 def mini_client() -> "MiniProgramClient":
-    return current_app.extensions["wechat"].mini
+    return current_app._get_current_object().extensions["wechat"].mini
 
 
 def mp_client() -> "OfficialAccountClient":
-    return current_app.extensions["wechat"].mp
+    return current_app._get_current_object().extensions["wechat"].mp
