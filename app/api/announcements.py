@@ -132,7 +132,8 @@ def _page_lookup(staff_id: int) -> ScriptCall | None:
     """The list's lookup in Redis, made with the caller's card. The query is only read here (the endpoint validates
     it): a page that does not match what the view asks for is simply not used."""
     try:
-        page, page_size = int(request.args.get("page", 1)), int(request.args.get("page_size", 20))
+        args = request._get_current_object().args           # not through the proxy: app.extensions.this_app
+        page, page_size = int(args.get("page", 1)), int(args.get("page_size", 20))
     except ValueError:
         return None
     return announcements.page_lookup(staff_id, page, page_size)

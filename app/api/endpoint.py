@@ -75,7 +75,7 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
         if spec.body is not None:
             kwargs["body"] = validate_model(spec.body, _json_body(spec.body))
         if spec.query is not None:
-            query = request.args.to_dict()
+            query = request._get_current_object().args.to_dict()
             check_text(query, "")
             kwargs["query"] = validate_model(spec.query, query)
         result = view(*args, **kwargs)
