@@ -23,7 +23,7 @@ from sqlalchemy import Row, and_, bindparam, func, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
-from app import clock
+from app import clock, unit_of_work
 from app.validation import Id, Moment, labelled, whole
 from app.errors import Busy, Invalid, NotFound
 from app.extensions import db
@@ -277,8 +277,8 @@ def take_place(event: Event | FirstSignupView, staff: Staff, already_bounded: bo
 def _take(statement, returning: bool, event_id: int, params: dict) -> Row | None:
     """The event's counters after the statement, or None when it matched no row."""
     if returning:
-        return db.session.execute(statement, params).first()
-    if not db.session.execute(statement, params).rowcount:
+        return unit_of_work.write(statement, params).first()
+    if not unit_of_work.write(statement, params).rowcount:
         return None
     # MariaDB (no UPDATE ... RETURNING): a transaction's reads see its own change, made on the latest row
     return db.session.execute(select(*COUNTERS).where(EVENTS.c.id == event_id)).first()
@@ -323,7 +323,7 @@ def take_place_directly(staff: Staff, event_id: int) -> tuple[Place, list] | Non
     waiting_first = _WAITLISTED_LAST.get(event_id, False)
     with _lock_wait_bounded(event_id, already=True):
         for waiting in (waiting_first, not waiting_first):
-            taken = db.session.execute(_direct_statement(kind, waiting), params).first()
+            taken = unit_of_work.write(_direct_statement(kind, waiting), params).first()
             if taken is not None:
                 _remember_waitlisted(event_id, waiting)
                 return Place(taken.last_sequence, taken.waitlisted_count if waiting else None), taken.questions

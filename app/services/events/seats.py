@@ -24,7 +24,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
-from app import clock
+from app import clock, unit_of_work
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
@@ -132,7 +132,7 @@ def _insert_signup(event_id: int, staff_id: int, place: Place, answers: dict[str
                   status=SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, answers=answers,
                   signed_up_at=now, confirmed_at=now if confirmed else None)
     with _lost_race_runs_again():
-        inserted = db.session.execute(INSERT_SIGNUP, values)
+        inserted = unit_of_work.write(INSERT_SIGNUP, values)
     return Signup(id=inserted.inserted_primary_key[0], **values)
 
 
