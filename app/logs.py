@@ -16,6 +16,7 @@ import logging
 import re
 import random
 import sys
+import time
 from contextvars import ContextVar
 from typing import Iterator
 
@@ -59,12 +60,26 @@ def _masked(record: logging.LogRecord, text: str) -> str:
     return text if record.name == REQUEST_LOG and not record.exc_info else mask(text)
 
 
-class MaskedText(logging.Formatter):
+class _SecondsFormattedOnce:
+    """asctime as logging.Formatter writes it, with the date and time formatted once per second, not per line."""
+
+    _second: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:   # noqa: N802 - logging's
+        if datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if self._second[0] != second:
+            self._second = (second, time.strftime(self.default_time_format, self.converter(record.created)))
+        return self.default_msec_format % (self._second[1], record.msecs)
+
+
+class MaskedText(_SecondsFormattedOnce, logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return _masked(record, super().format(record))
 
 
-class MaskedJson(JsonFormatter):
+class MaskedJson(_SecondsFormattedOnce, JsonFormatter):
     def format(self, record: logging.LogRecord) -> str:
         return _masked(record, super().format(record))
 
