@@ -22,6 +22,7 @@ longer holds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import pickle
 import secrets
@@ -84,6 +85,12 @@ return 1
 _KINDS: list[KeptRecords] = []
 
 
+@functools.lru_cache(maxsize=8192)
+def _lookup_call(base: str, item: object) -> ScriptCall:
+    """Made several times per request (ahead, then when the value is needed): its keys built once per item."""
+    return ScriptCall(_LOOKUP, (f"{base}:{item}", f"{base}:epoch"))
+
+
 class KeptRecords:
     def __init__(self, name: str, version: str, ref_of: Callable[[Any], object | None] | None = None):
         self.name, self.version = name, version          # bump the version with any change to what is kept
@@ -99,7 +106,7 @@ class KeptRecords:
 
     def lookup_call(self, item: object) -> ScriptCall:
         """The Redis read of the item: a request can make it ahead, in another lookup's round trip."""
-        return ScriptCall(_LOOKUP, (self.key(item), self.epoch_key()))
+        return _lookup_call(redis_key(self.name, self.version), item)
 
     def lookup_through(self, item: object, other: KeptRecords) -> ScriptCall:
         """The item's lookup and, when its kept value names an item of `other` (ref_of), that item's lookup too, in
