@@ -27,5 +27,6 @@ case "${1:-}" in
   mp) shift; exec "$ROOT/.venv/bin/python" -m bench.mp "$@" ;;   # bench/mp.py: /wechat/mp push + 公告列表
   jobs) shift; exec "$ROOT/.venv/bin/python" -m bench.jobs "$@" ;;   # bench/jobs.py: 生日/节日定时任务 over 100k staff
   redeem) shift; exec "$ROOT/.venv/bin/python" -m bench.redeem "$@" ;;   # bench/redeem.py: 生日蛋糕券核销
+  instructions) shift; exec "$ROOT/.venv/bin/python" -m bench.instructions "$@" ;;   # callgrind: 每请求指令数
 esac
 exec "$ROOT/.venv/bin/python" -m bench.main "$@"
