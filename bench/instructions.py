@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import io
 import itertools
 import os
@@ -20,10 +19,10 @@ import re
 import subprocess
 import sys
 import time
-from urllib.parse import urlencode
 
 from bench import seed
-from bench.mp import ACCOUNT, KEYWORD, LIST_PATH
+from bench.load import signed_path
+from bench.mp import LIST_PATH, push_xml
 
 DB_NAME = "smart_union_bench_instructions"
 READER_TOKEN = "SMART_UNION_BENCH_READER_TOKEN"     # the mp bench's staff member, for the inner runs
@@ -109,17 +108,12 @@ def _app_and_requests(path: str, count: int):
 
 
 def _push(token: str, msg_id: int, nonce: str) -> dict:
-    """A signed plaintext text push "帮助" from the mp bench's follower (its body kept to be read again)."""
+    """A signed text push from the mp bench's follower, as that bench sends it (its body kept to be read again)."""
     from werkzeug.test import EnvironBuilder
 
-    timestamp = str(int(time.time()))
-    signature = hashlib.sha1("".join(sorted([token, timestamp, nonce])).encode()).hexdigest()
-    body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{seed.FOLLOWER_OPENID}]]>"
-            f"</FromUserName><CreateTime>{timestamp}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-            f"<Content><![CDATA[{KEYWORD}]]></Content><MsgId>{msg_id}</MsgId></xml>").encode()
-    environ = EnvironBuilder(path="/wechat/mp", method="POST", data=body, headers={"Content-Type": "text/xml"},
-                             query_string=urlencode({"signature": signature, "timestamp": timestamp,
-                                                     "nonce": nonce})).get_environ()
+    body = push_xml(seed.FOLLOWER_OPENID, msg_id).encode()
+    environ = EnvironBuilder(path=signed_path("/wechat/mp", token, nonce), method="POST", data=body,
+                             headers={"Content-Type": "text/xml"}).get_environ()
     environ["bench.body"] = body
     return environ
 

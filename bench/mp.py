@@ -54,11 +54,15 @@ def push_target(name: str, token: str, openid: str, msg_id: object = UNIQUE, non
     """A signed plaintext text push "帮助" from `openid`. With the default msg_id every request carries a MsgId
     never sent before and is signed afresh (the load generator does it); else one signed query serves them all."""
     path = f"{signed_path('/wechat/mp', token, nonce)}&{urlencode({'openid': openid})}"
-    body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+    return Target(name, path, method="POST", headers=XML, body=push_xml(openid, msg_id), expect_text=expect_text,
+                  sign_token=token if msg_id == UNIQUE else None)
+
+
+def push_xml(openid: str, msg_id: object) -> str:
+    """The plaintext XML of a text push "帮助" from `openid`."""
+    return (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
             f"<Content><![CDATA[{KEYWORD}]]></Content><MsgId>{msg_id}</MsgId></xml>")
-    return Target(name, path, method="POST", headers=XML, body=body, expect_text=expect_text,
-                  sign_token=token if msg_id == UNIQUE else None)
 
 
 def claimed_pushes() -> dict[str, int]:
