@@ -7,6 +7,7 @@ leader lock; each run is one unit of work in its own app context.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 from datetime import datetime, timezone
@@ -76,6 +77,7 @@ def _soon() -> datetime:
 
 
 def run_scheduler_process(app: Flask) -> None:
+    gc.freeze()         # the loaded app, kept for the process's life: never walked by the collector again
     metrics.serve_own_port(app.config["SU"].metrics.port)
     runner = JobRunner(app)
     scheduler = BlockingScheduler(timezone=app.config["SU"].app.timezone)

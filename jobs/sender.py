@@ -9,6 +9,7 @@ rows come back after the lease, when WeChat still drops a repeated template mess
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -151,6 +152,7 @@ def _log_sends(sent: list[tuple[delivery.Claimed, channels.Outcome]]) -> None:
 
 
 def run_sender_process(app: Flask) -> None:
+    gc.freeze()         # the loaded app, kept for the process's life: never walked by the collector again
     metrics.serve_own_port(app.config["SU"].metrics.port)
     sender = Sender(app)
     signal.signal(signal.SIGTERM, sender.stop)
