@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import pickle
 import time
@@ -12,7 +13,6 @@ from typing import Any, Callable
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 from flask import Flask, current_app, g
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
@@ -176,22 +176,36 @@ class ScriptCall:
 
 
 def run_scripts(calls: list[ScriptCall]) -> list[Any]:
-    """The scripts' results, all sent in one round trip (pipelined EVALSHAs); when Redis forgot a script, the
-    scripts are loaded and the lot sent once more (each is a read, or a compare-and-set safe to repeat)."""
-    scripts = [lua_script(call.script) for call in calls]
-    if len(scripts) == 1:          # no pipeline for one: redis-py's Script loads it again itself when forgotten
-        return [scripts[0](keys=calls[0].keys, args=calls[0].args)]
-    for attempt in (1, 2):
-        pipe = get_redis().pipeline(transaction=False)
-        for script, call in zip(scripts, calls):
-            pipe.evalsha(script.sha, len(call.keys), *call.keys, *call.args)
-        try:
-            return pipe.execute()
-        except NoScriptError:
-            if attempt == 2:
-                raise
-            for script in scripts:
-                get_redis().script_load(script.script)
+    """The scripts' results, in one round trip. Several calls run as one script made of them (`_joined`): one
+    EVALSHA, where a pipeline of one per call cost Redis and redis-py a command each. redis-py's Script loads the
+    script again when Redis forgot it (each part is a read, or a compare-and-set safe to repeat)."""
+    if len(calls) == 1:
+        call = calls[0]
+        return [lua_script(call.script)(keys=call.keys, args=call.args)]
+    joined = lua_script(_joined(tuple(call.script for call in calls)))
+    counts = [n for call in calls for n in (len(call.keys), len(call.args))]
+    return joined(keys=[key for call in calls for key in call.keys],
+                  args=[*counts, *(arg for call in calls for arg in call.args)])
+
+
+@functools.lru_cache(maxsize=64)
+def _joined(scripts: tuple[str, ...]) -> str:
+    """One script running each of `scripts` in turn, each as a function of its own KEYS and ARGV (their counts lead
+    ARGV, two per part), answering the list of their results: a part's nil stays a nil in its place."""
+    parts = "\n".join(f"local function part{n}(KEYS, ARGV)\n{script}\nend" for n, script in enumerate(scripts, 1))
+    names = ", ".join(f"part{n}" for n in range(1, len(scripts) + 1))
+    return f"""{parts}
+local parts = {{{names}}}
+local results, k, a = {{}}, 0, 2 * #parts
+for n, part in ipairs(parts) do
+  local nk, na = tonumber(ARGV[2 * n - 1]), tonumber(ARGV[2 * n])
+  local result = part({{unpack(KEYS, k + 1, k + nk)}}, {{unpack(ARGV, a + 1, a + na)}})
+  if result == nil then result = false end
+  results[n] = result
+  k, a = k + nk, a + na
+end
+return results
+"""
 
 
 def keep_prefetched(call: ScriptCall, result: Any) -> None:

@@ -216,3 +216,21 @@ def test_a_coroutine_view_or_hook_is_refused_at_start_since_it_would_never_run(m
     app.before_request(late_hook)
     with pytest.raises(RuntimeError, match="late_hook"):
         _refuse_coroutines(app)
+
+
+def test_scripts_sent_together_answer_each_in_its_place_even_after_redis_forgot_them(app):
+    """Lookups made in one exchange (a push's claim, link, card and conversation) run as one script: each part sees
+    only its own keys and arguments, a part that finds nothing answers nil in its place, and a Redis that lost its
+    scripts (a restart) still answers."""
+    from app.extensions import ScriptCall, get_redis, redis_key, run_scripts
+
+    get_of = "return redis.call('GET', KEYS[1])"
+    count_of = "return {#KEYS, #ARGV, ARGV[1]}"
+    with app.app_context():
+        get_redis().set(redis_key("joined-test", "a"), "A")
+        calls = [ScriptCall(get_of, (redis_key("joined-test", "missing"),)),
+                 ScriptCall(count_of, ("k1", "k2"), ("x", "y", "z")),
+                 ScriptCall(get_of, (redis_key("joined-test", "a"),))]
+        assert run_scripts(calls) == [None, [2, 3, b"x"], b"A"]
+        get_redis().script_flush()
+        assert run_scripts(calls) == [None, [2, 3, b"x"], b"A"]
