@@ -311,6 +311,7 @@ def test_questions_required_and_single_choice(app, client, officer, member):
     assert signups_of(app, event_id) == []
     ok = sign_up(client, event_id, token, {"size": " M ", "team": "一队"}).json
     assert ok["answers"] == {"size": "M", "team": "一队"}
+    assert [s.answers for s in signups_of(app, event_id)] == [{"size": "M", "team": "一队"}]    # kept as shown
     detail = client.get(f"/api/v1/events/{event_id}", headers=bearer(token)).json
     assert [q["key"] for q in detail["questions"]] == ["size", "team"] and detail["eligible"] is True
 

@@ -68,6 +68,14 @@ def endpoint(summary: str, *, auth: AuthLevel = AuthLevel.STAFF, body: type[Base
     return decorate
 
 
+@dataclass(frozen=True)
+class AfterCommit:
+    """A view's answer shaped only after its commit, from objects that need no session (a signup's: its event row
+    is held until the commit, and every other signup waits for it meanwhile)."""
+
+    shape: Callable[[], BaseModel]
+
+
 def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]):
     with unit_of_work():       # the request's one commit, after the answer is shaped from the objects
         _check_path(kwargs)
@@ -79,6 +87,8 @@ def _run(view: Callable, spec: EndpointSpec, args: tuple, kwargs: dict[str, Any]
             check_text(query, "")
             kwargs["query"] = validate_model(spec.query, query)
         result = view(*args, **kwargs)
+    if isinstance(result, AfterCommit):
+        result = result.shape()
     # A response model holds plain values once validated, so it is written out after the commit: not while a signup
     # still holds its event's row. Serialized by pydantic-core in one step, no dict in between.
     if isinstance(result, BaseModel):

@@ -6,13 +6,16 @@ in the waiting list, counts) comes in through `Merged`.
 
 from __future__ import annotations
 
+import functools
 import io
 
 from flask import Blueprint, g
 from pydantic import AliasPath, BaseModel, ConfigDict, Field, computed_field
 
 from app.validation import BeijingTime
-from app.api.endpoint import READS_RECORDS, AuthLevel, Merged, XLSX, endpoint, file_download, partial_of
+from app.api.endpoint import (
+    READS_RECORDS, AfterCommit, AuthLevel, Merged, XLSX, endpoint, file_download, partial_of,
+)
 from app.services.audiences import Audience
 from app.services.events import cards, checkin, lifecycle, seats, signup_lists
 from app.services.events.records import (
@@ -126,7 +129,8 @@ def event_detail(event_id: int):
           tags=("events",))
 def sign_up(event_id: int, body: SignupIn):
     placed = seats.sign_up(event_id, g.member, body.answers)
-    return my_signup_out(placed.signup, placed.position)
+    shape = functools.partial(my_signup_out, placed.signup, placed.position)
+    return AfterCommit(shape) if placed.plain else shape()
 
 
 @bp.post("/events/<int:event_id>/cancel")

@@ -4,6 +4,7 @@ signup, or a code from before a cancellation, is refused."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -23,7 +24,12 @@ SALT = "smart-union.event-checkin"
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SU"].app.secret_key, salt=SALT)
+    return _serializer_of(current_app.config["SU"].app.secret_key)
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_of(secret_key: str) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt=SALT)
 
 
 def checkin_code(signup: Signup) -> str | None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Iterator, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Row, and_, bindparam, func, select, text, update
+from sqlalchemy import Row, and_, bindparam, func, insert, literal, null, select, text, true, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -308,25 +308,38 @@ def _taking_update(kind: tuple, waiting: bool):
         .values(last_sequence=events.last_sequence + 1, **counted))
 
 
-def take_place_directly(staff: Staff, event_id: int) -> tuple[Place, list] | None:
-    """PostgreSQL: take_place for a person's first signup without reading the event first — the UPDATE itself
-    checks everything first_signup_view and check_may_sign_up would (visible, open, within the window, in the
-    audience, no places per sub-union, no signup of theirs yet) and returns the questions to check the answers
-    against (a refusal then rolls the place back). None when it matched nothing (nothing changed): the caller goes
-    the usual way, which tells why. It tries a seat, or the waiting list first when the last signup to this event in
-    this process was waitlisted. The lock wait is bounded by the statement itself (set_config in its WHERE, which
+@dataclass(frozen=True)
+class DirectSignup:
+    """What sign_up_directly wrote: the place taken, the event's questions and the id of the person's new row."""
+
+    place: Place
+    questions: list
+    signup_id: int
+
+
+def sign_up_directly(staff: Staff, event_id: int, answers: dict[str, str], now: datetime) -> DirectSignup | None:
+    """PostgreSQL: a person's first signup in one statement, without reading the event first. Its UPDATE takes the
+    place as take_place does, and itself checks everything first_signup_view and check_may_sign_up would (visible,
+    open, within the window, in the audience, no places per sub-union, no signup of theirs yet); its INSERT writes
+    the person's row from the place taken, with `answers` as sent. It returns the questions to check those answers
+    against: a refusal then rolls both back. One statement, so the event row is held from it to the commit only,
+    not across a second round trip. None when it matched nothing (nothing changed): the caller goes the usual way,
+    which tells why. It tries a seat, or the waiting list first when the last signup to this event in this process
+    was waitlisted. The lock wait is bounded by the statement itself (set_config in the UPDATE's WHERE, which
     PostgreSQL evaluates on the row before waiting for its lock). Elsewhere None at once: MariaDB has no UPDATE ...
     RETURNING, and SQLite, the one-process demo, gains nothing."""
     if not _bounds_with_set_local():
         return None
-    kind, params = member_kind(staff), {"event_id": event_id, "viewer_id": staff.id, "now": clock.now()}
+    kind = member_kind(staff)
+    params = {"event_id": event_id, "viewer_id": staff.id, "now": now, "answers": answers}
     waiting_first = _WAITLISTED_LAST.get(event_id, False)
     with _lock_wait_bounded(event_id, already=True):
         for waiting in (waiting_first, not waiting_first):
             taken = unit_of_work.write(_direct_statement(kind, waiting), params).first()
             if taken is not None:
                 _remember_waitlisted(event_id, waiting)
-                return Place(taken.last_sequence, taken.waitlisted_count if waiting else None), taken.questions
+                return DirectSignup(Place(taken.last_sequence, taken.waitlisted_count if waiting else None),
+                                    taken.questions, taken.signup_id)
     return None
 
 
@@ -339,13 +352,24 @@ def _remember_waitlisted(event_id: int, waiting: bool) -> None:
     _WAITLISTED_LAST[event_id] = waiting
 
 
+SIGNUPS = Signup.__table__
+
+
 @functools.lru_cache(maxsize=2048)
 def _direct_statement(kind: tuple, waiting: bool):
-    viewer = bindparam("viewer_id")
+    viewer, now = bindparam("viewer_id"), bindparam("now")
     bounded = func.set_config("lock_timeout", LOCK_TIMEOUT, True).is_not(None)
     no_signup_yet = ~select(Signup.id).where(Signup.event_id == EVENTS.c.id, Signup.staff_id == viewer).exists()
-    return built_per_kind(_taking_update(kind, waiting).where(bounded, no_signup_yet)
-                          .returning(*COUNTERS, EVENTS.c.questions))
+    taken = (_taking_update(kind, waiting).where(bounded, no_signup_yet)
+             .returning(EVENTS.c.id, *COUNTERS, EVENTS.c.questions).cte("taken"))
+    status = SignupStatus.WAITLISTED if waiting else SignupStatus.CONFIRMED
+    row = select(taken.c.id, viewer, literal(status, SIGNUPS.c.status.type), taken.c.last_sequence, null(),
+                 bindparam("answers", type_=SIGNUPS.c.answers.type), now, null() if waiting else now)
+    written = (insert(SIGNUPS).from_select(["event_id", "staff_id", "status", "sequence", "pool_sub_union_id",
+                                            "answers", "signed_up_at", "confirmed_at"], row)
+               .returning(SIGNUPS.c.id).cte("written"))
+    return built_per_kind(select(*(taken.c[c.key] for c in COUNTERS), taken.c.questions,
+                                 written.c.id.label("signup_id")).select_from(taken).join(written, true()))
 
 
 @contextlib.contextmanager

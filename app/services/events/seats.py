@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Iterator
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
@@ -31,8 +32,8 @@ from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
-    ACTIVE, FirstSignupView, Place, clean_answers, first_signup_view, lock_event, lock_quotas, take_place,
-    take_place_directly, visible_event,
+    ACTIVE, SIGNUPS, DirectSignup, FirstSignupView, Place, clean_answers, first_signup_view, lock_event, lock_quotas,
+    sign_up_directly, take_place, visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -71,10 +72,12 @@ def check_may_sign_up(event: Event | FirstSignupView, staff: Staff) -> None:
 
 @dataclass
 class Placed:
-    """A signup as its person is told about it: the row and, while waiting, the place in its pool's queue."""
+    """A signup as its person is told about it: the row and, while waiting, the place in its pool's queue.
+    `plain`: the row is a plain object holding every value it was written with, readable after the commit."""
 
     signup: Signup
     position: int | None
+    plain: bool = False
 
 
 def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff | None = None) -> Placed:
@@ -82,17 +85,18 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
     if actor is None:                          # by the person: a first signup is the busy minute's case
-        direct = take_place_directly(staff, event_id)
+        now = clock.now()
+        with _lost_race_runs_again():
+            direct = sign_up_directly(staff, event_id, answers, now)
         if direct is not None:
-            place, questions = direct
-            return Placed(_insert_signup(event_id, staff.id, place, clean_answers(questions, answers)), place.waiting)
+            return _placed_directly(direct, event_id, staff.id, answers, now)
         view = first_signup_view(staff, event_id)
         check_may_sign_up(view, staff)
         if view.earlier_status is None and not view.by_sub_union:
             clean = clean_answers(view.questions, answers)
             place = take_place(view, staff, already_bounded=True)
             if place is not None:
-                return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting)
+                return Placed(_insert_signup(event_id, staff.id, place, clean), place.waiting, plain=True)
     event, earlier = visible_event(staff, event_id, bounding_lock_waits=True)
     check_may_sign_up(event, staff)
     clean = clean_answers(event.questions, answers)
@@ -126,17 +130,31 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
 def _insert_signup(event_id: int, staff_id: int, place: Place, answers: dict[str, str]) -> Signup:
     """The row of the place take_place took, written with one INSERT while the event row is held. The answer is
     shaped from the returned object, which the session does not track (its row is written already)."""
-    now = clock.now()
-    confirmed = place.waiting is None
-    values = dict(event_id=event_id, staff_id=staff_id, sequence=place.sequence, pool_sub_union_id=None,
-                  status=SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, answers=answers,
-                  signed_up_at=now, confirmed_at=now if confirmed else None)
+    values = _signup_values(event_id, staff_id, place, answers, clock.now())
     with _lost_race_runs_again():
         inserted = unit_of_work.write(INSERT_SIGNUP, values)
     return Signup(id=inserted.inserted_primary_key[0], **values)
 
 
-INSERT_SIGNUP = insert(Signup.__table__)      # the table's, not the mapped class's: no ORM bulk-insert layer
+def _placed_directly(direct: DirectSignup, event_id: int, staff_id: int, answers: dict[str, str],
+                     now: datetime) -> Placed:
+    """The signup sign_up_directly wrote with the answers as sent, once they pass its event's questions (a refusal
+    rolls it back); answers that cleaning changed (spaces trimmed, an empty optional one dropped) are written again."""
+    clean = clean_answers(direct.questions, answers)
+    if clean != answers:
+        unit_of_work.write(update(SIGNUPS).where(SIGNUPS.c.id == direct.signup_id).values(answers=clean))
+    values = _signup_values(event_id, staff_id, direct.place, clean, now)
+    return Placed(Signup(id=direct.signup_id, **values), direct.place.waiting, plain=True)
+
+
+def _signup_values(event_id: int, staff_id: int, place: Place, answers: dict[str, str], now: datetime) -> dict:
+    confirmed = place.waiting is None
+    return dict(event_id=event_id, staff_id=staff_id, sequence=place.sequence, pool_sub_union_id=None,
+                status=SignupStatus.CONFIRMED if confirmed else SignupStatus.WAITLISTED, answers=answers,
+                signed_up_at=now, confirmed_at=now if confirmed else None)
+
+
+INSERT_SIGNUP = insert(SIGNUPS)      # the table's, not the mapped class's: no ORM bulk-insert layer
 
 
 ONE_SIGNUP_PER_PERSON = ("uq_event_signups_event_id_staff_id",                  # PostgreSQL, MariaDB
