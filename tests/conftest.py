@@ -148,8 +148,18 @@ def make_app(settings, migrated):
         return made[-1]
     yield _make
     for application in made:
+        write_kept_replies(application)
         application.extensions["db.engine"].dispose()
         application.extensions["redis"].close()
+
+
+def write_kept_replies(application) -> None:
+    """Official-account replies still waiting in the app (wechat_handlers.kept_replies) written now, so that none
+    lands in Redis after the next test has emptied it."""
+    keeper = application.extensions.get("mp.kept_replies")
+    if keeper is not None:
+        with application.app_context():
+            keeper.flush()
 
 
 @pytest.fixture
@@ -162,6 +172,8 @@ def redis_client() -> redis_lib.Redis:
 @pytest.fixture(autouse=True)
 def clean_state(request, redis_client):
     """Empty tables, none of this run's Redis keys and a fresh fake WeChat server before each test."""
+    if "app" in request.fixturenames or "make_app" in request.fixturenames:
+        write_kept_replies(request.getfixturevalue("app"))
     clear_run_keys(redis_client)
     if "app" in request.fixturenames or "make_app" in request.fixturenames:
         application = request.getfixturevalue("app")

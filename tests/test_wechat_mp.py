@@ -12,7 +12,7 @@ from wechatpy.messages import MESSAGE_TYPES
 
 from app.extensions import db
 from models import WeChatApp, WeChatIdentity
-from tests.conftest import LiveServer
+from tests.conftest import REPO_ROOT, LiveServer
 from tests.helpers import linked_follower
 from tests.wechat_client import WeChatPusher, sample_push
 
@@ -197,40 +197,92 @@ def test_a_retried_push_has_one_effect_and_the_same_reply(app, client, fake_wech
     assert identities(app, "o-retry001") == 1
 
 
+def _count_exchanges_of_this_thread(monkeypatch) -> list:
+    """Each exchange with Redis the calling thread makes (not the kept replies' flusher)."""
+    import threading
+    from redis.connection import AbstractConnection
+    sent, send, this_thread = [], AbstractConnection.send_packed_command, threading.current_thread()
+
+    def counted(conn, *args, **kwargs):
+        if threading.current_thread() is this_thread:
+            sent.append(1)
+        return send(conn, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    return sent
+
+
 def test_a_text_push_reads_its_follower_and_conversation_in_the_claims_round_trip(client, fake_wechat, monkeypatch,
                                                                                     count_queries):
     """A follower's text, their link kept from an earlier push: one exchange with Redis binds the signature, claims
-    the push and reads the follower's link and conversation state; one more stores the reply for WeChat's retries.
-    No query. (Not linked to a member: no card to read.)"""
-    from redis.connection import AbstractConnection
+    the push, reads the follower's link and conversation state and writes the earlier push's reply for WeChat's
+    retries. No query. (Not linked to a member: no card to read.)"""
     wechat = WeChatPusher(client)
     wechat.push(wechat.subscribe("o-trips001"))
     wechat.push(wechat.text("o-trips001", "你好"))                  # the link is kept from here on
-    sent, send = [], AbstractConnection.send_packed_command
-    monkeypatch.setattr(AbstractConnection, "send_packed_command",
-                        lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
+    sent = _count_exchanges_of_this_thread(monkeypatch)
     with count_queries() as queries:
         reply = wechat.push(wechat.text("o-trips001", "帮助"))
     assert reply.status == 200 and "帮助" in reply.data["Content"]
-    assert len(sent) == 2 and queries.count == 0
+    assert len(sent) == 1 and queries.count == 0
 
 
 def test_a_members_push_reads_their_card_in_the_claims_round_trip_too(app, client, make_staff, monkeypatch,
                                                                       count_queries):
     """A linked member's text, link and card kept from an earlier push: the claim's one exchange also reads the card
-    the link names, so the push still makes two exchanges with Redis and no query."""
-    from redis.connection import AbstractConnection
+    the link names, so the push still makes one exchange with Redis and no query."""
     openid = linked_follower(app, make_staff("T9001"))
     wechat = WeChatPusher(client)
     for text in ("你好", "在吗"):         # link and card kept from here on (on MariaDB the card only by the second:
         wechat.push(wechat.text(openid, text))    # the first read it in a transaction that had read the link)
-    sent, send = [], AbstractConnection.send_packed_command
-    monkeypatch.setattr(AbstractConnection, "send_packed_command",
-                        lambda conn, *args, **kwargs: (sent.append(1), send(conn, *args, **kwargs))[1])
+    sent = _count_exchanges_of_this_thread(monkeypatch)
     with count_queries() as queries:
         reply = wechat.push(wechat.text(openid, "帮助"))
     assert reply.status == 200 and "帮助" in reply.data["Content"]
-    assert len(sent) == 2 and queries.count == 0
+    assert len(sent) == 1 and queries.count == 0
+
+
+def _stored_reply(app, body: bytes, wait_seconds: float = 0) -> bytes | None:
+    """What Redis holds for WeChat's retries of that push, once it holds a reply (waiting at most `wait_seconds`)."""
+    import time
+    from app.extensions import get_redis
+    from wechat_handlers import push as handling
+    deadline = time.monotonic() + wait_seconds
+    with app.app_context():
+        key = handling._dedup_key(handling.parse(body))
+        while True:
+            stored = get_redis().get(key)
+            if (stored or b"").startswith(handling.DONE) or time.monotonic() >= deadline:
+                return stored
+            time.sleep(0.01)
+
+
+def test_a_reply_no_other_push_carries_is_kept_for_retries_within_moments(app, client):
+    """The reply waits in the worker for the next push's exchange with Redis; with no next push, the flusher writes
+    it within moments, and WeChat's retry, arriving in another worker, gets the same reply."""
+    wechat = WeChatPusher(client)
+    body = wechat.text("o-kept0001", "帮助")
+    answered = wechat.push(body)
+    assert _stored_reply(app, body, wait_seconds=5) == b"done:" + answered.body.encode("utf-8")
+    assert WeChatPusher(app.test_client()).push(body).body == answered.body
+
+
+def test_a_worker_that_exits_writes_the_replies_still_waiting(app, subprocess_env):
+    """A worker recycled (or stopped) right after answering: its last replies are written as it exits."""
+    import subprocess
+    import sys
+    script = (
+        "from app import create_app\n"
+        "from tests.wechat_client import WeChatPusher\n"
+        "from wechat_handlers import kept_replies\n"
+        "kept_replies.FLUSH_SECONDS = 600\n"                       # no flusher in time: only the exit writes it
+        "wechat = WeChatPusher(create_app().test_client())\n"
+        "print(wechat.push(wechat.text('o-exit0001', '帮助', msg_id=987654321)).body)\n")
+    done = subprocess.run([sys.executable, "-c", script], env=subprocess_env, capture_output=True, text=True,
+                          timeout=60, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    body = WeChatPusher(app.test_client()).text("o-exit0001", "帮助", msg_id=987654321)
+    assert _stored_reply(app, body) == b"done:" + done.stdout.rstrip("\n").encode("utf-8")
 
 
 def test_four_concurrent_deliveries_have_one_effect_and_four_identical_replies(app, live_server, fake_wechat):

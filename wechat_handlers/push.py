@@ -6,8 +6,9 @@
   meanwhile polls Redis for up to DUPLICATE_WAIT_SECONDS and answers with the first one's stored reply. The
   push's signed (timestamp, nonce) is bound to that identity in the same round trip to Redis as the claim
   (app.wechat.mp_push.bind_nonce_and_claim): another body under the same signature is refused. The same round trip
-  reads the follower's link (app.services.followers) and a message's conversation state. Replies are kept for
-  longer than any timestamp the endpoint accepts.
+  reads the follower's link (app.services.followers) and a message's conversation state, and writes the replies
+  of earlier pushes that wait to be kept (wechat_handlers.kept_replies). Replies are kept for longer than any
+  timestamp the endpoint accepts.
 - With Redis down nothing can be de-duplicated: the push is answered "success" without acting (WeChat's retries
   would otherwise run it several times).
 - The handler runs in one unit of work: committed before its reply is stored, rolled back on any error. A
@@ -35,6 +36,7 @@ from app.unit_of_work import unit_of_work
 from app.services import followers
 from app.wechat import mp_push
 from wechat_handlers import conversation, router
+from wechat_handlers.kept_replies import kept_replies
 from wechat_handlers.context import Context
 
 log = logging.getLogger(__name__)
@@ -57,13 +59,23 @@ def handle_push(push: mp_push.OpenedPush) -> str:
     if message is None:
         return SUCCESS
     key = _dedup_key(message)
+    replies = kept_replies()
+    carried, taken = replies.carried()
     try:
         first = mp_push.bind_nonce_and_claim(_settings(), push, key, PENDING, CLAIM_SECONDS,
-                                             also=_lookups_ahead(message))
+                                             also=_lookups_ahead(message), before=carried)
+    except RedisError:
+        replies.give_back(taken)
+        return _redis_unavailable()
+    try:
         return _once(key, first, lambda: _answer(message))
     except RedisError:
-        log.error("Redis unavailable: push answered success without acting")
-        return SUCCESS
+        return _redis_unavailable()
+
+
+def _redis_unavailable() -> str:
+    log.error("Redis unavailable: push answered success without acting")
+    return SUCCESS
 
 
 def _lookups_ahead(message: BaseMessage) -> tuple[ScriptCall, ...]:
@@ -157,5 +169,5 @@ def _produce_claimed(key: str, produce: Callable[[], str]) -> str:
         log.exception("official-account handler failed; rolled back and answered success")
         r.delete(key)
         return SUCCESS
-    r.set(key, DONE + reply.encode("utf-8"), ex=mp_push.remember_seconds(_settings()))
+    kept_replies().keep(key, DONE + reply.encode("utf-8"), mp_push.remember_seconds(_settings()))
     return reply

@@ -99,15 +99,18 @@ return {'held', redis.call('GET', KEYS[2])}
 
 
 def bind_nonce_and_claim(cfg: OfficialAccountSection, push: OpenedPush, push_key: str, pending: bytes,
-                         claim_seconds: int, also: tuple[ScriptCall, ...] = ()) -> bytes | None:
+                         claim_seconds: int, also: tuple[ScriptCall, ...] = (),
+                         before: ScriptCall | None = None) -> bytes | None:
     """Binds the push's (timestamp, nonce) to the push it signed — a different push reusing them is refused
     (PushRefused) — and claims the push under `push_key`. Returns CLAIMED when this delivery is the first, else
     what the first one stored there (None when that just expired). `also`: lookups the handler will need, made in
-    the same round trip (app.extensions.prefetched)."""
+    the same round trip (app.extensions.prefetched). `before`: a write to make first in that round trip (earlier
+    pushes' replies, wechat_handlers.kept_replies)."""
     nonce_key = redis_key("mp-nonce", hashlib.sha1(f"{push.timestamp}|{push.nonce}".encode()).hexdigest())
     claim = ScriptCall(_BIND_AND_CLAIM, (nonce_key, push_key),
                        (push_key, pending, remember_seconds(cfg), claim_seconds))
-    (outcome, stored), *more = run_scripts([claim, *also])
+    results = run_scripts([before, claim, *also] if before is not None else [claim, *also])
+    (outcome, stored), *more = results[1:] if before is not None else results
     for call, result in zip(also, more):
         keep_prefetched(call, result)
     if outcome == b"replayed":
