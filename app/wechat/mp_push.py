@@ -111,12 +111,14 @@ def bind_nonce_and_claim(cfg: OfficialAccountSection, push: OpenedPush, push_key
                        (push_key, pending, remember_seconds(cfg), claim_seconds))
     results = run_scripts([before, claim, *also] if before is not None else [claim, *also])
     (outcome, stored), *more = results[1:] if before is not None else results
-    for call, result in zip(also, more):
-        keep_prefetched(call, result)
     if outcome == b"replayed":
         log.warning("a signed (timestamp, nonce) was reused for another push; refused")
         raise PushRefused(*REPLAYED)
-    return CLAIMED if outcome == b"claimed" else stored
+    if outcome != b"claimed":
+        return stored                # a retry: its handler does not run, so nothing it would read is kept
+    for call, result in zip(also, more):
+        keep_prefetched(call, result)
+    return CLAIMED
 
 
 def remember_seconds(cfg: OfficialAccountSection) -> int:
