@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 from typing import Any
 
 from flask import Flask
@@ -108,6 +109,7 @@ def create_app(config: Config | None = None, overrides: dict[str, Any] | None = 
     use_clock(clock.now)
     db.init_app(app, cfg)
     app.extensions["redis"] = build_redis(cfg)
+    app.extensions["redis.threads"] = threading.local()     # app.extensions.thread_redis
     app.extensions["wechat"] = build_wechat_clients(cfg, app.extensions["redis"])
     errors.init_app(app)
     _follow_requests(app, trust_request_id=cfg.app.trusted_proxy_hops > 0)

@@ -234,3 +234,32 @@ def test_scripts_sent_together_answer_each_in_its_place_even_after_redis_forgot_
         assert run_scripts(calls) == [None, [2, 3, b"x"], b"A"]
         get_redis().script_flush()
         assert run_scripts(calls) == [None, [2, 3, b"x"], b"A"]
+
+
+def test_each_thread_keeps_one_redis_connection_and_opens_it_again_once_redis_dropped_it(app, monkeypatch):
+    """A request thread sends every command on a connection of its own (no pool checkout per command); a connection
+    Redis closed while the thread was idle (a restart, its idle timeout) is opened again by the next command instead
+    of failing that request."""
+    import threading
+
+    from app import extensions
+    from app.extensions import get_redis
+
+    def connection_id() -> int:
+        with app.app_context():
+            return get_redis().client_id()
+
+    first = connection_id()
+    assert connection_id() == first
+    in_another_thread = []
+    worker = threading.Thread(target=lambda: in_another_thread.append(connection_id()))
+    worker.start()
+    worker.join()
+    assert in_another_thread[0] != first
+
+    app.extensions["redis"].client_kill_filter(_id=first)
+    monkeypatch.setattr(extensions, "CHECK_AFTER_IDLE_SECONDS", 0.0)    # as after a pause between requests
+    with app.app_context():
+        assert get_redis().set(extensions.redis_key("thread-conn-test"), "still answered")
+        assert get_redis().get(extensions.redis_key("thread-conn-test")) == b"still answered"
+    assert connection_id() != first
