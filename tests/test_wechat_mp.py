@@ -285,6 +285,32 @@ def test_a_worker_that_exits_writes_the_replies_still_waiting(app, subprocess_en
     assert _stored_reply(app, body) == b"done:" + done.stdout.rstrip("\n").encode("utf-8")
 
 
+def test_an_outage_of_redis_is_logged_once_while_the_replies_wait_and_the_return_once_they_are_written(
+        make_app, settings, caplog):
+    """While Redis cannot be reached the flusher tries again every few milliseconds: the log says so once for the
+    outage (not fifty times a second), nothing waiting is dropped, and the next write after Redis is back says so."""
+    import logging
+
+    import redis as redis_lib
+
+    from app.extensions import redis_key
+    from wechat_handlers import kept_replies as kept
+
+    app = make_app(**{"redis.url": "redis://127.0.0.1:1/0"})
+    with app.app_context():
+        keeper, key = kept.kept_replies(), redis_key("mp-push", "outage-test")
+    keeper.waiting.append((key, b"done:reply", 60))          # as keep() would, without its flusher thread
+    with caplog.at_level(logging.WARNING, logger=kept.__name__):
+        for _ in range(3):
+            keeper._flush_in(app)
+        assert [r.getMessage()[:22] for r in caplog.records] == ["kept replies not writt"]
+        assert keeper.waiting == [(key, b"done:reply", 60)]
+        app.extensions["redis"] = redis_lib.Redis.from_url(settings["redis.url"])     # Redis is back
+        keeper._flush_in(app)
+        assert "written again" in caplog.records[-1].getMessage() and len(caplog.records) == 2
+    assert keeper.waiting == [] and app.extensions["redis"].get(key) == b"done:reply"
+
+
 def test_four_concurrent_deliveries_have_one_effect_and_four_identical_replies(app, live_server, fake_wechat):
     # user/info answers slowly, so the duplicates arrive while the first delivery is still being handled
     requests.post(f"{fake_wechat.url}_fake/inject", json={"endpoint": "cgi-bin/user/info", "latency_ms": 600},

@@ -46,6 +46,7 @@ class KeptReplies:
         self.writing = threading.Lock()       # one flush at a time: a flush returns once all that waited is written
         self.waiting: list[tuple[str, bytes, int]] = []
         self.flusher: threading.Thread | None = None
+        self.failing_since: float | None = None    # Redis unreachable since then: warned once per outage
         _EVERY.add(self)
 
     def keep(self, key: str, reply: bytes, seconds: int) -> None:
@@ -101,7 +102,16 @@ class KeptReplies:
             with app.app_context():
                 self.flush()
         except RedisError:
-            log.warning("kept replies not written yet (Redis unavailable); trying again")
+            with self.lock:
+                first, self.failing_since = self.failing_since is None, self.failing_since or time.monotonic()
+            if first:
+                log.warning("kept replies not written yet (Redis unavailable); trying again every %.0f ms",
+                            FLUSH_SECONDS * 1000)
+            return
+        if self.failing_since is not None:
+            log.warning("kept replies written again, after %.1f s with Redis unavailable",
+                        time.monotonic() - self.failing_since)
+            self.failing_since = None
 
 
 def kept_replies() -> KeptReplies:
