@@ -293,6 +293,68 @@ def test_a_first_signup_takes_its_place_and_writes_its_row_in_one_statement(app,
     assert len(queries.statements) == {"postgresql": 1, "mysql": 5}.get(dialect, 3)
 
 
+def test_once_the_questions_are_known_a_first_signup_commits_in_its_own_statement(app, officer_token,
+                                                                                 count_queries):
+    """PostgreSQL: once a signup has shown this process the event's questions, the next person's answers are checked
+    first and their signup is one statement that commits itself. The request sends no COMMIT of its own, so the event
+    row, which waitlisted signups lock too, is held only while that statement and its commit run. Elsewhere the
+    request's transaction commits, as before."""
+    from sqlalchemy import event as sa_event
+
+    client = app.test_client()
+    event_id = create_event(client, officer_token)
+    (_, first), (second_id, second) = bulk_staff(app, 2)
+    for token in (first, second):
+        client.get("/api/v1/me", headers=bearer(token))
+    assert client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(first)).status_code == 200
+    engine, commits = app.extensions["db.engine"], []
+
+    def note_commit(_connection) -> None:
+        commits.append(True)
+    sa_event.listen(engine, "commit", note_commit)
+    try:
+        with count_queries() as queries:
+            resp = client.post(f"/api/v1/events/{event_id}/signup", json={}, headers=bearer(second))
+    finally:
+        sa_event.remove(engine, "commit", note_commit)
+    assert resp.status_code == 200 and resp.json["status"] == "confirmed"
+    if engine.dialect.name == "postgresql":
+        assert len(queries.statements) == 1 and commits == []
+    else:
+        assert commits == [True]
+    assert second_id in {s.staff_id for s in by_status(app, event_id, SignupStatus.CONFIRMED)}
+    assert event_row(app, event_id).confirmed_count == 2
+
+
+def test_a_signup_after_an_officer_changed_the_questions_is_judged_by_the_new_ones(app, officer_token):
+    """The questions this process last saw decide nothing once an officer has changed them: a question added as
+    required refuses the answers the old ones would have taken, and answers to a removed one's requirement are no
+    longer asked for."""
+    client = app.test_client()
+    event_id = create_event(client, officer_token)
+    people = [token for _, token in bulk_staff(app, 4)]
+    for token in people:                 # their cards cached: a signup's first query is then its own
+        client.get("/api/v1/me", headers=bearer(token))
+
+    def sign_up(token: str, answers: dict):
+        return client.post(f"/api/v1/events/{event_id}/signup", json={"answers": answers}, headers=bearer(token))
+
+    def ask(questions: list) -> None:
+        resp = client.patch(f"/api/v1/officer/events/{event_id}", json={"questions": questions},
+                            headers=bearer(officer_token))
+        assert resp.status_code == 200, resp.json
+
+    assert sign_up(people[0], {}).status_code == 200                # no questions: known to this process now
+    ask([{"key": "size", "label": "T恤尺码", "kind": "choice", "required": True, "options": ["S", "M"]}])
+    refused = sign_up(people[1], {})
+    assert (refused.status_code, refused.json["error"]["code"]) == (422, "answer_required")
+    assert sign_up(people[2], {"size": "M"}).json["answers"] == {"size": "M"}      # the new questions known now
+    ask([])
+    assert sign_up(people[3], {}).status_code == 200
+    assert sorted(s.answers.get("size", "-") for s in signups_of(app, event_id)) == ["-", "-", "M"]
+    assert event_row(app, event_id).confirmed_count == 3
+
+
 def test_a_signups_answer_is_written_after_its_commit_so_the_event_row_is_free_meanwhile(app, officer_token,
                                                                                          monkeypatch):
     """The next person's signup waits for the event row only as long as the place takes, not while this person's

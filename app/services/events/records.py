@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Iterator, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import Row, and_, bindparam, func, insert, literal, null, select, text, true, update
+from sqlalchemy import JSON, Row, and_, bindparam, cast, func, insert, literal, null, select, text, true, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import aliased, joinedload
 
@@ -317,6 +318,21 @@ class DirectSignup:
     signup_id: int
 
 
+def sign_up_committed(staff: Staff, event_id: int, clean: dict[str, str], now: datetime) -> DirectSignup | None:
+    """sign_up_directly's statement as a transaction of its own, committed by PostgreSQL as it ends: the event row is
+    held for the statement and its commit only, not also across the round trip back, the Python after it and the
+    round trip of the request's COMMIT (a waitlisted signup takes that lock too, so the busy minute's signups queue
+    on it one after another). For answers already cleaned against the event's questions as this process last saw
+    them (known_questions): the statement also requires the questions to be those, and matches nothing otherwise.
+    Only as a request's first write, with no transaction of its own begun (the statement is its only write). None
+    when it matched nothing, or elsewhere than on PostgreSQL."""
+    questions = _KNOWN_QUESTIONS.get(event_id)
+    if questions is None or not _bounds_with_set_local() or db.session.in_transaction():
+        return None
+    params = {"event_id": event_id, "viewer_id": staff.id, "now": now, "answers": clean, "known_questions": questions}
+    return _take_directly(staff, event_id, params, committed=True)
+
+
 def sign_up_directly(staff: Staff, event_id: int, answers: dict[str, str], now: datetime) -> DirectSignup | None:
     """PostgreSQL: a person's first signup in one statement, without reading the event first. Its UPDATE takes the
     place as take_place does, and itself checks everything first_signup_view and check_may_sign_up would (visible,
@@ -330,38 +346,58 @@ def sign_up_directly(staff: Staff, event_id: int, answers: dict[str, str], now: 
     RETURNING, and SQLite, the one-process demo, gains nothing."""
     if not _bounds_with_set_local():
         return None
-    kind = member_kind(staff)
     params = {"event_id": event_id, "viewer_id": staff.id, "now": now, "answers": answers}
+    return _take_directly(staff, event_id, params, committed=False)
+
+
+def _take_directly(staff: Staff, event_id: int, params: dict, committed: bool) -> DirectSignup | None:
+    kind = member_kind(staff)
     waiting_first = _WAITLISTED_LAST.get(event_id, False)
     with _lock_wait_bounded(event_id, already=True):
         for waiting in (waiting_first, not waiting_first):
-            taken = unit_of_work.write(_direct_statement(kind, waiting), params).first()
+            taken = _run_direct(_direct_statement(kind, waiting, committed), params, committed).first()
             if taken is not None:
-                _remember_waitlisted(event_id, waiting)
+                _remember(_WAITLISTED_LAST, event_id, waiting)
+                _remember(_KNOWN_QUESTIONS, event_id, taken.questions)
                 return DirectSignup(Place(taken.last_sequence, taken.waitlisted_count if waiting else None),
                                     taken.questions, taken.signup_id)
     return None
 
 
+def _run_direct(statement, params: dict, committed: bool):
+    if not committed:
+        return unit_of_work.write(statement, params)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        return connection.execute(statement, params)
+
+
+def known_questions(event_id: int) -> list | None:
+    """The event's signup questions as this process's last direct signup to it found them (None: not known)."""
+    return _KNOWN_QUESTIONS.get(event_id)
+
+
 _WAITLISTED_LAST: dict[int, bool] = {}      # event id -> whether its last signup in this process was waitlisted
+_KNOWN_QUESTIONS: dict[int, list] = {}      # event id -> its questions, as its last signup in this process read them
 
 
-def _remember_waitlisted(event_id: int, waiting: bool) -> None:
-    if len(_WAITLISTED_LAST) >= 4096:
-        _WAITLISTED_LAST.clear()
-    _WAITLISTED_LAST[event_id] = waiting
+def _remember(kept: dict, event_id: int, value) -> None:
+    if len(kept) >= 4096:
+        kept.clear()
+    kept[event_id] = value
 
 
 SIGNUPS = Signup.__table__
 
 
 @functools.lru_cache(maxsize=2048)
-def _direct_statement(kind: tuple, waiting: bool):
+def _direct_statement(kind: tuple, waiting: bool, questions_known: bool):
     viewer, now = bindparam("viewer_id"), bindparam("now")
     bounded = func.set_config("lock_timeout", LOCK_TIMEOUT, True).is_not(None)
     no_signup_yet = ~select(Signup.id).where(Signup.event_id == EVENTS.c.id, Signup.staff_id == viewer).exists()
-    taken = (_taking_update(kind, waiting).where(bounded, no_signup_yet)
-             .returning(EVENTS.c.id, *COUNTERS, EVENTS.c.questions).cte("taken"))
+    taking = _taking_update(kind, waiting).where(bounded, no_signup_yet)
+    if questions_known:          # the answers were cleaned against these: still the event's?
+        taking = taking.where(cast(EVENTS.c.questions, JSONB) == cast(bindparam("known_questions", type_=JSON), JSONB))
+    taken = taking.returning(EVENTS.c.id, *COUNTERS, EVENTS.c.questions).cte("taken")
     status = SignupStatus.WAITLISTED if waiting else SignupStatus.CONFIRMED
     row = select(taken.c.id, viewer, literal(status, SIGNUPS.c.status.type), taken.c.last_sequence, null(),
                  bindparam("answers", type_=SIGNUPS.c.answers.type), now, null() if waiting else now)

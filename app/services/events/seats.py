@@ -6,7 +6,8 @@ queue order is commit order. Everything that can be refused without the lock (wi
 repeated tap) is settled before it, and the waiting-list place comes from a counter, so the locked part is O(1).
 The busy minute's case — a person's first signup, no places per sub-union — is shorter still: one conditional
 UPDATE of the counters (records.take_place) and one INSERT; whenever its conditions do not hold, the locked way
-above answers.
+above answers. On PostgreSQL both go in one statement, which, once this process knows the event's questions,
+commits itself (records.sign_up_committed): the lock is then held for the statement and its commit only.
 
 The source of truth stays in the database: CHECK constraints refuse any write that would hand out more seats than
 there are, unique (event_id, staff_id) keeps one row per person (re-used on a new signup), unique
@@ -26,14 +27,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import clock, unit_of_work
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import Conflict, Forbidden, Invalid, NotFound
 from app.extensions import db
 from app.services import audit, notifications, policy
 from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
-    ACTIVE, SIGNUPS, DirectSignup, FirstSignupView, Place, clean_answers, first_signup_view, lock_event, lock_quotas,
-    sign_up_directly, take_place, visible_event,
+    ACTIVE, SIGNUPS, DirectSignup, FirstSignupView, Place, clean_answers, first_signup_view, known_questions,
+    lock_event, lock_quotas, sign_up_committed, sign_up_directly, take_place, visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -85,11 +86,9 @@ def sign_up(event_id: int, staff: Staff, answers: dict[str, str], actor: Staff |
     off). Signing up again while signed up returns the same signup; after a cancellation it rejoins the queue
     at its end. `actor` is the officer signing up on the person's behalf (代报名)."""
     if actor is None:                          # by the person: a first signup is the busy minute's case
-        now = clock.now()
-        with _lost_race_runs_again():
-            direct = sign_up_directly(staff, event_id, answers, now)
-        if direct is not None:
-            return _placed_directly(direct, event_id, staff.id, answers, now)
+        placed = _signed_up_directly(staff, event_id, answers)
+        if placed is not None:
+            return placed
         view = first_signup_view(staff, event_id)
         check_may_sign_up(view, staff)
         if view.earlier_status is None and not view.by_sub_union:
@@ -134,6 +133,31 @@ def _insert_signup(event_id: int, staff_id: int, place: Place, answers: dict[str
     with _lost_race_runs_again():
         inserted = unit_of_work.write(INSERT_SIGNUP, values)
     return Signup(id=inserted.inserted_primary_key[0], **values)
+
+
+def _signed_up_directly(staff: Staff, event_id: int, answers: dict[str, str]) -> Placed | None:
+    """A first signup in one statement, on PostgreSQL: committed by that statement itself when the answers pass the
+    event's questions as this process knows them (sign_up_committed), else in the request's transaction and checked
+    against the questions it returns (sign_up_directly). None when neither matched: the caller goes the usual way."""
+    now, clean = clock.now(), _cleaned_for_known_questions(event_id, answers)
+    with _lost_race_runs_again():
+        if clean is not None and (direct := sign_up_committed(staff, event_id, clean, now)) is not None:
+            values = _signup_values(event_id, staff.id, direct.place, clean, now)
+            return Placed(Signup(id=direct.signup_id, **values), direct.place.waiting, plain=True)
+        direct = sign_up_directly(staff, event_id, answers, now)
+    return _placed_directly(direct, event_id, staff.id, answers, now) if direct is not None else None
+
+
+def _cleaned_for_known_questions(event_id: int, answers: dict[str, str]) -> dict[str, str] | None:
+    """The answers cleaned against the event's questions as last seen here; None when those are not known, or refuse
+    the answers: the questions as they are now judge them, the usual way (an officer may have changed them)."""
+    questions = known_questions(event_id)
+    if questions is None:
+        return None
+    try:
+        return clean_answers(questions, answers)
+    except Invalid:
+        return None
 
 
 def _placed_directly(direct: DirectSignup, event_id: int, staff_id: int, answers: dict[str, str],
