@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import signal
 import threading
 import time
@@ -36,6 +37,7 @@ class Sender:
 
     def run_forever(self) -> None:
         log.info("sender started (%s in flight)", self.settings.in_flight)
+        warn_if_a_round_may_outlast_its_lease(self.app.config["SU"])
         while not self.stopping.is_set():
             try:
                 busy = self.run_once()
@@ -83,6 +85,19 @@ class Sender:
 
     def stop(self, *_args) -> None:
         self.stopping.set()
+
+
+def warn_if_a_round_may_outlast_its_lease(cfg) -> bool:
+    """A round claims claim_batch rows and sends them in_flight at a time: with every send timing out, its last rows
+    would wait past half their lease, and another sender could take them back while they are still queued here."""
+    s = cfg.notifications
+    worst = math.ceil(s.claim_batch / s.in_flight) * cfg.wechat.timeout_seconds
+    if worst * 2 <= s.lease_seconds:
+        return False
+    log.warning("notifications.claim_batch %d with in_flight %d: a round whose sends all time out takes %.0f s, more "
+                "than half of lease_seconds (%d); lower claim_batch or raise in_flight", s.claim_batch, s.in_flight,
+                worst, s.lease_seconds)
+    return True
 
 
 class Outcomes:
