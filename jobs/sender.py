@@ -88,15 +88,18 @@ class Sender:
 
 
 def warn_if_a_round_may_outlast_its_lease(cfg) -> bool:
-    """A round claims claim_batch rows and sends them in_flight at a time: with every send timing out, its last rows
-    would wait past half their lease, and another sender could take them back while they are still queued here."""
+    """A round claims claim_batch rows and sends them in_flight at a time. Were every send to time out, both on
+    connecting and on reading (wechat.timeout_seconds each), the round's last outcomes would be written only after
+    ceil(claim_batch / in_flight) x 2 x timeout + outcome_max_age_seconds: past the lease, their rows would be taken
+    back meanwhile (a template message sent again, which WeChat drops by its client_msg_id; a subscribe message
+    marked "unknown" although it went out once)."""
     s = cfg.notifications
-    worst = math.ceil(s.claim_batch / s.in_flight) * cfg.wechat.timeout_seconds
-    if worst * 2 <= s.lease_seconds:
+    worst = math.ceil(s.claim_batch / s.in_flight) * 2 * cfg.wechat.timeout_seconds + s.outcome_max_age_seconds
+    if worst <= s.lease_seconds:
         return False
-    log.warning("notifications.claim_batch %d with in_flight %d: a round whose sends all time out takes %.0f s, more "
-                "than half of lease_seconds (%d); lower claim_batch or raise in_flight", s.claim_batch, s.in_flight,
-                worst, s.lease_seconds)
+    log.warning("notifications.claim_batch %d with in_flight %d: a round whose sends all time out ends after %.0f s, "
+                "past lease_seconds (%d); lower claim_batch or raise in_flight", s.claim_batch, s.in_flight, worst,
+                s.lease_seconds)
     return True
 
 

@@ -535,16 +535,16 @@ def test_outcomes_may_not_wait_a_large_part_of_the_lease(settings):
 
 
 def test_a_sender_warns_when_a_round_of_timed_out_sends_could_outlast_its_lease(settings, caplog):
-    """A round's rows wait their turn in the sender: were every send to time out, the last of 400 rows at 8 in
-    flight would still be waiting after 250 s, past the 120 s lease, and another sender could send them again. The
-    default round (96 at 8 in flight: 60 s at worst) ends within half the lease; a risky one is warned of at start."""
+    """A round's rows wait their turn in the sender: were every send to time out on connecting and on reading, the
+    last of 96 rows at 8 in flight would be recorded after 122 s, past the 120 s lease, and another sender could take
+    them back meanwhile. The default round (80: 102 s at worst) ends within the lease; a risky one is warned of."""
     import logging
 
     from app.config import load_config
     from jobs.sender import warn_if_a_round_may_outlast_its_lease
 
     assert not warn_if_a_round_may_outlast_its_lease(load_config(environ={}, overrides=settings))
-    risky = load_config(environ={}, overrides={**settings, "notifications.claim_batch": 400})
+    risky = load_config(environ={}, overrides={**settings, "notifications.claim_batch": 96})
     with caplog.at_level(logging.WARNING, logger="jobs.sender"):
         assert warn_if_a_round_may_outlast_its_lease(risky)
-    assert "claim_batch 400" in caplog.text and "lease_seconds (120)" in caplog.text
+    assert "claim_batch 96" in caplog.text and "122 s" in caplog.text and "lease_seconds (120)" in caplog.text

@@ -290,13 +290,17 @@ def test_an_outage_of_redis_is_logged_once_while_the_replies_wait_and_the_return
     """While Redis cannot be reached the flusher tries again every few milliseconds: the log says so once for the
     outage (not fifty times a second), nothing waiting is dropped, and the next write after Redis is back says so."""
     import logging
+    import threading
 
     import redis as redis_lib
 
-    from app.extensions import redis_key
+    from app.extensions import redis_key, run_scripts
     from wechat_handlers import kept_replies as kept
 
     app = make_app(**{"redis.url": "redis://127.0.0.1:1/0"})
+
+    def point_redis_at(url: str) -> None:        # as if Redis went away or came back (threads connect afresh)
+        app.extensions["redis"], app.extensions["redis.threads"] = redis_lib.Redis.from_url(url), threading.local()
     with app.app_context():
         keeper, key = kept.kept_replies(), redis_key("mp-push", "outage-test")
     keeper.waiting.append((key, b"done:reply", 60))          # as keep() would, without its flusher thread
@@ -305,10 +309,22 @@ def test_an_outage_of_redis_is_logged_once_while_the_replies_wait_and_the_return
             keeper._flush_in(app)
         assert [r.getMessage()[:22] for r in caplog.records] == ["kept replies not writt"]
         assert keeper.waiting == [(key, b"done:reply", 60)]
-        app.extensions["redis"] = redis_lib.Redis.from_url(settings["redis.url"])     # Redis is back
+        point_redis_at(settings["redis.url"])                    # Redis is back
         keeper._flush_in(app)
         assert "written again" in caplog.records[-1].getMessage() and len(caplog.records) == 2
-    assert keeper.waiting == [] and app.extensions["redis"].get(key) == b"done:reply"
+        assert keeper.waiting == [] and app.extensions["redis"].get(key) == b"done:reply"
+
+        caplog.clear()                       # the next outage is said again; its replies then go with a push
+        point_redis_at("redis://127.0.0.1:1/0")
+        keeper.waiting.append((key, b"done:later", 60))
+        keeper._flush_in(app)
+        point_redis_at(settings["redis.url"])
+        with app.app_context():
+            carried, _taken = keeper.carried()          # as a push's claim takes them, in its own round trip
+            run_scripts([carried])
+        keeper._flush_while_busy()                       # finds nothing waiting, rounds until it stops
+        assert [r.getMessage()[:22] for r in caplog.records] == ["kept replies not writt", "kept replies written a"]
+    assert app.extensions["redis"].get(key) == b"done:later"
 
 
 def test_four_concurrent_deliveries_have_one_effect_and_four_identical_replies(app, live_server, fake_wechat):

@@ -92,7 +92,9 @@ class KeptReplies:
                 if idle >= IDLE_ROUNDS or self.app() is None:
                     self.flusher = None          # under the lock: a reply kept from now on starts another
                     return
-            if not idle:
+            if idle:
+                self._note_written()             # what waited went with pushes: Redis answers again
+            else:
                 self._flush_in(self.app())
 
     def _flush_in(self, app: Flask | None) -> None:
@@ -108,10 +110,14 @@ class KeptReplies:
                 log.warning("kept replies not written yet (Redis unavailable); trying again every %.0f ms",
                             FLUSH_SECONDS * 1000)
             return
-        if self.failing_since is not None:
-            log.warning("kept replies written again, after %.1f s with Redis unavailable",
-                        time.monotonic() - self.failing_since)
-            self.failing_since = None
+        self._note_written()
+
+    def _note_written(self) -> None:
+        """Says once that an outage is over, so that the next one is said again."""
+        with self.lock:
+            since, self.failing_since = self.failing_since, None
+        if since is not None:
+            log.warning("kept replies written again, after %.1f s with Redis unavailable", time.monotonic() - since)
 
 
 def kept_replies() -> KeptReplies:

@@ -217,7 +217,9 @@ def first_signup_view(staff: Staff, event_id: int) -> FirstSignupView:
                                             {"event_id": event_id, "viewer_id": staff.id}).first()
     if found is None:
         raise NotFound(*policy.NOT_FOUND[Event])
-    return FirstSignupView(*found[:len(FirstSignupView._fields)])
+    view = FirstSignupView(*found[:len(FirstSignupView._fields)])
+    _remember(_KNOWN_QUESTIONS, event_id, view.questions)         # sign_up_committed's, when they changed
+    return view
 
 
 @functools.lru_cache(maxsize=1024)
@@ -318,18 +320,22 @@ class DirectSignup:
     signup_id: int
 
 
+def may_sign_up_committed(event_id: int) -> bool:
+    """Whether sign_up_committed may run: on PostgreSQL, the event's questions known here, and no transaction begun
+    by the request's session (which then has nothing written that the statement's own commit would leave out)."""
+    return event_id in _KNOWN_QUESTIONS and _bounds_with_set_local() and not db.session.in_transaction()
+
+
 def sign_up_committed(staff: Staff, event_id: int, clean: dict[str, str], now: datetime) -> DirectSignup | None:
     """sign_up_directly's statement as a transaction of its own, committed by PostgreSQL as it ends: the event row is
     held for the statement and its commit only, not also across the round trip back, the Python after it and the
     round trip of the request's COMMIT (a waitlisted signup takes that lock too, so the busy minute's signups queue
     on it one after another). For answers already cleaned against the event's questions as this process last saw
     them (known_questions): the statement also requires the questions to be those, and matches nothing otherwise.
-    Only as a request's first write, with no transaction of its own begun (the statement is its only write). None
-    when it matched nothing, or elsewhere than on PostgreSQL."""
-    questions = _KNOWN_QUESTIONS.get(event_id)
-    if questions is None or not _bounds_with_set_local() or db.session.in_transaction():
-        return None
-    params = {"event_id": event_id, "viewer_id": staff.id, "now": now, "answers": clean, "known_questions": questions}
+    Only when may_sign_up_committed, and for a caller that writes nothing else in its unit of work (a person's own
+    signup). None when it matched nothing."""
+    params = {"event_id": event_id, "viewer_id": staff.id, "now": now, "answers": clean,
+              "known_questions": _KNOWN_QUESTIONS[event_id]}
     return _take_directly(staff, event_id, params, committed=True)
 
 
@@ -355,7 +361,7 @@ def _take_directly(staff: Staff, event_id: int, params: dict, committed: bool) -
     waiting_first = _WAITLISTED_LAST.get(event_id, False)
     with _lock_wait_bounded(event_id, already=True):
         for waiting in (waiting_first, not waiting_first):
-            taken = _run_direct(_direct_statement(kind, waiting, committed), params, committed).first()
+            taken = _run_direct(_direct_statement(kind, waiting, committed), params, committed)
             if taken is not None:
                 _remember(_WAITLISTED_LAST, event_id, waiting)
                 _remember(_KNOWN_QUESTIONS, event_id, taken.questions)
@@ -364,11 +370,11 @@ def _take_directly(staff: Staff, event_id: int, params: dict, committed: bool) -
     return None
 
 
-def _run_direct(statement, params: dict, committed: bool):
+def _run_direct(statement, params: dict, committed: bool) -> Row | None:
     if not committed:
-        return unit_of_work.write(statement, params)
+        return unit_of_work.write(statement, params).first()
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(statement, params)
+        return connection.execute(statement, params).first()
 
 
 def known_questions(event_id: int) -> list | None:

@@ -34,7 +34,8 @@ from app.services.audiences import Audience, includes
 from app.unit_of_work import RunAgain
 from app.services.events.records import (
     ACTIVE, SIGNUPS, DirectSignup, FirstSignupView, Place, clean_answers, first_signup_view, known_questions,
-    lock_event, lock_quotas, sign_up_committed, sign_up_directly, take_place, visible_event,
+    lock_event, lock_quotas, may_sign_up_committed, sign_up_committed, sign_up_directly, take_place,
+    visible_event,
 )
 from models import Event, EventQuota, EventStatus, Signup, SignupStatus, Staff
 
@@ -139,9 +140,13 @@ def _signed_up_directly(staff: Staff, event_id: int, answers: dict[str, str]) ->
     """A first signup in one statement, on PostgreSQL: committed by that statement itself when the answers pass the
     event's questions as this process knows them (sign_up_committed), else in the request's transaction and checked
     against the questions it returns (sign_up_directly). None when neither matched: the caller goes the usual way."""
-    now, clean = clock.now(), _cleaned_for_known_questions(event_id, answers)
+    now = clock.now()
+    clean = _cleaned_for_known_questions(event_id, answers) if may_sign_up_committed(event_id) else None
     with _lost_race_runs_again():
-        if clean is not None and (direct := sign_up_committed(staff, event_id, clean, now)) is not None:
+        if clean is not None:
+            direct = sign_up_committed(staff, event_id, clean, now)
+            if direct is None:       # the usual way tells why (a repeated tap, no seat, changed questions ...)
+                return None
             values = _signup_values(event_id, staff.id, direct.place, clean, now)
             return Placed(Signup(id=direct.signup_id, **values), direct.place.waiting, plain=True)
         direct = sign_up_directly(staff, event_id, answers, now)
