@@ -234,7 +234,7 @@ def _first_signup_statement(kind: tuple, bounding: bool):
 
 
 def _bounds_with_set_local() -> bool:
-    return db.session.get_bind().dialect.name == "postgresql"
+    return db.engine.dialect.name == "postgresql"      # the engine's: asking the session would open one
 
 
 def lock_event(event_id: int) -> Event:
@@ -323,7 +323,9 @@ class DirectSignup:
 def may_sign_up_committed(event_id: int) -> bool:
     """Whether sign_up_committed may run: on PostgreSQL, the event's questions known here, and no transaction begun
     by the request's session (which then has nothing written that the statement's own commit would leave out)."""
-    return event_id in _KNOWN_QUESTIONS and _bounds_with_set_local() and not db.session.in_transaction()
+    scoped = db.scoped
+    return event_id in _KNOWN_QUESTIONS and _bounds_with_set_local() and not (
+        scoped.registry.has() and scoped().in_transaction())
 
 
 def sign_up_committed(staff: Staff, event_id: int, clean: dict[str, str], now: datetime) -> DirectSignup | None:
@@ -419,7 +421,7 @@ def _lock_wait_bounded(event_id: int, already: bool = False) -> Iterator[None]:
     """The event row's lock waited for at most LOCK_TIMEOUT_SECONDS, then an "event_busy" refusal. MariaDB takes
     it here, under its own timeout; PostgreSQL bounds every wait of the transaction from here on (`already`: the
     transaction's visible_event did, with `bounding_lock_waits`)."""
-    dialect = db.session.get_bind().dialect
+    dialect = db.engine.dialect
     try:
         if dialect.name == "postgresql" and not already:
             db.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
