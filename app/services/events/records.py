@@ -363,7 +363,8 @@ def _take_directly(staff: Staff, event_id: int, params: dict, committed: bool) -
     waiting_first = _WAITLISTED_LAST.get(event_id, False)
     with _lock_wait_bounded(event_id, already=True):
         for waiting in (waiting_first, not waiting_first):
-            taken = _run_direct(_direct_statement(kind, waiting, committed), params, committed)
+            statement = _direct_statement(kind, waiting, questions_known=committed)   # committed: the answers checked
+            taken = _run_direct(statement, params, committed)
             if taken is not None:
                 _remember(_WAITLISTED_LAST, event_id, waiting)
                 _remember(_KNOWN_QUESTIONS, event_id, taken.questions)
