@@ -202,7 +202,7 @@ class NotificationsSection(Section):
     fanout_batch: int = Field(default=1000, ge=1, le=20000)
     # A whole number of waves of in_flight sends (no half-empty last wave), and few enough that a round of them,
     # every send timing out twice (connect, read), ends within the lease (jobs.sender warns otherwise): 10 waves
-    # of 8 take 102 s at worst. In bench/ fanout (4 x 8, 2026-12-01) 50 a round sent 0.48-0.54x of the fake
+    # of 8, behind the last wave of the round before, take 112 s at worst. In bench/ fanout (4 x 8, 2026-12-01) 50 a round sent 0.48-0.54x of the fake
     # WeChat's ceiling, 96 sent 0.68x and 200 sent 0.65x.
     claim_batch: int = Field(default=80, ge=1, le=1000)
     in_flight: int = Field(default=8, ge=1, le=256)

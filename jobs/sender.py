@@ -1,10 +1,11 @@
 """`smart-union sender`: drains the outbox. Run as many as needed; row locks keep them from sending twice.
 
-Each loop: take back rows whose lease ran out, expand one fan-out batch, claim due rows (one short transaction),
-send them with up to `notifications.in_flight` sends at once, and record their outcomes together: one transaction
-at the end of the round, or sooner when the oldest outcome has waited `outcome_max_age_seconds` (a slow WeChat
-must not hold finished rows in "sending" for long). A sender that dies loses only outcomes not yet written: their
-rows come back after the lease, when WeChat still drops a repeated template message by its client_msg_id.
+Each round: take back rows whose lease ran out, expand one fan-out batch, claim due rows (one short transaction)
+and hand them to `notifications.in_flight` sending threads. The round ends once only the last wave is still out:
+the next round claims while those sends run, so the sends never stop for a claim. Outcomes are recorded together:
+one transaction at the end of each round, or sooner when the oldest has waited `outcome_max_age_seconds` (a slow
+WeChat must not hold finished rows in "sending" for long). A sender that dies loses only outcomes not yet written:
+their rows come back after the lease, when WeChat still drops a repeated template message by its client_msg_id.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import math
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 from flask import Flask
@@ -34,6 +35,9 @@ class Sender:
         self.settings = app.config["SU"].notifications
         self.stopping = threading.Event()
         self.pool = ThreadPoolExecutor(self.settings.in_flight, thread_name_prefix="send")
+        self.outcomes = Outcomes(app, self.settings.outcome_max_age_seconds)
+        self.out = 0                              # sends handed to the pool and not over yet
+        self.fewer_out = threading.Condition()
 
     def run_forever(self) -> None:
         log.info("sender started (%s in flight)", self.settings.in_flight)
@@ -46,11 +50,15 @@ class Sender:
                 busy = 0
             if not busy:
                 self.stopping.wait(self.settings.poll_seconds)
+        self._wait_for_sends(0)
         self.pool.shutdown(wait=True)
         log.info("sender stopped")
 
     def run_once(self) -> int:
-        """One round; returns how much work it found (0 means the outbox is idle)."""
+        """One round; returns how much work it found, the sends it found unsettled counted too (their outcomes may
+        bring a row back at once). It returns with its last wave of sends still out, except when it claimed
+        nothing: then every send is over and recorded (0 means the outbox is idle)."""
+        unsettled = self.out + self.outcomes.waiting_count()      # a send's outcome waits before its count drops
         with self.app.app_context():
             with unit_of_work():
                 delivery.reap_expired_leases()
@@ -58,13 +66,12 @@ class Sender:
                 expanded = delivery.expand_one_fanout_batch()
             with unit_of_work():
                 claimed, handled = delivery.claim_due(self.settings.claim_batch)
-        outcomes = Outcomes(self.app, self.settings.outcome_max_age_seconds)
-        sending = {self.pool.submit(self._send_one, c, outcomes) for c in claimed}
-        while sending:        # every send over, then written; meanwhile an aged outcome is written at its time
-            _done, sending = wait(sending, timeout=outcomes.seconds_until_due())
-            outcomes.write_if_due()
-        outcomes.write()
-        return expanded + handled
+        with self.fewer_out:
+            self.out += len(claimed)
+        for item in claimed:
+            self.pool.submit(self._send_one, item)
+        self._wait_for_sends(self.settings.in_flight if claimed else 0)
+        return expanded + handled + unsettled
 
     def drain(self, max_rounds: int = 100_000) -> None:
         """Runs until there is nothing to do (tests and the demo's single process)."""
@@ -72,29 +79,47 @@ class Sender:
             if not self.run_once():
                 return
 
-    def _send_one(self, claimed: delivery.Claimed, outcomes: Outcomes) -> None:
-        with self.app.app_context(), logs.request_id_scope(claimed.request_id or "-"):
-            try:
-                outcome = channels.send(claimed.channel, claimed.id, claimed.openid, claimed.message)
-            except Exception:   # a bug must not kill the sender: the lease will bring the row back
-                log.exception("sending notification %s failed unexpectedly", claimed.id)
-                metrics.SENDS.labels(claimed.channel.value, "error").inc()
-                return
-            metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
-            outcomes.add(claimed, outcome)
+    def _wait_for_sends(self, still_out: int) -> None:
+        """Until at most `still_out` sends are out (with `in_flight`: the last wave, none waiting for a thread), then
+        the outcomes so far written; meanwhile an aged outcome is written at its time."""
+        while True:
+            with self.fewer_out:
+                if self.out <= still_out or self.fewer_out.wait(self.outcomes.seconds_until_due()) \
+                        and self.out <= still_out:
+                    break
+            self.outcomes.write_if_due()
+        self.outcomes.write()
+
+    def _send_one(self, claimed: delivery.Claimed) -> None:
+        try:
+            with self.app.app_context(), logs.request_id_scope(claimed.request_id or "-"):
+                try:
+                    outcome = channels.send(claimed.channel, claimed.id, claimed.openid, claimed.message)
+                except Exception:   # a bug must not kill the sender: the lease will bring the row back
+                    log.exception("sending notification %s failed unexpectedly", claimed.id)
+                    metrics.SENDS.labels(claimed.channel.value, "error").inc()
+                    return
+                metrics.SENDS.labels(claimed.channel.value, outcome.kind).inc()
+                self.outcomes.add(claimed, outcome)
+        finally:
+            with self.fewer_out:
+                self.out -= 1
+                if self.out <= self.settings.in_flight:     # the only counts a round waits for
+                    self.fewer_out.notify()
 
     def stop(self, *_args) -> None:
         self.stopping.set()
 
 
 def warn_if_a_round_may_outlast_its_lease(cfg) -> bool:
-    """A round claims claim_batch rows and sends them in_flight at a time. Were every send to time out, both on
-    connecting and on reading (wechat.timeout_seconds each), the round's last outcomes would be written only after
-    ceil(claim_batch / in_flight) x 2 x timeout + outcome_max_age_seconds: past the lease, their rows would be taken
-    back meanwhile (a template message sent again, which WeChat drops by its client_msg_id; a subscribe message
-    marked "unknown" although it went out once)."""
+    """A round claims claim_batch rows and sends them in_flight at a time, after the last wave of the round before.
+    Were every send to time out, both on connecting and on reading (wechat.timeout_seconds each), the round's last
+    outcomes would be written only after (ceil(claim_batch / in_flight) + 1) x 2 x timeout + outcome_max_age_seconds:
+    past the lease, their rows would be taken back meanwhile (a template message sent again, which WeChat drops by
+    its client_msg_id; a subscribe message marked "unknown" although it went out once)."""
     s = cfg.notifications
-    worst = math.ceil(s.claim_batch / s.in_flight) * 2 * cfg.wechat.timeout_seconds + s.outcome_max_age_seconds
+    waves = math.ceil(s.claim_batch / s.in_flight) + 1
+    worst = waves * 2 * cfg.wechat.timeout_seconds + s.outcome_max_age_seconds
     if worst <= s.lease_seconds:
         return False
     log.warning("notifications.claim_batch %d with in_flight %d: a round whose sends all time out ends after %.0f s, "
@@ -119,6 +144,10 @@ class Outcomes:
             self.unlogged.append((claimed, outcome))
             self.oldest = self.oldest if self.oldest is not None else self.monotonic()
         self.write_if_due()
+
+    def waiting_count(self) -> int:
+        with self.lock:
+            return len(self.waiting)
 
     def seconds_until_due(self) -> float:
         """How long the round may wait for its sends before the oldest outcome is due (at least a moment, so a

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import requests
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select, update
 from wechatpy.exceptions import WeChatClientException
 
 from app import clock
@@ -87,6 +87,9 @@ class Decision:
     postpone_until: datetime | None = None
 
 
+_CONSENTS = SubscriptionConsent.__table__.c
+
+
 class Router:
     """Decides the channel for a batch of claimed rows with a fixed number of queries."""
 
@@ -100,9 +103,11 @@ class Router:
         self.followers = {i.staff_id: i.openid for i in identities
                           if i.app is WeChatApp.OFFICIAL_ACCOUNT and i.following}
         self.mini = {i.staff_id: i.openid for i in identities if i.app is WeChatApp.MINI_PROGRAM}
-        self.consents = {(c.staff_id, c.template_id): c.remaining for c in db.session.execute(select(
-            SubscriptionConsent.staff_id, SubscriptionConsent.template_id, SubscriptionConsent.remaining)
-            .where(SubscriptionConsent.staff_id.in_(staff_ids)))}
+        self.consents = {(c.staff_id, c.template_id): [c.id, c.remaining] for c in db.session.execute(
+            select(_CONSENTS.id, _CONSENTS.staff_id, _CONSENTS.template_id, _CONSENTS.remaining)
+            .where(_CONSENTS.staff_id.in_(staff_ids), _CONSENTS.remaining > 0)
+            .order_by(_CONSENTS.id).with_for_update())}      # locked until the claim commits: spent in memory
+        self.spent: dict[int, int] = {}            # consent id -> how many this batch spends
         self.paused: dict[Channel, bool] = {}      # asked of Redis once per channel and batch
         self.undecided = len(rows)
         self.allowance: dict[Channel, int] = {}    # today's quota taken for this batch and not used yet
@@ -128,12 +133,14 @@ class Router:
         openid = (self.followers if channel is Channel.TEMPLATE else self.mini).get(row.staff_id)
         if openid is None:
             return None
-        if channel is Channel.SUBSCRIBE and self.consents.get((row.staff_id, template.template_id), 0) <= 0:
+        consent = self.consents.get((row.staff_id, template.template_id)) if channel is Channel.SUBSCRIBE else None
+        if channel is Channel.SUBSCRIBE and (consent is None or consent[1] <= 0):
             return None
         if self._paused(channel) or not self._take_quota(channel):
             return Decision(postpone_until=next_day_start())
-        if channel is Channel.SUBSCRIBE and not _use_consent(row.staff_id, template.template_id):
-            return None
+        if consent is not None:
+            consent[1] -= 1
+            self.spent[consent[0]] = self.spent.get(consent[0], 0) + 1
         return Decision(channel=channel, openid=openid, message=render(row, template))
 
     def _take_quota(self, channel: Channel) -> bool:
@@ -148,8 +155,13 @@ class Router:
         self.allowance[channel] -= 1
         return True
 
-    def give_back_quota(self) -> None:
-        """What the batch took and did not use goes back to today's quota."""
+    def settle(self) -> None:
+        """After the batch: the consents it spent written (one UPDATE per count spent, nearly always one in all),
+        and what it took of today's quota and did not use given back."""
+        for count in set(self.spent.values()):
+            db.session.execute(update(SubscriptionConsent.__table__)
+                               .where(_CONSENTS.id.in_([i for i, n in self.spent.items() if n == count]))
+                               .values(remaining=_CONSENTS.remaining - count))
         for channel, left in self.allowance.items():
             if left:
                 give_back_daily_quota(channel, left)
@@ -158,21 +170,6 @@ class Router:
         if channel not in self.paused:
             self.paused[channel] = channel_paused(channel)
         return self.paused[channel]
-
-
-def _use_consent(staff_id: int, template_id: str) -> bool:
-    """Spends one consent; a conditional UPDATE, so two senders can never spend the same one. The rows the batch
-    has claimed so far are flushed once, after the batch, not before each consent (it touches none of them)."""
-    with db.session.no_autoflush:
-        return db.session.execute(SPEND_CONSENT, {"holder": staff_id, "template": template_id}).rowcount == 1
-
-
-_CONSENTS = SubscriptionConsent.__table__.c
-# One per subscribe message sent: built once, on the table itself (the ORM's bulk-update layer cost more than it).
-SPEND_CONSENT = (update(SubscriptionConsent.__table__)
-                 .where(_CONSENTS.staff_id == bindparam("holder"), _CONSENTS.template_id == bindparam("template"),
-                        _CONSENTS.remaining > 0)
-                 .values(remaining=_CONSENTS.remaining - 1))
 
 
 # --- limits in Redis -------------------------------------------------------------------------------------------
@@ -186,9 +183,22 @@ def channel_paused(channel: Channel) -> bool:
 
 
 def pause_channel_until_tomorrow(channel: Channel) -> None:
-    seconds = max(1, int((next_day_start() - clock.now()).total_seconds()))
+    until = next_day_start()
+    seconds = max(1, int((until - clock.now()).total_seconds()))
     get_redis().set(redis_key("notify", "paused", channel.value), 1, ex=seconds)
+    _paused_in_this_process()[channel] = until
     log.warning("WeChat says the %s quota is used up (45009): paused until tomorrow", channel.value)
+
+
+def _paused_in_this_process() -> dict[Channel, datetime]:
+    """The pauses this process learnt of itself, seen by the sends it already claimed (another round's claim, made
+    while the 45009 was on its way, asked Redis too early)."""
+    return this_app().extensions.setdefault("notify.paused_here", {})
+
+
+def _paused_here(channel: Channel) -> bool:
+    until = _paused_in_this_process().get(channel)
+    return until is not None and clock.now() < until
 
 
 # KEYS: today's count; ARGV: the quota, how many are wanted, the key's life. Returns how many were granted.
@@ -247,6 +257,8 @@ class Outcome:
 
 
 def send(channel: Channel, row_id: int, openid: str, message: Message) -> Outcome:
+    if _paused_here(channel):
+        return Outcome("quota", "微信今日调用额度已用完，明日再发", refund_consent=channel is Channel.SUBSCRIBE)
     wait_for_send_rate(channel)
     try:
         if channel is Channel.TEMPLATE:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import and_, func, insert, literal, select, update
 from sqlalchemy.orm import lazyload
 
 from app import clock
@@ -50,10 +50,15 @@ def expand_one_fanout_batch() -> int:
         notice.status = NoticeStatus.READY
         return 0
     now = clock.now()
-    read_already = exists().where(Notification.notice_id == notice.id, Notification.staff_id == Staff.id)
+    # Someone who opened the notice early has their row already: looked up once for the batch's range (as a
+    # correlated EXISTS, with statistics from before the notice, PostgreSQL compared each person with every row of
+    # the notice written so far: the last batch of a large fan-out read the whole notice a thousand times).
+    read_already = select(Notification.staff_id).where(
+        Notification.notice_id == notice.id, Notification.staff_id > notice.fanout_cursor,
+        Notification.staff_id <= upper)
     rows = select(literal(notice.id), Staff.id, literal(DeliveryStatus.PENDING.value), literal(now, UTCDateTime()),
                   literal(0), literal(""), literal(now, UTCDateTime())) \
-        .where(in_audience, Staff.id <= upper, ~read_already)
+        .where(in_audience, Staff.id <= upper, Staff.id.not_in(read_already))
     db.session.execute(insert(Notification).from_select(
         ["notice_id", "staff_id", "status", "next_attempt_at", "attempts", "excluded_channels", "created_at"], rows))
     notice.fanout_cursor = upper
@@ -98,7 +103,7 @@ def claim_due(limit: int) -> tuple[list[Claimed], int]:
         else:
             claimed.append(Claimed(row.id, decision.channel, decision.openid, decision.message,
                                    row.notice.request_id))
-    route.give_back_quota()
+    route.settle()
     _start_sending(claimed)
     return claimed, len(rows)
 
