@@ -47,6 +47,7 @@ class Sender:
                 busy = self.run_once()
             except Exception:   # a deadlock victim or a lost connection: this round is rolled back, try again
                 log.exception("sender round failed; retrying")
+                self.outcomes.write_if_due()        # the last round's sends are still recorded on time
                 busy = 0
             if not busy:
                 self.stopping.wait(self.settings.poll_seconds)
@@ -160,30 +161,32 @@ class Outcomes:
         with self.lock:
             due = self.oldest is not None and self.monotonic() - self.oldest >= self.max_age
         if due:
-            try:
-                self.write()
-            except Exception:    # kept for the round's own write; neither a send thread nor the round dies of it
-                log.exception("writing send outcomes failed; trying again at the end of the round")
+            self.write()
 
     def write(self) -> None:
-        """Writes what waits, in one transaction; on failure the outcomes wait again (and the error is raised).
-        Each send's line is logged here, by the one thread that writes, the first time its outcome is up for
-        writing: logged from the sending threads, the lines cost them a tenth of a send's CPU in lock and GIL
-        handovers."""
+        """Writes what waits, in one transaction. Should that fail, each outcome is tried in its own, and one that
+        still fails is logged and dropped (its row comes back after its lease, as if this sender had died): one bad
+        outcome must not hold back every later one. Each send's line is logged here, by the one thread that writes:
+        logged from the sending threads, the lines cost them a tenth of a send's CPU in lock and GIL handovers."""
         with self.lock:
             batch, self.waiting, self.oldest = self.waiting, [], None
             fresh, self.unlogged = self.unlogged, []
         _log_sends(fresh)
         if not batch:
             return
-        try:
-            with self.app.app_context():
+        with self.app.app_context():
+            try:
                 retrying_lost_races(lambda: self._record(batch))
+            except Exception:
+                log.exception("writing %d send outcomes together failed; writing them one by one", len(batch))
+                for item in batch:
+                    self._record_alone(item)
+
+    def _record_alone(self, item: tuple[delivery.Claimed, channels.Outcome]) -> None:
+        try:
+            retrying_lost_races(lambda: self._record([item]))
         except Exception:
-            with self.lock:
-                self.waiting[:0] = batch
-                self.oldest = self.monotonic() if self.oldest is None else self.oldest
-            raise
+            log.exception("outcome of notification %s not written; its row comes back after its lease", item[0].id)
 
     @staticmethod
     def _record(batch: list[tuple[delivery.Claimed, channels.Outcome]]) -> None:

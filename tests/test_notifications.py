@@ -593,6 +593,27 @@ def test_an_outcome_arriving_after_its_lease_leaves_the_taken_back_row_alone(app
     assert {row_of(app, s).status for s in staff} == {DeliveryStatus.PENDING}   # queued again, not marked sent
 
 
+@pytest.mark.postgresql_only      # a reason over 255 characters is refused by PostgreSQL (SQLite stores it)
+def test_an_outcome_that_cannot_be_written_does_not_hold_back_the_others(app, make_staff, wechat_user, caplog):
+    """Outcomes wait in one queue per sender: one that the database refuses is logged and left to its lease, and
+    the rest of the batch, and every later outcome, are written."""
+    from app.services.channels import Outcome
+    from jobs.sender import Outcomes
+
+    _staff, claimed = _claimed_for(app, wechat_user, make_staff, 3)
+    outcomes = Outcomes(app, max_age_seconds=2.0)
+    outcomes.add(claimed[0], Outcome("failed", "微信错误" * 100))
+    outcomes.add(claimed[1], Outcome("sent"))
+    outcomes.write()
+    outcomes.add(claimed[2], Outcome("sent"))
+    outcomes.write()
+    with app.app_context():
+        statuses = dict(db.session.execute(select(Notification.id, Notification.status)).all())
+    assert statuses == {claimed[0].id: DeliveryStatus.SENDING, claimed[1].id: DeliveryStatus.SENT,
+                        claimed[2].id: DeliveryStatus.SENT}
+    assert f"outcome of notification {claimed[0].id} not written" in caplog.text
+
+
 def test_outcomes_may_not_wait_a_large_part_of_the_lease(settings):
     from app.config import ConfigError, load_config
 

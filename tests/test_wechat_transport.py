@@ -102,7 +102,8 @@ def https_wechat(tmp_path):
     class Answer(BaseHTTPRequestHandler):
         def do_POST(self):   # noqa: N802 - http.server's name
             sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            body = json.dumps({"errcode": 0, "errmsg": "ok", "echo": sent}, ensure_ascii=False).encode()
+            body = json.dumps({"errcode": 0, "errmsg": "ok", "echo": sent, "type": self.headers["Content-Type"]},
+                              ensure_ascii=False).encode()
             gzipped = "gzip" in self.headers.get("Accept-Encoding", "")
             body = gzip.compress(body) if gzipped else body
             self.send_response(200)
@@ -140,6 +141,7 @@ def test_wechats_certificate_is_checked_against_the_ca_bundle_requests_would_use
     answer = trusting.request("POST", url + "cgi-bin/message/template/send", data='{"touser": "工会"}'.encode(),
                               timeout=5)
     assert answer.status_code == 200 and answer.json()["echo"] == {"touser": "工会"}
+    assert answer.json()["type"] is None          # a body without a type goes without one, as requests sends it
 
 
 def test_a_gzip_answer_is_decoded_and_its_headers_kept(https_wechat, monkeypatch):
@@ -149,5 +151,5 @@ def test_a_gzip_answer_is_decoded_and_its_headers_kept(https_wechat, monkeypatch
     session.read_environment_once(url)
     answer = session.request("POST", url + "sns/x", json={"text": "中秋节快乐"}, timeout=5)
     assert answer.headers["content-encoding"] == "gzip" and answer.encoding == "utf-8"
-    assert answer.json() == {"errcode": 0, "errmsg": "ok", "echo": {"text": "中秋节快乐"}}
+    assert answer.json() == {"errcode": 0, "errmsg": "ok", "echo": {"text": "中秋节快乐"}, "type": "application/json"}
     assert answer.reason == "OK" and answer.url == url + "sns/x"

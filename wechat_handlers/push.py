@@ -26,7 +26,6 @@ import time
 from typing import Callable
 
 from redis.exceptions import RedisError
-from wechatpy import parse_message
 from wechatpy.messages import BaseMessage
 from wechatpy.replies import TextReply
 
@@ -89,9 +88,9 @@ def _settings():
 
 
 def parse(xml: bytes) -> BaseMessage | None:
-    """The parsed push, or None for anything malformed (wechatpy raises many kinds of errors for those)."""
+    """The parsed push, or None for anything malformed (many kinds of errors are raised for those)."""
     try:
-        message = parse_message(xml.decode("utf-8"))
+        message = mp_push.parse_message(xml.decode("utf-8"))
     except Exception as exc:   # ExpatError, KeyError (no MsgType), AttributeError (repeated MsgType) ...
         log.info("unparsable push answered success: %s", type(exc).__name__)
         return None

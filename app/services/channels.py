@@ -103,15 +103,27 @@ class Router:
         self.followers = {i.staff_id: i.openid for i in identities
                           if i.app is WeChatApp.OFFICIAL_ACCOUNT and i.following}
         self.mini = {i.staff_id: i.openid for i in identities if i.app is WeChatApp.MINI_PROGRAM}
-        self.consents = {(c.staff_id, c.template_id): [c.id, c.remaining] for c in db.session.execute(
-            select(_CONSENTS.id, _CONSENTS.staff_id, _CONSENTS.template_id, _CONSENTS.remaining)
-            .where(_CONSENTS.staff_id.in_(staff_ids), _CONSENTS.remaining > 0)
-            .order_by(_CONSENTS.id).with_for_update())}      # locked until the claim commits: spent in memory
+        self.consents = self._lock_consents(rows)
         self.spent: dict[int, int] = {}            # consent id -> how many this batch spends
         self.paused: dict[Channel, bool] = {}      # asked of Redis once per channel and batch
         self.undecided = len(rows)
         self.allowance: dict[Channel, int] = {}    # today's quota taken for this batch and not used yet
         self.used_up: set[Channel] = set()
+
+    def _lock_consents(self, rows: list[Notification]) -> dict[tuple[int, str], list[int]]:
+        """The consents this batch may spend, (staff, template) -> [id, remaining], locked until the claim commits
+        (spent in memory, written by `settle`): only of people with a mini-program openid and for the subscribe
+        templates of the batch's kinds, locked in (staff, template) order, the unique key's, as every writer of
+        consents goes."""
+        templates = {kind.subscribe.template_id for kind in (self.kinds.get(r.notice.kind) for r in rows)
+                     if kind is not None and kind.subscribe is not None and "subscribe" in kind.channels}
+        holders = {r.staff_id for r in rows} & self.mini.keys()
+        if not templates or not holders:
+            return {}
+        return {(c.staff_id, c.template_id): [c.id, c.remaining] for c in db.session.execute(
+            select(_CONSENTS.id, _CONSENTS.staff_id, _CONSENTS.template_id, _CONSENTS.remaining)
+            .where(_CONSENTS.staff_id.in_(holders), _CONSENTS.template_id.in_(templates), _CONSENTS.remaining > 0)
+            .order_by(_CONSENTS.staff_id, _CONSENTS.template_id).with_for_update())}
 
     def decide(self, row: Notification) -> Decision:
         self.undecided -= 1

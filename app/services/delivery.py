@@ -156,8 +156,9 @@ def record_outcomes(results: list[tuple[Claimed, channels.Outcome]]) -> None:
             status=DeliveryStatus.SENT, sent_at=clock.now(), last_error=None, lease_until=None))
     others = sorted(set(ours) - set(plain))
     if others:
-        rows = db.session.scalars(select(Notification).where(Notification.id.in_(others))
-                                  .options(lazyload(Notification.notice)).order_by(Notification.id)).all()
+        rows = db.session.scalars(select(Notification).where(Notification.id.in_(others))   # consents in claim order
+                                  .options(lazyload(Notification.notice))
+                                  .order_by(Notification.staff_id, Notification.id)).all()
         for row in rows:
             _apply_outcome(row, *by_id[row.id])
     for row_id in by_id.keys() - set(ours):

@@ -19,8 +19,12 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+from xml.etree import ElementTree
+
 from wechatpy.crypto import WeChatCrypto
+from wechatpy.events import EVENT_TYPES
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.messages import MESSAGE_TYPES, BaseMessage, UnknownMessage
 from wechatpy.utils import check_signature
 
 from app import clock
@@ -171,3 +175,52 @@ def _decrypt(cfg: OfficialAccountSection, body: bytes, msg_signature: str, times
         log.warning("undecryptable push refused: %s", type(exc).__name__)
         raise PushRefused(*UNDECRYPTABLE) from None
     return xml.encode("utf-8")
+
+
+# --- reading a push's XML ------------------------------------------------------------------------------------------
+
+def parse_message(xml: str) -> BaseMessage:
+    """wechatpy.parse_message, its XML read by ElementTree (expat in C) into the dict xmltodict gives wechatpy: a
+    text push took 53 µs through xmltodict's Python callbacks and takes 21 here (bench/, 2026-12-01). The message
+    or event class is chosen by wechatpy's own rules, as in its parse_message. Raises on malformed XML, a root that
+    is not <xml> (KeyError) or a missing MsgType, as wechatpy's does."""
+    root = ElementTree.fromstring(xml)
+    if root.tag != "xml":
+        raise KeyError("xml")
+    message = _element_value(root) or {}
+    message_type = message["MsgType"].lower()
+    if message_type != "event" and not message_type.startswith("device_"):
+        return MESSAGE_TYPES.get(message_type, UnknownMessage)(message)
+    event_type = message["Event"].lower() if "Event" in message else None
+    if event_type is None and message_type.startswith("device_"):
+        event_type = message_type
+    elif message_type.startswith("device_"):
+        event_type = f"device_{event_type}"
+    if event_type == "subscribe" and message.get("EventKey"):
+        key = message["EventKey"]
+        if key.startswith(("scanbarcode|", "scanimage|")):
+            event_type = message["Event"] = "subscribe_scan_product"
+        elif key.startswith("qrscene_"):
+            event_type = message["Event"] = "subscribe_scan"
+            message["EventKey"] = key[len("qrscene_"):]
+    return EVENT_TYPES.get(event_type, UnknownMessage)(message)
+
+
+def _element_value(element: ElementTree.Element) -> dict | str | None:
+    """As xmltodict reads it: attributes as "@name", children as keys (a repeated one as a list), text stripped
+    (None when empty), an element with children or attributes as a dict (its text under "#text")."""
+    if not len(element) and not element.attrib:
+        return (element.text or "").strip() or None
+    value: dict = {f"@{name}": attribute for name, attribute in element.attrib.items()}
+    for child in element:
+        item = _element_value(child)
+        if child.tag not in value:
+            value[child.tag] = item
+        elif isinstance(value[child.tag], list):
+            value[child.tag].append(item)
+        else:
+            value[child.tag] = [value[child.tag], item]
+    text = (element.text or "").strip()
+    if text:
+        value["#text"] = text
+    return value

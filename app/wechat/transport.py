@@ -71,7 +71,9 @@ class LeanSession(requests.Session):
         encodings = headers.pop("Accept-Encoding", None)
         if encodings:
             handle.setopt(pycurl.ACCEPT_ENCODING, encodings)        # libcurl then decodes the answer itself
-        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Expect:"])
+        typed = any(name.lower() == "content-type" for name in headers)
+        unasked = [] if typed else ["Content-Type:"]          # else libcurl would say it is a form, as requests does not
+        handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Expect:"] + unasked)
         handle.setopt(pycurl.WRITEFUNCTION, answer.write)
         handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
         if timeout is not None:
@@ -96,6 +98,7 @@ class LeanSession(requests.Session):
         handle.reset()
         handle.setopt(pycurl.NOSIGNAL, 1)              # no SIGALRM for timeouts: several threads use libcurl
         handle.setopt(pycurl.FOLLOWLOCATION, 0)
+        handle.setopt(pycurl.PROXY, "")                 # the environment's proxy was read once: none on this path
         for option, value in self._tls.items():
             handle.setopt(option, value)
         return handle
@@ -161,7 +164,9 @@ def _response(status: int, header_lines: list[bytes], content: bytes, method: st
               headers: dict[str, str], body: Any) -> requests.Response:
     response = requests.Response()
     response.status_code = status
-    status_line, *fields = [line.decode("iso-8859-1").rstrip("\r\n") for line in header_lines]
+    lines = [line.decode("iso-8859-1").rstrip("\r\n") for line in header_lines]
+    final = max((i for i, line in enumerate(lines) if line.startswith("HTTP/")), default=0)   # after any 1xx
+    status_line, *fields = lines[final:] or [""]
     response.reason = status_line.split(" ", 2)[2] if status_line.count(" ") >= 2 else ""
     response.headers = CaseInsensitiveDict(
         (name.strip(), value.strip()) for name, _, value in (f.partition(":") for f in fields if ":" in f))
