@@ -166,17 +166,23 @@ def test_43004_unfollowed_falls_back_to_subscribe(app, fake_wechat, make_staff, 
     assert following is False
 
 
-def test_45009_pauses_the_channel_until_the_next_day(make_app, fake_wechat, make_staff, wechat_user):
-    app = make_app(**{"notifications.in_flight": 1, "notifications.claim_batch": 1})
+def three_followers_meet_a_45009(make_app, fake_wechat, make_staff, wechat_user, claim_batch: int):
+    """Three followers notified, the first template send answered 45009, one send at a time; the sender drained.
+    Returns (app, people) once it is asserted that nobody else tried that channel today."""
+    app = make_app(**{"notifications.in_flight": 1, "notifications.claim_batch": claim_batch})
     people = [make_staff() for _ in range(3)]
     for staff in people:
         wechat_user(staff, follows=True)
     inject(fake_wechat, TEMPLATE_SEND, 45009)
     notify(app, "service", people)
     drain(app)
-    assert sent(fake_wechat) == []
     calls = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
-    assert calls[TEMPLATE_SEND] == 1            # after the first 45009 nobody else tried that channel today
+    assert calls[TEMPLATE_SEND] == 1 and sent(fake_wechat) == []
+    return app, people
+
+
+def test_45009_pauses_the_channel_until_the_next_day(make_app, fake_wechat, make_staff, wechat_user):
+    app, _people = three_followers_meet_a_45009(make_app, fake_wechat, make_staff, wechat_user, claim_batch=1)
     with app.app_context():
         rows = db.session.scalars(select(Notification)).all()
         assert {r.status for r in rows} == {DeliveryStatus.PENDING}
@@ -192,15 +198,7 @@ def test_after_a_45009_the_sends_this_sender_already_claimed_do_not_call_wechat(
                                                                                wechat_user):
     """Rows claimed before the 45009 came back (the rest of its round, or the next round claimed meanwhile) learn of
     the pause before they are sent: they wait for tomorrow without one more call on the exhausted channel."""
-    app = make_app(**{"notifications.in_flight": 1, "notifications.claim_batch": 3})
-    people = [make_staff() for _ in range(3)]
-    for staff in people:
-        wechat_user(staff, follows=True)
-    inject(fake_wechat, TEMPLATE_SEND, 45009)
-    notify(app, "service", people)
-    drain(app)
-    calls = requests.get(f"{fake_wechat.url}_fake/calls", timeout=10).json()
-    assert calls[TEMPLATE_SEND] == 1
+    app, people = three_followers_meet_a_45009(make_app, fake_wechat, make_staff, wechat_user, claim_batch=3)
     tomorrow = datetime.now(timezone.utc) + timedelta(minutes=1)
     assert all(row_of(app, s).status is DeliveryStatus.PENDING and row_of(app, s).next_attempt_at > tomorrow
                for s in people)

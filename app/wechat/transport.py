@@ -72,7 +72,7 @@ class LeanSession(requests.Session):
         if encodings:
             handle.setopt(pycurl.ACCEPT_ENCODING, encodings)        # libcurl then decodes the answer itself
         typed = any(name.lower() == "content-type" for name in headers)
-        unasked = [] if typed else ["Content-Type:"]          # else libcurl would say it is a form, as requests does not
+        unasked = [] if typed else ["Content-Type:"]      # else libcurl calls it a form; requests sends no type
         handle.setopt(pycurl.HTTPHEADER, [f"{k}: {v}" for k, v in headers.items()] + ["Expect:"] + unasked)
         handle.setopt(pycurl.WRITEFUNCTION, answer.write)
         handle.setopt(pycurl.HEADERFUNCTION, header_lines.append)
