@@ -130,7 +130,7 @@ def warn_if_a_round_may_outlast_its_lease(cfg) -> bool:
 
 
 class Outcomes:
-    """The outcomes of one round's sends, written together (see the module's docstring)."""
+    """The outcomes of this sender's sends, waiting to be written together (see the module's docstring)."""
 
     def __init__(self, app: Flask, max_age_seconds: float, monotonic: Callable[[], float] = time.monotonic):
         self.app, self.max_age, self.monotonic = app, max_age_seconds, monotonic
