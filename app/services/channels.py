@@ -145,9 +145,11 @@ class Router:
         openid = (self.followers if channel is Channel.TEMPLATE else self.mini).get(row.staff_id)
         if openid is None:
             return None
-        consent = self.consents.get((row.staff_id, template.template_id)) if channel is Channel.SUBSCRIBE else None
-        if channel is Channel.SUBSCRIBE and (consent is None or consent[1] <= 0):
-            return None
+        consent = None
+        if channel is Channel.SUBSCRIBE:
+            consent = self.consents.get((row.staff_id, template.template_id))
+            if consent is None or consent[1] <= 0:
+                return None
         if self._paused(channel) or not self._take_quota(channel):
             return Decision(postpone_until=next_day_start())
         if consent is not None:
